@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Installs (from Debian packages / crates.io / PyPI) and starts what roomtape needs locally:
+# PostgreSQL, RabbitMQ with its management API, the s3s-fs S3 server, and the official LiveKit
+# Python SDK used by cross-check tests. Idempotent: what is installed and running is left alone.
+# Prints the settings it established as `export` lines on stdout, for `eval`.
+set -euo pipefail
+
+log() { echo "services: $*" >&2; }
+
+S3_PORT="${ROOMTAPE_S3_PORT:-8014}"
+S3_ACCESS_KEY="${ROOMTAPE_S3_ACCESS_KEY:-roomtape-local}"
+S3_SECRET_KEY="${ROOMTAPE_S3_SECRET_KEY:-roomtape-local-secret}"
+S3_ROOT="${ROOMTAPE_S3_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/roomtape/s3}"
+STATE_DIR="${XDG_STATE_HOME:-$HOME/.local/state}/roomtape"
+LIVEKIT_API_VERSION="1.2.2"
+S3S_FS_VERSION="0.14.1"
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() { # port, what, seconds
+  local deadline=$((SECONDS + $3))
+  until port_open "$1"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then log "$2 did not open port $1 within $3 s"; return 1; fi
+    sleep 0.5
+  done
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    log "apt-get update"
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    apt_updated=1
+  fi
+  log "installing $*"
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+ensure_postgres() {
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version"
+    sudo_if_needed pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2
+    local deadline=$((SECONDS + 30))
+    until pg_isready -q -h 127.0.0.1 -p 5432; do
+      [ "$SECONDS" -lt "$deadline" ] || { log "PostgreSQL did not start"; return 1; }
+      sleep 0.5
+    done
+  fi
+  # Trust auth on the project's machines; on a fresh install, a password role of our own.
+  if psql "postgres://postgres@127.0.0.1:5432/postgres" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    PG_ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    log "creating PostgreSQL role roomtape"
+    sudo_if_needed runuser -u postgres -- psql -qtAc \
+      "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='roomtape') THEN CREATE ROLE roomtape LOGIN CREATEDB PASSWORD 'roomtape'; END IF; END\$\$;" >&2
+    PG_ADMIN_URL="postgres://roomtape:roomtape@127.0.0.1:5432/postgres"
+  fi
+  if [ -z "$(psql "$PG_ADMIN_URL" -qtAc "SELECT 1 FROM pg_database WHERE datname='roomtape'")" ]; then
+    log "creating database roomtape"
+    psql "$PG_ADMIN_URL" -qtAc "CREATE DATABASE roomtape" >&2
+  fi
+}
+
+ensure_rabbitmq() {
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  if ! port_open 5672; then
+    log "starting RabbitMQ"
+    sudo_if_needed rabbitmq-server -detached >&2
+    wait_for_port 5672 RabbitMQ 90
+  fi
+  if ! port_open 15672; then
+    log "enabling the RabbitMQ management API (tests create a vhost each)"
+    sudo_if_needed rabbitmq-plugins enable rabbitmq_management >&2
+    wait_for_port 15672 "RabbitMQ management" 60
+  fi
+  curl -fsS -u guest:guest -X PUT http://127.0.0.1:15672/api/vhosts/roomtape >/dev/null
+  curl -fsS -u guest:guest -X PUT -H 'content-type: application/json' \
+    -d '{"configure":".*","write":".*","read":".*"}' \
+    http://127.0.0.1:15672/api/permissions/roomtape/guest >/dev/null
+}
+
+ensure_s3() {
+  if ! command -v s3s-fs >/dev/null; then
+    log "installing s3s-fs $S3S_FS_VERSION (an S3 server that checks SigV4 signatures)"
+    cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary >&2
+  fi
+  mkdir -p "$S3_ROOT/recordings" "$STATE_DIR" # a bucket is a folder of the root
+  if ! port_open "$S3_PORT"; then
+    log "starting s3s-fs on 127.0.0.1:$S3_PORT"
+    nohup s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" \
+      --secret-key "$S3_SECRET_KEY" "$S3_ROOT" >"$STATE_DIR/s3s-fs.log" 2>&1 &
+    wait_for_port "$S3_PORT" s3s-fs 30
+  fi
+}
+
+ensure_python_sdk() {
+  if ! python3 -c 'import livekit.api' 2>/dev/null; then
+    command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    log "installing livekit-api $LIVEKIT_API_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "livekit-api==$LIVEKIT_API_VERSION" >&2 \
+      || python3 -m pip install --quiet --break-system-packages "livekit-api==$LIVEKIT_API_VERSION" >&2
+  fi
+}
+
+command -v curl >/dev/null || apt_install curl ca-certificates
+ensure_postgres
+ensure_rabbitmq
+ensure_s3
+ensure_python_sdk
+
+cat <<EXPORTS
+export ROOMTAPE_TEST_DATABASE_URL='$PG_ADMIN_URL'
+export ROOMTAPE_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:5672'
+export ROOMTAPE_TEST_RABBITMQ_API='http://guest:guest@127.0.0.1:15672'
+export ROOMTAPE_TEST_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
+export ROOMTAPE_TEST_S3_ACCESS_KEY='$S3_ACCESS_KEY'
+export ROOMTAPE_TEST_S3_SECRET_KEY='$S3_SECRET_KEY'
+export ROOMTAPE_LOCAL_DATABASE_URL='${PG_ADMIN_URL%/postgres}/roomtape'
+EXPORTS
+log "PostgreSQL, RabbitMQ, s3s-fs and livekit-api are ready"

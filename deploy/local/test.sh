@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README): starts PostgreSQL, RabbitMQ and s3s-fs if they are not running
+# (installing them if missing), then runs every test of the workspace against them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+eval "$(deploy/local/services.sh)"
+# Outside the clone, so a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
+echo "test: building and running the tests (target dir $CARGO_TARGET_DIR)" >&2
+cargo test --workspace --locked "$@"

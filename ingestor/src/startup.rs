@@ -1,0 +1,114 @@
+//! Builds the ingestor from its settings: the publisher, the verifier and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+use roomtape_shared::config::IngestorSettings;
+use roomtape_shared::http::{self as ops, OpsState};
+use roomtape_shared::metrics;
+use roomtape_shared::shutdown::Shutdown;
+
+use crate::dedupe::RecentIds;
+use crate::metrics::IngestorMetrics;
+use crate::queue::publish::Publisher;
+use crate::webhook::handler::{self, WebhookState};
+use crate::webhook::verify::{Clock, Verifier};
+
+/// At 2,000 events/s, two minutes of event ids: about 8 MiB of fingerprints.
+const DEDUPE_CAPACITY: usize = 250_000;
+/// How long in-flight requests get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A built, bound, not yet running ingestor.
+pub struct Application {
+    port: u16,
+    server: Server,
+    publisher: Arc<Publisher>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds `settings.bind` (port 0 picks a free port) and wires everything up. The broker is
+    /// connected in the background: the ingestor starts, and `/readyz` says when it can publish.
+    pub fn build(settings: IngestorSettings, clock: Clock) -> std::io::Result<Self> {
+        let mut registry = metrics::registry();
+        let ingestor_metrics = IngestorMetrics::register(&mut registry);
+        let publisher = Arc::new(Publisher::new(
+            settings.amqp.clone(),
+            Duration::from_millis(settings.confirm_timeout_ms),
+            ingestor_metrics.clone(),
+        ));
+        let webhook = web::Data::new(WebhookState {
+            verifier: Verifier::new(&settings.keys, clock),
+            publisher: publisher.clone(),
+            recent: RecentIds::new(Duration::from_secs(settings.dedupe_window_secs), DEDUPE_CAPACITY),
+            metrics: ingestor_metrics,
+            max_body_bytes: settings.max_body_bytes,
+        });
+        let readiness_publisher = publisher.clone();
+        let ops_state = web::Data::new(OpsState {
+            registry: Arc::new(registry),
+            readiness: Arc::new(move || {
+                let ready = readiness_publisher.is_ready();
+                async move {
+                    if ready {
+                        Ok(())
+                    } else {
+                        Err("no usable broker channel".to_owned())
+                    }
+                }
+                .boxed()
+            }),
+        });
+
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(webhook.clone())
+                .app_data(ops_state.clone())
+                .route("/webhooks/livekit", web::post().to(handler::receive))
+                // The path the Django deployment gave LiveKit.
+                .route("/api/webhooks/livekit/", web::post().to(handler::receive))
+                .route("/api/webhooks/livekit", web::post().to(handler::receive))
+                .configure(ops::configure)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+        Ok(Self {
+            port,
+            server,
+            publisher,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown`, then stops taking requests, lets in-flight ones (and their
+    /// publishes) finish, and closes the broker connection.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let keeper_stop = Shutdown::new();
+        let keeper = tokio::spawn(self.publisher.clone().keep_connected(keeper_stop.clone()));
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        tracing::info!("draining in-flight webhooks");
+        handle.stop(true).await;
+        keeper_stop.cancel();
+        let _ = keeper.await;
+        server.await.map_err(std::io::Error::other)?
+    }
+}

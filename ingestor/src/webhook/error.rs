@@ -1,0 +1,61 @@
+//! Everything a webhook request can fail with, and the one place each becomes a status.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use roomtape_shared::events::EnvelopeError;
+use serde_json::json;
+
+use super::verify::VerifyError;
+use crate::queue::publish::PublishError;
+
+/// Seconds LiveKit is asked to wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("content type must be application/webhook+json or application/json")]
+    UnsupportedMediaType,
+    #[error("body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("could not read the request body")]
+    BodyRead,
+    #[error(transparent)]
+    Unauthorized(#[from] VerifyError),
+    #[error("body is not a LiveKit WebhookEvent: {0}")]
+    BadRequest(#[from] EnvelopeError),
+    #[error("event could not be queued, retry later: {0}")]
+    Unavailable(#[from] PublishError),
+}
+
+impl WebhookError {
+    /// A stable label for metrics and the error body's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::BodyRead | Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+    }
+}

@@ -1,0 +1,144 @@
+//! `POST /webhooks/livekit`: content type → size → signature → envelope → dedupe → publish.
+//! Every rejection happens before the publish, so nothing rejected reaches the queue.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::json;
+use tracing::Instrument;
+
+use super::error::WebhookError;
+use super::verify::Verifier;
+use super::VerifiedEvent;
+use crate::dedupe::RecentIds;
+use crate::metrics::IngestorMetrics;
+use crate::queue::publish::{Published, Publisher};
+
+/// What the webhook handler works with; shared by all workers.
+#[derive(Debug)]
+pub struct WebhookState {
+    pub verifier: Verifier,
+    pub publisher: Arc<Publisher>,
+    pub recent: RecentIds,
+    pub metrics: IngestorMetrics,
+    pub max_body_bytes: usize,
+}
+
+const ACCEPTED_CONTENT_TYPES: [&str; 2] = ["application/webhook+json", "application/json"];
+
+pub async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WebhookState>,
+) -> Result<HttpResponse, WebhookError> {
+    let span = tracing::info_span!(
+        "webhook",
+        event_id = tracing::field::Empty,
+        event = tracing::field::Empty,
+        egress_id = tracing::field::Empty,
+        room = tracing::field::Empty,
+    );
+    let result = handle(&request, payload, &state).instrument(span.clone()).await;
+    let _entered = span.enter();
+    match &result {
+        Ok((_, outcome)) => state.metrics.request(outcome),
+        Err(error) => {
+            state.metrics.request(error.code());
+            log_rejection(error, &state.metrics);
+        }
+    }
+    result.map(|(response, _)| response)
+}
+
+async fn handle(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &WebhookState,
+) -> Result<(HttpResponse, &'static str), WebhookError> {
+    check_content_type(request)?;
+    let body = read_body(request, payload, state.max_body_bytes).await?;
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let verified = state.verifier.verify(authorization, body)?;
+    let event = VerifiedEvent::parse(verified)?;
+    record_span_fields(&event);
+
+    let answer = HttpResponse::Ok().json(json!({"id": event.message_id, "event": event.envelope.event}));
+    if state.recent.contains(&event.message_id) {
+        tracing::info!("duplicate of an event already queued; not published again");
+        return Ok((answer, "duplicate"));
+    }
+    let outcome = match state.publisher.publish(&event).await? {
+        Published::Queued => "accepted",
+        Published::NotSubscribed => "not_subscribed",
+    };
+    state.recent.insert(&event.message_id);
+    tracing::debug!(outcome, "event confirmed by the broker");
+    Ok((answer, outcome))
+}
+
+fn check_content_type(request: &HttpRequest) -> Result<(), WebhookError> {
+    let essence = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence {
+        Some(t) if ACCEPTED_CONTENT_TYPES.contains(&t.as_str()) => Ok(()),
+        _ => Err(WebhookError::UnsupportedMediaType),
+    }
+}
+
+/// Reads the raw bytes (the signature covers them exactly), stopping at `limit`.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, WebhookError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(WebhookError::TooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| WebhookError::BodyRead)?;
+        if body.len() + chunk.len() > limit {
+            return Err(WebhookError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn record_span_fields(event: &VerifiedEvent) {
+    let span = tracing::Span::current();
+    span.record("event_id", event.message_id.as_str());
+    span.record("event", event.envelope.event.as_str());
+    if let Some(egress_id) = event.envelope.egress_id() {
+        span.record("egress_id", egress_id);
+    }
+    if let Some(room) = event.envelope.room_name() {
+        span.record("room", room);
+    }
+}
+
+fn log_rejection(error: &WebhookError, metrics: &IngestorMetrics) {
+    match error {
+        WebhookError::Unauthorized(reason) => {
+            metrics.verification_failure(reason.reason());
+            tracing::warn!(reason = reason.reason(), "webhook rejected: {error}");
+        }
+        WebhookError::Unavailable(cause) => tracing::error!(%cause, "webhook not queued; answered 503"),
+        _ => tracing::warn!("webhook rejected: {error}"),
+    }
+}

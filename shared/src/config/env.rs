@@ -1,0 +1,113 @@
+//! The variables a process sees: its environment over an optional `.env` file.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// A start-up configuration problem; the message names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("configuration: {0} is required but not set")]
+    Missing(String),
+    #[error("configuration: {var} is invalid: {reason}")]
+    Invalid { var: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(var: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Invalid {
+            var: var.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A snapshot of the variables to configure from. Tests build one from a map instead of
+/// mutating the process environment, so they can run in parallel.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+// Values can be secrets: never print them.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("vars", &self.vars.len())
+            .finish()
+    }
+}
+
+impl Env {
+    /// The process environment layered over `.env` in the working directory, if there is one.
+    pub fn from_process() -> Self {
+        let mut vars: HashMap<String, String> = dotenvy::dotenv_iter()
+            .map(|iter| iter.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        vars.extend(std::env::vars());
+        Self { vars }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The value of `name`, treating an empty value as unset (as `.env` templates leave them).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first of `names` that is set, with the name it was found under.
+    pub fn first_of<'a>(&'a self, names: &[&'a str]) -> Option<(&'a str, &'a str)> {
+        names
+            .iter()
+            .find_map(|name| self.get(name).map(|value| (*name, value)))
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, ConfigError> {
+        self.get(name)
+            .ok_or_else(|| ConfigError::Missing(name.to_owned()))
+    }
+
+    /// Parses `name` if set, else returns `default`.
+    pub fn parse_or<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            Some(raw) => raw.parse().map_err(|e| ConfigError::invalid(name, e)),
+            None => Ok(default),
+        }
+    }
+
+    /// A boolean in any of the spellings people write in `.env` files.
+    pub fn flag_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::invalid(
+                name,
+                format!("expected true or false, got {other:?}"),
+            )),
+        }
+    }
+
+    /// Names of all variables starting with `prefix`, for profile discovery.
+    pub fn names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.vars
+            .keys()
+            .map(String::as_str)
+            .filter(move |k| k.starts_with(prefix))
+    }
+}

@@ -1,0 +1,170 @@
+//! The settings sections the binaries are assembled from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{ApiKeys, ConfigError, Env, LiveKitSettings, StorageProfiles};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `LOG_FORMAT` (`json` or `text`, default `text`); the filter is `RUST_LOG` (default `info`).
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+impl TelemetrySettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let log_format = match env.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text" | "pretty") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "LOG_FORMAT",
+                    format!("expected json or text, got {other:?}"),
+                ))
+            }
+        };
+        Ok(Self {
+            log_format,
+            log_filter: env.get("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+/// The broker, and the retry schedule the queue topology is built from.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    /// `AMQP_URL`, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (holds a password).
+    pub url: SecretString,
+    /// `RETRY_DELAYS` (default `1s,5s,30s,2m,10m`): one delay queue per entry; a message that
+    /// still fails after the last goes to `roomtape.dead`.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl AmqpSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.required("AMQP_URL")?;
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            return Err(ConfigError::invalid("AMQP_URL", "expected an amqp:// or amqps:// URL"));
+        }
+        Ok(Self {
+            url: url.into(),
+            retry_delays: retry_delays(env.get("RETRY_DELAYS").unwrap_or("1s,5s,30s,2m,10m"))
+                .map_err(|reason| ConfigError::invalid("RETRY_DELAYS", reason))?,
+        })
+    }
+}
+
+fn retry_delays(raw: &str) -> Result<Vec<Duration>, String> {
+    let delays = raw
+        .split(',')
+        .map(|d| humantime::parse_duration(d.trim()).map_err(|e| format!("{d:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.iter().any(|d| d.as_millis() == 0) {
+        return Err("every delay must be at least 1ms".into());
+    }
+    Ok(delays)
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`, e.g. `postgres://roomtape@127.0.0.1:5432/roomtape`, parsed; its `Debug`
+    /// hides the password.
+    pub config: tokio_postgres::Config,
+    /// `DATABASE_POOL_SIZE` (default 16): connections the processor keeps open.
+    pub pool_size: usize,
+}
+
+impl DatabaseSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let config = env
+            .required("DATABASE_URL")?
+            .parse()
+            .map_err(|e| ConfigError::invalid("DATABASE_URL", e))?;
+        Ok(Self {
+            config,
+            pool_size: env.parse_or("DATABASE_POOL_SIZE", 16)?,
+        })
+    }
+}
+
+/// Everything `roomtape-ingestor` needs.
+#[derive(Debug, Clone)]
+pub struct IngestorSettings {
+    /// `INGESTOR_BIND` (default `0.0.0.0:8080`): webhook, health and metrics.
+    pub bind: SocketAddr,
+    /// The keys webhooks may be signed with.
+    pub keys: ApiKeys,
+    pub amqp: AmqpSettings,
+    /// `WEBHOOK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `PUBLISH_CONFIRM_TIMEOUT_MS` (default 5000): how long to wait for the broker's confirm
+    /// before answering 503.
+    pub confirm_timeout_ms: u64,
+    /// `WEBHOOK_DEDUPE_WINDOW_SECS` (default 300): how long a confirmed event id is remembered,
+    /// so LiveKit's retries of it are answered 200 without publishing again.
+    pub dedupe_window_secs: u64,
+    pub telemetry: TelemetrySettings,
+}
+
+impl IngestorSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bind: env.parse_or("INGESTOR_BIND", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            keys: ApiKeys::from_env(env)?,
+            amqp: AmqpSettings::from_env(env)?,
+            max_body_bytes: env.parse_or("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
+            confirm_timeout_ms: env.parse_or("PUBLISH_CONFIRM_TIMEOUT_MS", 5000)?,
+            dedupe_window_secs: env.parse_or("WEBHOOK_DEDUPE_WINDOW_SECS", 300)?,
+            telemetry: TelemetrySettings::from_env(env)?,
+        })
+    }
+}
+
+/// Everything `roomtape-processor` needs.
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    /// `PROCESSOR_BIND` (default `0.0.0.0:9090`): health and metrics.
+    pub bind: SocketAddr,
+    pub amqp: AmqpSettings,
+    pub database: DatabaseSettings,
+    pub livekit: LiveKitSettings,
+    pub storage: StorageProfiles,
+    /// `PROCESSOR_PREFETCH` (default 32): unacked deliveries the broker hands one processor.
+    pub prefetch: u16,
+    /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once; each holds a database
+    /// connection while it runs, so keep it at or below `DATABASE_POOL_SIZE`.
+    pub concurrency: usize,
+    pub telemetry: TelemetrySettings,
+}
+
+impl ProcessorSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let settings = Self {
+            bind: env.parse_or("PROCESSOR_BIND", SocketAddr::from(([0, 0, 0, 0], 9090)))?,
+            amqp: AmqpSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            livekit: LiveKitSettings::from_env(env)?,
+            storage: StorageProfiles::from_env(env)?,
+            prefetch: env.parse_or("PROCESSOR_PREFETCH", 32)?,
+            concurrency: env.parse_or("PROCESSOR_CONCURRENCY", 16)?,
+            telemetry: TelemetrySettings::from_env(env)?,
+        };
+        if settings.concurrency == 0 {
+            return Err(ConfigError::invalid("PROCESSOR_CONCURRENCY", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+}

@@ -1,0 +1,136 @@
+//! The LiveKit event model.
+//!
+//! [`EventEnvelope`] is the lenient view the ingestor routes by: it reads only the event name,
+//! id, creation time, room and egress id, and never fails on fields or enum values it does not
+//! know. The full types are `livekit_protocol`'s (re-exported as [`proto`]), which the processor
+//! parses with their protojson serde.
+
+pub use livekit_protocol as proto;
+
+use serde::{Deserialize, Deserializer};
+
+/// What every LiveKit webhook body carries that matters for routing and logging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    /// `room_started`, `egress_ended`, …
+    pub event: String,
+    /// LiveKit's event id (`EV_…`), kept across its retries; absent in old servers' events.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Seconds since the epoch; protojson writes int64 as a string.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub room: Option<RoomRef>,
+    #[serde(default)]
+    pub egress_info: Option<EgressRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub sid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressRef {
+    #[serde(default)]
+    pub egress_id: String,
+    #[serde(default)]
+    pub room_name: String,
+}
+
+/// Why a body is not a LiveKit webhook event.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("body is not a JSON object with an \"event\" string: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("event name {0:?} is not a LiveKit event name (lower-case letters, digits and _)")]
+    BadEventName(String),
+}
+
+impl EventEnvelope {
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let envelope: Self = serde_json::from_slice(body)?;
+        let valid = !envelope.event.is_empty()
+            && envelope.event.len() <= 64
+            && envelope
+                .event
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(EnvelopeError::BadEventName(envelope.event));
+        }
+        Ok(envelope)
+    }
+
+    /// The AMQP routing key: the event name with `_` replaced by `.` (`egress.ended`).
+    pub fn routing_key(&self) -> String {
+        routing_key(&self.event)
+    }
+
+    /// The room this event is about, from wherever the event carries it.
+    pub fn room_name(&self) -> Option<&str> {
+        let from_room = self.room.as_ref().map(|r| r.name.as_str());
+        let from_egress = self.egress_info.as_ref().map(|e| e.room_name.as_str());
+        from_room.into_iter().chain(from_egress).find(|n| !n.is_empty())
+    }
+
+    pub fn egress_id(&self) -> Option<&str> {
+        self.egress_info
+            .as_ref()
+            .map(|e| e.egress_id.as_str())
+            .filter(|id| !id.is_empty())
+    }
+}
+
+/// `egress_ended` → `egress.ended`.
+pub fn routing_key(event: &str) -> String {
+    event.replace('_', ".")
+}
+
+fn lenient_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int64 {
+        Number(i64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Int64>::deserialize(deserializer)? {
+        Some(Int64::Number(n)) => Some(n),
+        Some(Int64::Text(s)) => s.trim().parse().ok(),
+        Some(Int64::Other(_)) | None => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_protojson_and_ignores_what_it_does_not_know() {
+        let body = br#"{"event":"egress_ended", "id":"EV_1", "createdAt":"1700001803",
+            "egressInfo":{"egressId":"EG_1","roomName":"standup","status":"EGRESS_FROM_THE_FUTURE",
+            "newField":{"x":1}}, "brandNewTopLevel":[1,2]}"#;
+        let envelope = EventEnvelope::parse(body).expect("lenient parse");
+        assert_eq!(envelope.event, "egress_ended");
+        assert_eq!(envelope.id.as_deref(), Some("EV_1"));
+        assert_eq!(envelope.created_at, Some(1_700_001_803));
+        assert_eq!(envelope.egress_id(), Some("EG_1"));
+        assert_eq!(envelope.room_name(), Some("standup"));
+        assert_eq!(envelope.routing_key(), "egress.ended");
+    }
+
+    #[test]
+    fn rejects_bodies_without_a_usable_event_name() {
+        for body in [&b"[]"[..], b"{}", b"{\"event\":1}", b"{\"event\":\"\"}", b"{\"event\":\"a.#\"}", b"not json"] {
+            assert!(EventEnvelope::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The real apps, built from a test's environment, on port 0.
+
+use roomtape_ingestor::startup::Application as Ingestor;
+use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_processor::startup::Application as Processor;
+use roomtape_shared::config::{Env, IngestorSettings, ProcessorSettings};
+use roomtape_shared::shutdown::Shutdown;
+use tokio::task::JoinHandle;
+
+/// A running app; stopped (gracefully) when dropped or by [`TestApp::stop`].
+pub struct TestApp {
+    pub address: String,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Asks the app to stop and waits until it has.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(task) => task.await.expect("app task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn running(port: u16, run: impl FnOnce(Shutdown) -> JoinHandle<std::io::Result<()>>) -> TestApp {
+    let shutdown = Shutdown::new();
+    let task = run(shutdown.clone());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        shutdown,
+        task: Some(task),
+    }
+}
+
+pub fn spawn_ingestor(env: &Env, clock: Clock) -> TestApp {
+    let settings = IngestorSettings::from_env(env).expect("ingestor settings");
+    let app = Ingestor::build(settings, clock).expect("build ingestor");
+    running(app.port(), |shutdown| tokio::spawn(app.run_until_stopped(shutdown)))
+}
+
+pub async fn spawn_processor(env: &Env) -> TestApp {
+    let settings = ProcessorSettings::from_env(env).expect("processor settings");
+    let app = Processor::build(settings).await.expect("build processor");
+    running(app.port(), |shutdown| tokio::spawn(app.run_until_stopped(shutdown)))
+}
+
+/// Waits until `GET /readyz` answers 200.
+pub async fn wait_ready(app: &TestApp) {
+    let http = reqwest::Client::new();
+    let url = app.url("/readyz");
+    crate::eventually(std::time::Duration::from_secs(15), "the app to become ready", || {
+        let request = http.get(&url).send();
+        async move { request.await.ok().filter(|r| r.status().is_success()).map(drop) }
+    })
+    .await;
+}

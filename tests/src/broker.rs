@@ -1,0 +1,83 @@
+//! A fresh RabbitMQ vhost per test (through the management API), deleted afterwards, and
+//! helpers to look at its queues.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+
+pub struct TestVhost {
+    pub name: String,
+    api: String,
+    /// `AMQP_URL` for this vhost.
+    pub amqp_url: String,
+}
+
+impl TestVhost {
+    pub async fn create(amqp_base: &str, api: &str) -> Self {
+        let name = format!("roomtape-test-{}", uuid::Uuid::new_v4().simple());
+        let http = reqwest::Client::new();
+        http.put(format!("{api}/api/vhosts/{name}"))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("create vhost: is the RabbitMQ management API up? run deploy/local/services.sh");
+        http.put(format!("{api}/api/permissions/{name}/guest"))
+            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("grant vhost permissions");
+        Self {
+            amqp_url: format!("{amqp_base}/{name}"),
+            name,
+            api: api.to_owned(),
+        }
+    }
+
+    pub async fn connect(&self) -> Connection {
+        Connection::connect(&self.amqp_url, ConnectionProperties::default())
+            .await
+            .expect("connect to test vhost")
+    }
+
+    /// A channel on a fresh connection, which lives as long as the channel does.
+    pub async fn channel(&self) -> Channel {
+        self.connect().await.create_channel().await.expect("channel")
+    }
+
+    /// Messages ready in `queue` (passive declare; the queue must exist).
+    pub async fn ready_count(&self, queue: &str) -> u32 {
+        let channel = self.channel().await;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let count = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .expect("passive declare")
+            .message_count();
+        let _ = channel.close(200, "done".into()).await;
+        count
+    }
+
+    /// Takes one message off `queue`, acking it.
+    pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        let channel = self.channel().await;
+        let message = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")?;
+        message.ack(BasicAckOptions::default()).await.expect("ack");
+        Some(message)
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let url = format!("{}/api/vhosts/{}", self.api, self.name);
+        crate::cleanup_blocking(async move {
+            let _ = reqwest::Client::new().delete(url).send().await;
+        });
+    }
+}

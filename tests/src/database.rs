@@ -1,0 +1,63 @@
+//! A fresh PostgreSQL database per test, dropped afterwards.
+
+use roomtape_shared::config::DatabaseSettings;
+use tokio_postgres::NoTls;
+
+pub struct TestDatabase {
+    pub name: String,
+    admin_url: String,
+    pub settings: DatabaseSettings,
+}
+
+impl TestDatabase {
+    pub async fn create(admin_url: &str) -> Self {
+        let name = format!("roomtape_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_client(admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let mut config: tokio_postgres::Config = admin_url.parse().expect("admin url");
+        config.dbname(&name);
+        Self {
+            name,
+            admin_url: admin_url.to_owned(),
+            settings: DatabaseSettings {
+                config,
+                pool_size: 8,
+            },
+        }
+    }
+
+    /// `DATABASE_URL` for this database.
+    pub fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = self.settings.config.connect(NoTls).await.expect("connect to test database");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to PostgreSQL: run deploy/local/services.sh");
+    tokio::spawn(connection);
+    client
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        crate::cleanup_blocking(async move {
+            let admin = admin_client(&admin_url).await;
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        });
+    }
+}

@@ -1,0 +1,119 @@
+//! Webhooks signed the way LiveKit server signs them, by us (jwt-simple) or by the official
+//! Python SDK (`livekit-api`), and helpers to send them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::TestApp;
+
+/// Standard padded base64 of SHA-256 over `body`: the `sha256` claim.
+pub fn body_sha256(body: &[u8]) -> String {
+    STANDARD.encode(Sha256::digest(body))
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// Signs `claims` as an HS256 JWT with `secret` (any length, as LiveKit allows).
+pub fn sign_claims(claims: &serde_json::Value, secret: &str) -> String {
+    sign_with("HS256", claims, secret)
+}
+
+/// Signs with an arbitrary HMAC `alg` name (`HS256`/`HS384`/`HS512`), for rejection tests.
+pub fn sign_with(alg: &str, claims: &serde_json::Value, secret: &str) -> String {
+    let header = serde_json::json!({"alg": alg, "typ": "JWT"});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = hmac(alg, secret.as_bytes(), signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn hmac(alg: &str, key: &[u8], message: &[u8]) -> Vec<u8> {
+    use jwt_simple::algorithms::{HS256Key, HS384Key, HS512Key, MACLike};
+    // jwt-simple wants 12+ byte keys; zero padding leaves HMAC unchanged (see verify.rs).
+    let mut key = key.to_vec();
+    if key.len() < 32 {
+        key.resize(32, 0);
+    }
+    match alg {
+        "HS384" => HS384Key::from_bytes(&key).authentication_tag(message),
+        "HS512" => HS512Key::from_bytes(&key).authentication_tag(message),
+        _ => HS256Key::from_bytes(&key).authentication_tag(message),
+    }
+}
+
+/// LiveKit server's webhook claims for `body`, issued now.
+pub fn server_claims(api_key: &str, body: &[u8]) -> serde_json::Value {
+    let now = now_unix();
+    serde_json::json!({"iss": api_key, "exp": now + 300, "nbf": now, "iat": now, "sha256": body_sha256(body)})
+}
+
+/// A server-shaped token for `body` with the test key pair.
+pub fn sign_webhook(body: &[u8]) -> String {
+    sign_claims(&server_claims(crate::services::API_KEY, body), crate::services::API_SECRET)
+}
+
+/// Tokens signed by the official Python SDK: `AccessToken(key, secret)` with `sha256` set, one
+/// per body, as LiveKit's own tests build them.
+pub fn python_sign_webhooks(api_key: &str, api_secret: &str, bodies: &[String]) -> Vec<String> {
+    let script = r#"
+import base64, hashlib, json, sys
+from livekit import api
+key, secret, bodies = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+out = []
+for body in bodies:
+    token = api.AccessToken(key, secret)
+    token.claims.sha256 = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    out.append(token.to_jwt())
+print(json.dumps(out))
+"#;
+    let output = python(script, &[api_key, api_secret], &serde_json::to_string(bodies).expect("json"));
+    serde_json::from_str(&output).expect("python output")
+}
+
+/// Runs a Python script with the official SDK; panics with its stderr if it fails, so a missing
+/// `livekit-api` fails the test instead of skipping it.
+pub fn python(script: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3: run deploy/local/services.sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("python3");
+    assert!(
+        output.status.success(),
+        "python failed (is livekit-api installed? deploy/local/services.sh installs it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// POSTs a webhook to the ingestor as LiveKit does.
+pub async fn post_webhook(app: &TestApp, body: &[u8], authorization: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/webhooks/livekit"))
+        .header("content-type", "application/webhook+json")
+        .header("authorization", authorization)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("POST webhook")
+}

@@ -1,0 +1,51 @@
+//! A fresh bucket per test on the local S3 server, emptied and deleted afterwards.
+
+use aws_sdk_s3::primitives::ByteStream;
+use roomtape_shared::config::StorageProfile;
+use roomtape_shared::storage;
+
+pub struct TestBucket {
+    pub profile: StorageProfile,
+    pub client: aws_sdk_s3::Client,
+}
+
+impl TestBucket {
+    pub async fn create(profile: StorageProfile) -> Self {
+        let client = storage::client(&profile);
+        client
+            .create_bucket()
+            .bucket(&profile.bucket)
+            .send()
+            .await
+            .expect("create bucket: is s3s-fs up? run deploy/local/services.sh");
+        Self { profile, client }
+    }
+
+    pub async fn put(&self, key: &str, body: &[u8], content_type: &str) {
+        self.client
+            .put_object()
+            .bucket(&self.profile.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .expect("put object");
+    }
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        let (client, bucket) = (self.client.clone(), self.profile.bucket.clone());
+        crate::cleanup_blocking(async move {
+            if let Ok(listing) = client.list_objects_v2().bucket(&bucket).send().await {
+                for object in listing.contents() {
+                    if let Some(key) = object.key() {
+                        let _ = client.delete_object().bucket(&bucket).key(key).send().await;
+                    }
+                }
+            }
+            let _ = client.delete_bucket().bucket(&bucket).send().await;
+        });
+    }
+}

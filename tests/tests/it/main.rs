@@ -1,0 +1,10 @@
+//! Integration tests: one binary, real RabbitMQ, PostgreSQL and S3 (see `roomtape_tests`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod broker;
+mod config;
+mod health;
+mod migrations;
+mod ingestor_broker;
+mod ingestor_vectors;
+mod ingestor_webhooks;
