@@ -65,7 +65,9 @@ impl IngestorMetrics {
     }
 
     pub fn verification_failure(&self, reason: &'static str) {
-        self.verification_failures.get_or_create(&[("reason", reason)]).inc();
+        self.verification_failures
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     pub fn publish_started(&self) -> InFlight {

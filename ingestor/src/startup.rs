@@ -32,7 +32,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,10 @@ impl Application {
         let webhook = web::Data::new(WebhookState {
             verifier: Verifier::new(&settings.keys, clock),
             publisher: publisher.clone(),
-            recent: RecentIds::new(Duration::from_secs(settings.dedupe_window_secs), DEDUPE_CAPACITY),
+            recent: RecentIds::new(
+                Duration::from_secs(settings.dedupe_window_secs),
+                DEDUPE_CAPACITY,
+            ),
             metrics: ingestor_metrics,
             max_body_bytes: settings.max_body_bytes,
         });

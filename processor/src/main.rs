@@ -52,11 +52,18 @@ async fn migrate(env: &Env) -> ExitCode {
     }
     match db::migrate(&settings).await {
         Ok(applied) => {
-            println!("roomtape-processor: database is up to date ({applied} migrations applied now)");
+            println!(
+                "roomtape-processor: database is up to date ({applied} migrations applied now)"
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("roomtape-processor: {error}: {}", std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default());
+            eprintln!(
+                "roomtape-processor: {error}: {}",
+                std::error::Error::source(&error)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
             ExitCode::FAILURE
         }
     }

@@ -40,7 +40,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,12 +63,16 @@ impl Application {
         });
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || App::new().app_data(ops_state.clone()).configure(ops::configure))
-            .listen(listener)?
-            .workers(1)
-            .disable_signals()
-            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(ops_state.clone())
+                .configure(ops::configure)
+        })
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
         Ok(Self {
             port,
             server,

@@ -78,7 +78,10 @@ impl EventEnvelope {
     pub fn room_name(&self) -> Option<&str> {
         let from_room = self.room.as_ref().map(|r| r.name.as_str());
         let from_egress = self.egress_info.as_ref().map(|e| e.room_name.as_str());
-        from_room.into_iter().chain(from_egress).find(|n| !n.is_empty())
+        from_room
+            .into_iter()
+            .chain(from_egress)
+            .find(|n| !n.is_empty())
     }
 
     pub fn egress_id(&self) -> Option<&str> {
@@ -129,8 +132,19 @@ mod tests {
 
     #[test]
     fn rejects_bodies_without_a_usable_event_name() {
-        for body in [&b"[]"[..], b"{}", b"{\"event\":1}", b"{\"event\":\"\"}", b"{\"event\":\"a.#\"}", b"not json"] {
-            assert!(EventEnvelope::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &b"[]"[..],
+            b"{}",
+            b"{\"event\":1}",
+            b"{\"event\":\"\"}",
+            b"{\"event\":\"a.#\"}",
+            b"not json",
+        ] {
+            assert!(
+                EventEnvelope::parse(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

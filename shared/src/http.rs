@@ -37,9 +37,8 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
     match (state.readiness)().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Err(reason) => {
-            HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready", "reason": reason}))
-        }
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "reason": reason})),
     }
 }
 

@@ -48,22 +48,36 @@ fn running(port: u16, run: impl FnOnce(Shutdown) -> JoinHandle<std::io::Result<(
 pub fn spawn_ingestor(env: &Env, clock: Clock) -> TestApp {
     let settings = IngestorSettings::from_env(env).expect("ingestor settings");
     let app = Ingestor::build(settings, clock).expect("build ingestor");
-    running(app.port(), |shutdown| tokio::spawn(app.run_until_stopped(shutdown)))
+    running(app.port(), |shutdown| {
+        tokio::spawn(app.run_until_stopped(shutdown))
+    })
 }
 
 pub async fn spawn_processor(env: &Env) -> TestApp {
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
     let app = Processor::build(settings).await.expect("build processor");
-    running(app.port(), |shutdown| tokio::spawn(app.run_until_stopped(shutdown)))
+    running(app.port(), |shutdown| {
+        tokio::spawn(app.run_until_stopped(shutdown))
+    })
 }
 
 /// Waits until `GET /readyz` answers 200.
 pub async fn wait_ready(app: &TestApp) {
     let http = reqwest::Client::new();
     let url = app.url("/readyz");
-    crate::eventually(std::time::Duration::from_secs(15), "the app to become ready", || {
-        let request = http.get(&url).send();
-        async move { request.await.ok().filter(|r| r.status().is_success()).map(drop) }
-    })
+    crate::eventually(
+        std::time::Duration::from_secs(15),
+        "the app to become ready",
+        || {
+            let request = http.get(&url).send();
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(drop)
+            }
+        },
+    )
     .await;
 }

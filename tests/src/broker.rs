@@ -20,7 +20,9 @@ impl TestVhost {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .expect("create vhost: is the RabbitMQ management API up? run deploy/local/services.sh");
+            .expect(
+                "create vhost: is the RabbitMQ management API up? run deploy/local/services.sh",
+            );
         http.put(format!("{api}/api/permissions/{name}/guest"))
             .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
             .send()
@@ -42,7 +44,11 @@ impl TestVhost {
 
     /// A channel on a fresh connection, which lives as long as the channel does.
     pub async fn channel(&self) -> Channel {
-        self.connect().await.create_channel().await.expect("channel")
+        self.connect()
+            .await
+            .create_channel()
+            .await
+            .expect("channel")
     }
 
     /// Messages ready in `queue` (passive declare; the queue must exist).

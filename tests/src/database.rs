@@ -31,12 +31,20 @@ impl TestDatabase {
 
     /// `DATABASE_URL` for this database.
     pub fn url(&self) -> String {
-        let base = self.admin_url.rsplit_once('/').map_or(self.admin_url.as_str(), |(b, _)| b);
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
         format!("{base}/{}", self.name)
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = self.settings.config.connect(NoTls).await.expect("connect to test database");
+        let (client, connection) = self
+            .settings
+            .config
+            .connect(NoTls)
+            .await
+            .expect("connect to test database");
         tokio::spawn(connection);
         client
     }

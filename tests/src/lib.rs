@@ -1,7 +1,11 @@
 //! The harness integration tests share: each test gets its own PostgreSQL database, RabbitMQ
 //! vhost and S3 bucket on the real local servers (started by `deploy/local/services.sh`), and
 //! apps bound to port 0. Everything is removed when the test's handles drop.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 pub mod apps;
 pub mod broker;

@@ -15,7 +15,10 @@ pub fn body_sha256(body: &[u8]) -> String {
 }
 
 pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 /// Signs `claims` as an HS256 JWT with `secret` (any length, as LiveKit allows).
@@ -57,7 +60,10 @@ pub fn server_claims(api_key: &str, body: &[u8]) -> serde_json::Value {
 
 /// A server-shaped token for `body` with the test key pair.
 pub fn sign_webhook(body: &[u8]) -> String {
-    sign_claims(&server_claims(crate::services::API_KEY, body), crate::services::API_SECRET)
+    sign_claims(
+        &server_claims(crate::services::API_KEY, body),
+        crate::services::API_SECRET,
+    )
 }
 
 /// Tokens signed by the official Python SDK: `AccessToken(key, secret)` with `sha256` set, one
@@ -74,7 +80,11 @@ for body in bodies:
     out.append(token.to_jwt())
 print(json.dumps(out))
 "#;
-    let output = python(script, &[api_key, api_secret], &serde_json::to_string(bodies).expect("json"));
+    let output = python(
+        script,
+        &[api_key, api_secret],
+        &serde_json::to_string(bodies).expect("json"),
+    );
     serde_json::from_str(&output).expect("python output")
 }
 

@@ -36,8 +36,10 @@ impl TestBucket {
 
 impl Drop for TestBucket {
     fn drop(&mut self) {
-        let (client, bucket) = (self.client.clone(), self.profile.bucket.clone());
+        let profile = self.profile.clone();
         crate::cleanup_blocking(async move {
+            // A client of the cleanup runtime's own: pooled connections belong to a runtime.
+            let (client, bucket) = (storage::client(&profile), profile.bucket);
             if let Ok(listing) = client.list_objects_v2().bucket(&bucket).send().await {
                 for object in listing.contents() {
                     if let Some(key) = object.key() {

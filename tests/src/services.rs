@@ -34,8 +34,14 @@ impl TestEnv {
         ))
         .await;
         let vhost = TestVhost::create(
-            &setting("ROOMTAPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672"),
-            &setting("ROOMTAPE_TEST_RABBITMQ_API", "http://guest:guest@127.0.0.1:15672"),
+            &setting(
+                "ROOMTAPE_TEST_AMQP_URL",
+                "amqp://guest:guest@127.0.0.1:5672",
+            ),
+            &setting(
+                "ROOMTAPE_TEST_RABBITMQ_API",
+                "http://guest:guest@127.0.0.1:15672",
+            ),
         )
         .await;
         let bucket_name = format!("roomtape-test-{}", uuid::Uuid::new_v4().simple());
@@ -45,11 +51,23 @@ impl TestEnv {
             ("LIVEKIT_API_SECRET", API_SECRET.to_owned()),
             ("AMQP_URL", vhost.amqp_url.clone()),
             ("DATABASE_URL", database.url()),
-            ("S3_ENDPOINT", setting("ROOMTAPE_TEST_S3_ENDPOINT", "http://127.0.0.1:8014")),
-            ("S3_ACCESS_KEY_ID", setting("ROOMTAPE_TEST_S3_ACCESS_KEY", "roomtape-local")),
-            ("S3_SECRET_ACCESS_KEY", setting("ROOMTAPE_TEST_S3_SECRET_KEY", "roomtape-local-secret")),
+            (
+                "S3_ENDPOINT",
+                setting("ROOMTAPE_TEST_S3_ENDPOINT", "http://127.0.0.1:8014"),
+            ),
+            (
+                "S3_ACCESS_KEY_ID",
+                setting("ROOMTAPE_TEST_S3_ACCESS_KEY", "roomtape-local"),
+            ),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                setting("ROOMTAPE_TEST_S3_SECRET_KEY", "roomtape-local-secret"),
+            ),
             ("S3_BUCKET", bucket_name),
-            ("S3_PUBLIC_BASE_URL", "https://media.example.com/rec".to_owned()),
+            (
+                "S3_PUBLIC_BASE_URL",
+                "https://media.example.com/rec".to_owned(),
+            ),
             ("INGESTOR_BIND", "127.0.0.1:0".to_owned()),
             ("PROCESSOR_BIND", "127.0.0.1:0".to_owned()),
             ("RETRY_DELAYS", "100ms,200ms".to_owned()),
@@ -57,7 +75,8 @@ impl TestEnv {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let storage = StorageProfiles::from_env(&Env::from_pairs(vars.clone())).expect("test storage profile");
+        let storage = StorageProfiles::from_env(&Env::from_pairs(vars.clone()))
+            .expect("test storage profile");
         let bucket = TestBucket::create(storage.default_profile().clone()).await;
         Self {
             database,
@@ -70,7 +89,11 @@ impl TestEnv {
     /// The environment the apps are configured from; `overrides` replace or add variables.
     pub fn env_with(&self, overrides: &[(&str, &str)]) -> Env {
         let mut vars = self.vars.clone();
-        vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        vars.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Env::from_pairs(vars)
     }
 

@@ -77,7 +77,11 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(settings: AmqpSettings, confirm_timeout: Duration, metrics: IngestorMetrics) -> Self {
+    pub fn new(
+        settings: AmqpSettings,
+        confirm_timeout: Duration,
+        metrics: IngestorMetrics,
+    ) -> Self {
         Self {
             settings,
             confirm_timeout,
@@ -131,9 +135,14 @@ impl Publisher {
     async fn open(&self) -> lapin::Result<Link> {
         let connection = queue::connect(&self.settings, "roomtape-ingestor").await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         topology::declare(&channel, &self.settings.retry_delays).await?;
-        Ok(Link { connection, channel })
+        Ok(Link {
+            connection,
+            channel,
+        })
     }
 
     fn replace(&self, link: Option<Arc<Link>>) {
@@ -155,7 +164,10 @@ impl Publisher {
         let started = Instant::now();
         let result = self.publish_confirmed(event).await;
         self.metrics.observe_confirm(started.elapsed());
-        if matches!(result, Err(PublishError::NotConnected | PublishError::Broker(_) | PublishError::Timeout(_))) {
+        if matches!(
+            result,
+            Err(PublishError::NotConnected | PublishError::Broker(_) | PublishError::Timeout(_))
+        ) {
             // The channel may be dead: let the keeper look now rather than at its next poll.
             self.wake_keeper.notify_one();
         }
@@ -222,4 +234,3 @@ fn now_unix() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
-

@@ -41,7 +41,9 @@ pub async fn receive(
         egress_id = tracing::field::Empty,
         room = tracing::field::Empty,
     );
-    let result = handle(&request, payload, &state).instrument(span.clone()).await;
+    let result = handle(&request, payload, &state)
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     match &result {
         Ok((_, outcome)) => state.metrics.request(outcome),
@@ -68,7 +70,8 @@ async fn handle(
     let event = VerifiedEvent::parse(verified)?;
     record_span_fields(&event);
 
-    let answer = HttpResponse::Ok().json(json!({"id": event.message_id, "event": event.envelope.event}));
+    let answer =
+        HttpResponse::Ok().json(json!({"id": event.message_id, "event": event.envelope.event}));
     if state.recent.contains(&event.message_id) {
         tracing::info!("duplicate of an event already queued; not published again");
         return Ok((answer, "duplicate"));
@@ -138,7 +141,9 @@ fn log_rejection(error: &WebhookError, metrics: &IngestorMetrics) {
             metrics.verification_failure(reason.reason());
             tracing::warn!(reason = reason.reason(), "webhook rejected: {error}");
         }
-        WebhookError::Unavailable(cause) => tracing::error!(%cause, "webhook not queued; answered 503"),
+        WebhookError::Unavailable(cause) => {
+            tracing::error!(%cause, "webhook not queued; answered 503")
+        }
         _ => tracing::warn!("webhook rejected: {error}"),
     }
 }

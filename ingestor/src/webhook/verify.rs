@@ -120,7 +120,11 @@ impl Verifier {
     }
 
     /// Checks `authorization` (the raw header value) against `body`.
-    pub fn verify(&self, authorization: Option<&str>, body: Bytes) -> Result<VerifiedBody, VerifyError> {
+    pub fn verify(
+        &self,
+        authorization: Option<&str>,
+        body: Bytes,
+    ) -> Result<VerifiedBody, VerifyError> {
         let token = authorization
             .map(strip_bearer)
             .filter(|t| !t.is_empty())
@@ -181,7 +185,9 @@ fn unverified_issuer(token: &str) -> Result<String, VerifyError> {
         (Some(_), Some(payload), Some(_), None) => payload,
         _ => return Err(VerifyError::Malformed),
     };
-    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed)?;
     let claims: Issuer = serde_json::from_slice(&json).map_err(|_| VerifyError::Malformed)?;
     claims.iss.ok_or(VerifyError::UnknownKey)
 }
@@ -189,10 +195,14 @@ fn unverified_issuer(token: &str) -> Result<String, VerifyError> {
 fn classify(error: jwt_simple::Error) -> VerifyError {
     match error.downcast_ref::<JWTError>() {
         Some(JWTError::AlgorithmMismatch) => VerifyError::WrongAlgorithm,
-        Some(JWTError::InvalidAuthenticationTag | JWTError::InvalidSignature) => VerifyError::BadSignature,
+        Some(JWTError::InvalidAuthenticationTag | JWTError::InvalidSignature) => {
+            VerifyError::BadSignature
+        }
         Some(JWTError::TokenHasExpired) => VerifyError::Expired,
         Some(JWTError::TokenNotValidYet | JWTError::ClockDrift) => VerifyError::NotYetValid,
-        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => VerifyError::UnknownKey,
+        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => {
+            VerifyError::UnknownKey
+        }
         Some(JWTError::NotJWT | JWTError::CompactEncodingError) => VerifyError::Malformed,
         _ => VerifyError::Invalid,
     }

@@ -100,7 +100,12 @@ fn http_url(var: &str, raw: &str) -> Result<Url, ConfigError> {
     let scheme = match url.scheme() {
         "ws" | "http" => "http",
         "wss" | "https" => "https",
-        other => return Err(ConfigError::invalid(var, format!("unsupported scheme {other:?}"))),
+        other => {
+            return Err(ConfigError::invalid(
+                var,
+                format!("unsupported scheme {other:?}"),
+            ))
+        }
     };
     url.set_scheme(scheme)
         .map_err(|()| ConfigError::invalid(var, "cannot use an http scheme"))?;

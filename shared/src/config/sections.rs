@@ -25,7 +25,11 @@ pub struct TelemetrySettings {
 
 impl TelemetrySettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let log_format = match env.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+        let log_format = match env
+            .get("LOG_FORMAT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("text" | "pretty") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -56,7 +60,10 @@ impl AmqpSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = env.required("AMQP_URL")?;
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(ConfigError::invalid("AMQP_URL", "expected an amqp:// or amqps:// URL"));
+            return Err(ConfigError::invalid(
+                "AMQP_URL",
+                "expected an amqp:// or amqps:// URL",
+            ));
         }
         Ok(Self {
             url: url.into(),
@@ -163,7 +170,10 @@ impl ProcessorSettings {
             telemetry: TelemetrySettings::from_env(env)?,
         };
         if settings.concurrency == 0 {
-            return Err(ConfigError::invalid("PROCESSOR_CONCURRENCY", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "PROCESSOR_CONCURRENCY",
+                "must be at least 1",
+            ));
         }
         Ok(settings)
     }

@@ -162,7 +162,10 @@ fn with_scheme(var: &str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(&raw).map_err(|e| ConfigError::invalid(var, e))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
-        _ => Err(ConfigError::invalid(var, "expected an http(s) URL with a host")),
+        _ => Err(ConfigError::invalid(
+            var,
+            "expected an http(s) URL with a host",
+        )),
     }
 }
 
@@ -258,7 +261,10 @@ fn default_index(env: &Env, profiles: &[StorageProfile]) -> Result<usize, Config
     let position = |name: &str| profiles.iter().position(|p| p.name == name);
     match env.get("DEFAULT_STORAGE") {
         Some(name) => position(&name.to_ascii_lowercase()).ok_or_else(|| {
-            ConfigError::invalid("DEFAULT_STORAGE", format!("no storage profile named {name:?}"))
+            ConfigError::invalid(
+                "DEFAULT_STORAGE",
+                format!("no storage profile named {name:?}"),
+            )
         }),
         None if profiles.len() == 1 => Ok(0),
         None => position("default").ok_or_else(|| ConfigError::Missing("DEFAULT_STORAGE".into())),

@@ -12,7 +12,10 @@ const PROCESSOR_BASE: [(&str, &str); 8] = [
     ("LIVEKIT_API_KEY", "APIkey"),
     ("LIVEKIT_API_SECRET", "super-secret-value"),
     ("AMQP_URL", "amqp://guest:hunter2@127.0.0.1:5672/%2f"),
-    ("DATABASE_URL", "postgres://roomtape:pg-password@127.0.0.1:5432/roomtape"),
+    (
+        "DATABASE_URL",
+        "postgres://roomtape:pg-password@127.0.0.1:5432/roomtape",
+    ),
     ("S3_ENDPOINT", "http://127.0.0.1:8014"),
     ("S3_BUCKET", "recordings"),
     ("S3_ACCESS_KEY_ID", "AKIA"),
@@ -32,7 +35,10 @@ fn a_complete_processor_environment_loads_with_defaults() {
     assert_eq!(settings.livekit.url.as_str(), "https://demo.livekit.cloud/");
     assert_eq!(settings.amqp.retry_delays.len(), 5);
     let default = settings.storage.default_profile();
-    assert_eq!((default.name.as_str(), default.provider.as_str()), ("default", "s3"));
+    assert_eq!(
+        (default.name.as_str(), default.provider.as_str()),
+        ("default", "s3")
+    );
     assert!(default.force_path_style);
 }
 
@@ -52,7 +58,10 @@ fn every_required_variable_is_named_when_missing() {
     for var in required {
         let error = ProcessorSettings::from_env(&processor_env(&[(var, "")])).expect_err(var);
         assert_eq!(error, ConfigError::Missing(var.to_owned()));
-        assert_eq!(error.to_string(), format!("configuration: {var} is required but not set"));
+        assert_eq!(
+            error.to_string(),
+            format!("configuration: {var} is required but not set")
+        );
     }
 }
 
@@ -70,18 +79,28 @@ fn malformed_values_are_named() {
         ("DEFAULT_STORAGE", "nowhere"),
     ] {
         let error = ProcessorSettings::from_env(&processor_env(&[(var, value)])).expect_err(var);
-        assert!(matches!(&error, ConfigError::Invalid { var: v, .. } if v == var), "{var}: {error}");
+        assert!(
+            matches!(&error, ConfigError::Invalid { var: v, .. } if v == var),
+            "{var}: {error}"
+        );
         assert_eq!(error.to_string().lines().count(), 1);
     }
 }
 
 #[test]
 fn livekit_host_is_an_alias_of_livekit_url() {
-    let mut pairs: Vec<(&str, &str)> = PROCESSOR_BASE.iter().copied().filter(|(k, _)| *k != "LIVEKIT_URL").collect();
+    let mut pairs: Vec<(&str, &str)> = PROCESSOR_BASE
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "LIVEKIT_URL")
+        .collect();
     pairs.push(("S3_SECRET_ACCESS_KEY", "x"));
     pairs.push(("LIVEKIT_HOST", "https://your-instance.livekit.cloud"));
     let settings = ProcessorSettings::from_env(&env(&pairs)).expect("LIVEKIT_HOST honoured");
-    assert_eq!(settings.livekit.url.host_str(), Some("your-instance.livekit.cloud"));
+    assert_eq!(
+        settings.livekit.url.host_str(),
+        Some("your-instance.livekit.cloud")
+    );
 }
 
 #[test]
@@ -96,7 +115,8 @@ fn livekit_keys_holds_several_pairs_and_the_single_pair_signs() {
     assert!(keys.secret_for("old").is_some() && keys.secret_for("missing").is_none());
     assert_eq!(keys.signing_pair().map(|(k, _)| k), Some("primary"));
 
-    let only_keys = ApiKeys::from_env(&env(&[("LIVEKIT_KEYS", "a: b")])).expect("LIVEKIT_KEYS alone");
+    let only_keys =
+        ApiKeys::from_env(&env(&[("LIVEKIT_KEYS", "a: b")])).expect("LIVEKIT_KEYS alone");
     assert_eq!(only_keys.signing_pair().map(|(k, _)| k), Some("a"));
     for bad in ["no-colon", "k:", ": s"] {
         let error = ApiKeys::from_env(&env(&[("LIVEKIT_KEYS", bad)])).expect_err(bad);
@@ -110,12 +130,18 @@ fn the_django_r2_variables_define_the_r2_profile() {
         ("CLOUDFLARE_R2_ACCESS_KEY_ID", "r2-key"),
         ("CLOUDFLARE_R2_SECRET_ACCESS_KEY", "r2-secret"),
         ("CLOUDFLARE_R2_STORAGE_BUCKET_NAME", "meet-recordings"),
-        ("CLOUDFLARE_R2_ENDPOINT_URL", "https://0123456789abcdef.r2.cloudflarestorage.com"),
+        (
+            "CLOUDFLARE_R2_ENDPOINT_URL",
+            "https://0123456789abcdef.r2.cloudflarestorage.com",
+        ),
         ("CLOUDFLARE_R2_CUSTOM_DOMAIN", "media.example.com"),
     ]))
     .expect("R2 profile");
     let r2 = storage.default_profile();
-    assert_eq!((r2.name.as_str(), r2.provider.as_str(), r2.region.as_str()), ("r2", "r2", "auto"));
+    assert_eq!(
+        (r2.name.as_str(), r2.provider.as_str(), r2.region.as_str()),
+        ("r2", "r2", "auto")
+    );
     assert_eq!(r2.bucket, "meet-recordings");
     assert!(r2.force_path_style);
     assert_eq!(
@@ -144,8 +170,11 @@ fn the_supabase_storj_variables_define_the_storj_profile() {
 
 #[test]
 fn an_incomplete_alias_profile_names_the_missing_variable() {
-    let error = StorageProfiles::from_env(&env(&[("STORJ_BUCKET", "b"), ("STORJ_ENDPOINT", "gateway.storjshare.io")]))
-        .expect_err("incomplete");
+    let error = StorageProfiles::from_env(&env(&[
+        ("STORJ_BUCKET", "b"),
+        ("STORJ_ENDPOINT", "gateway.storjshare.io"),
+    ]))
+    .expect_err("incomplete");
     assert_eq!(error, ConfigError::Missing("STORJ_ACCESS_KEY_ID".into()));
 }
 
@@ -155,8 +184,14 @@ fn several_profiles_need_a_default_unless_one_is_called_default() {
         ("CLOUDFLARE_R2_ACCESS_KEY_ID", "k"),
         ("CLOUDFLARE_R2_SECRET_ACCESS_KEY", "s"),
         ("CLOUDFLARE_R2_STORAGE_BUCKET_NAME", "b"),
-        ("CLOUDFLARE_R2_ENDPOINT_URL", "https://a.r2.cloudflarestorage.com"),
-        ("STORAGE_ARCHIVE_ENDPOINT", "https://s3.eu-central-1.amazonaws.com"),
+        (
+            "CLOUDFLARE_R2_ENDPOINT_URL",
+            "https://a.r2.cloudflarestorage.com",
+        ),
+        (
+            "STORAGE_ARCHIVE_ENDPOINT",
+            "https://s3.eu-central-1.amazonaws.com",
+        ),
         ("STORAGE_ARCHIVE_BUCKET", "archive"),
         ("STORAGE_ARCHIVE_ACCESS_KEY_ID", "k2"),
         ("STORAGE_ARCHIVE_SECRET_ACCESS_KEY", "s2"),
@@ -170,7 +205,10 @@ fn several_profiles_need_a_default_unless_one_is_called_default() {
     chosen.push(("DEFAULT_STORAGE", "archive"));
     let storage = StorageProfiles::from_env(&env(&chosen)).expect("explicit default");
     let archive = storage.default_profile();
-    assert_eq!((archive.name.as_str(), archive.region.as_str()), ("archive", "eu-central-1"));
+    assert_eq!(
+        (archive.name.as_str(), archive.region.as_str()),
+        ("archive", "eu-central-1")
+    );
     assert!(!archive.force_path_style);
     assert_eq!(storage.iter().count(), 2);
 
@@ -181,11 +219,25 @@ fn several_profiles_need_a_default_unless_one_is_called_default() {
 
 #[test]
 fn secrets_never_appear_in_debug_output() {
-    let processor = ProcessorSettings::from_env(&processor_env(&[("LIVEKIT_KEYS", "k2: rotated-secret")])).expect("valid");
+    let processor =
+        ProcessorSettings::from_env(&processor_env(&[("LIVEKIT_KEYS", "k2: rotated-secret")]))
+            .expect("valid");
     let ingestor = IngestorSettings::from_env(&processor_env(&[])).expect("valid");
     let printed = format!("{processor:?} {ingestor:?} {:?}", processor_env(&[]));
-    for secret in ["super-secret-value", "rotated-secret", "hunter2", "pg-password", "s3-secret-value"] {
-        assert!(!printed.contains(secret), "{secret} leaked into Debug output");
+    for secret in [
+        "super-secret-value",
+        "rotated-secret",
+        "hunter2",
+        "pg-password",
+        "s3-secret-value",
+    ] {
+        assert!(
+            !printed.contains(secret),
+            "{secret} leaked into Debug output"
+        );
     }
-    assert!(printed.contains("recordings"), "non-secret values are still shown");
+    assert!(
+        printed.contains("recordings"),
+        "non-secret values are still shown"
+    );
 }

@@ -39,7 +39,9 @@ pub fn is_consumed(routing_key: &str) -> bool {
 
 /// The delay queue that holds a message of `queue` for `delay` before handing it back.
 pub fn retry_queue(queue: &str, delay: Duration) -> String {
-    let delay = humantime::format_duration(delay).to_string().replace(' ', "");
+    let delay = humantime::format_duration(delay)
+        .to_string()
+        .replace(' ', "");
     format!("{queue}.retry.{delay}")
 }
 
@@ -57,7 +59,13 @@ pub async fn declare(channel: &Channel, retry_delays: &[Duration]) -> lapin::Res
         for key in keys {
             let options = QueueBindOptions::default();
             channel
-                .queue_bind(queue.into(), exchange.into(), (*key).into(), options, FieldTable::default())
+                .queue_bind(
+                    queue.into(),
+                    exchange.into(),
+                    (*key).into(),
+                    options,
+                    FieldTable::default(),
+                )
                 .await?;
         }
         for delay in retry_delays {
@@ -148,7 +156,12 @@ mod tests {
 
     #[test]
     fn knows_which_routing_keys_it_consumes() {
-        for key in ["egress.ended", "room.started", "participant.joined", "participant.connection.aborted"] {
+        for key in [
+            "egress.ended",
+            "room.started",
+            "participant.joined",
+            "participant.connection.aborted",
+        ] {
             assert!(is_consumed(key), "{key}");
         }
         for key in ["track.published", "ingress.started", "egressx.ended", ""] {
@@ -158,7 +171,13 @@ mod tests {
 
     #[test]
     fn names_retry_queues_by_delay() {
-        assert_eq!(retry_queue(EVENTS_QUEUE, Duration::from_secs(120)), "roomtape.events.retry.2m");
-        assert_eq!(retry_queue(COMMANDS_QUEUE, Duration::from_millis(1500)), "roomtape.commands.retry.1s500ms");
+        assert_eq!(
+            retry_queue(EVENTS_QUEUE, Duration::from_secs(120)),
+            "roomtape.events.retry.2m"
+        );
+        assert_eq!(
+            retry_queue(COMMANDS_QUEUE, Duration::from_millis(1500)),
+            "roomtape.commands.retry.1s500ms"
+        );
     }
 }

@@ -12,8 +12,18 @@ async fn the_ingestor_serves_health_readiness_and_metrics_and_stops() {
     let http = reqwest::Client::new();
     let health = http.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let metrics = http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("body");
-    assert!(metrics.contains("roomtape_publish_confirm_seconds"), "{metrics}");
+    let metrics = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("roomtape_publish_confirm_seconds"),
+        "{metrics}"
+    );
     app.stop().await.expect("clean stop");
 }
 
@@ -25,6 +35,9 @@ async fn the_processor_migrates_serves_health_and_stops() {
     let health = reqwest::get(app.url("/healthz")).await.expect("healthz");
     assert_eq!(health.status(), 200);
     let client = test.database.client().await;
-    client.query_one("SELECT count(*) FROM recordings", &[]).await.expect("schema applied at start-up");
+    client
+        .query_one("SELECT count(*) FROM recordings", &[])
+        .await
+        .expect("schema applied at start-up");
     app.stop().await.expect("clean stop");
 }

@@ -12,41 +12,70 @@ use roomtape_tests::proxy::TcpProxy;
 use roomtape_tests::{eventually, spawn_ingestor, TestEnv};
 
 fn event(name: &str, id: &str) -> String {
-    format!(r#"{{"event":"{name}","room":{{"name":"standup"}},"id":"{id}","createdAt":"1700000000"}}"#)
+    format!(
+        r#"{{"event":"{name}","room":{{"name":"standup"}},"id":"{id}","createdAt":"1700000000"}}"#
+    )
 }
 
 #[tokio::test]
 async fn broker_down_is_503_and_broker_back_is_200_without_a_restart() {
     let test = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let amqp_url = test.vhost.amqp_url.replace(":5672", &format!(":{}", proxy.port));
+    let amqp_url = test
+        .vhost
+        .amqp_url
+        .replace(":5672", &format!(":{}", proxy.port));
     let app = spawn_ingestor(&test.env_with(&[("AMQP_URL", &amqp_url)]), Clock::System);
     wait_ready(&app).await;
 
     proxy.cut();
     let down = event("room_started", "EV_down");
     let token = sign_webhook(down.as_bytes());
-    let response = eventually(Duration::from_secs(10), "a 503 while the broker is away", || {
-        let (app, down, token) = (&app, &down, &token);
-        async move {
-            let response = post_webhook(app, down.as_bytes(), token).await;
-            (response.status() == 503).then_some(response)
-        }
-    })
+    let response = eventually(
+        Duration::from_secs(10),
+        "a 503 while the broker is away",
+        || {
+            let (app, down, token) = (&app, &down, &token);
+            async move {
+                let response = post_webhook(app, down.as_bytes(), token).await;
+                (response.status() == 503).then_some(response)
+            }
+        },
+    )
     .await;
-    assert_eq!(response.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default()), Some("1"));
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("1")
+    );
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "unavailable");
     let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
-    assert_eq!(ready.status(), 503, "/readyz tells that publishing does not work");
+    assert_eq!(
+        ready.status(),
+        503,
+        "/readyz tells that publishing does not work"
+    );
 
     proxy.restore();
-    eventually(Duration::from_secs(15), "a 200 once the broker is back", || {
-        let (app, down, token) = (&app, &down, &token);
-        async move { (post_webhook(app, down.as_bytes(), token).await.status() == 200).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "a 200 once the broker is back",
+        || {
+            let (app, down, token) = (&app, &down, &token);
+            async move {
+                (post_webhook(app, down.as_bytes(), token).await.status() == 200).then_some(())
+            }
+        },
+    )
     .await;
-    assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 1, "queued exactly once");
+    assert_eq!(
+        test.vhost.ready_count(EVENTS_QUEUE).await,
+        1,
+        "queued exactly once"
+    );
 }
 
 #[tokio::test]
@@ -74,7 +103,11 @@ async fn events_roomtape_does_not_consume_are_acknowledged_but_not_queued() {
     wait_ready(&app).await;
     let body = event("track_published", "EV_track");
     let response = post_webhook(&app, body.as_bytes(), &sign_webhook(body.as_bytes())).await;
-    assert_eq!(response.status(), 200, "a 503 would make LiveKit retry it forever");
+    assert_eq!(
+        response.status(),
+        200,
+        "a 503 would make LiveKit retry it forever"
+    );
     assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 0);
 }
 
@@ -83,7 +116,9 @@ async fn shutdown_waits_for_in_flight_publishes() {
     let test = TestEnv::new().await;
     let app = spawn_ingestor(&test.env(), Clock::System);
     wait_ready(&app).await;
-    let bodies: Vec<String> = (0..50).map(|i| event("participant_joined", &format!("EV_p{i}"))).collect();
+    let bodies: Vec<String> = (0..50)
+        .map(|i| event("participant_joined", &format!("EV_p{i}")))
+        .collect();
     let client = reqwest::Client::new();
     let url = app.url("/webhooks/livekit");
     let requests: Vec<_> = bodies

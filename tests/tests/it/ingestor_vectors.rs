@@ -53,7 +53,10 @@ async fn every_vector_is_accepted_or_rejected_as_it_expects() {
     assert!(vectors.len() >= 20, "found {} vectors", vectors.len());
     let mut queued = 0;
     for vector in &vectors {
-        let env = test.env_with(&[("LIVEKIT_API_KEY", &vector.api_key), ("LIVEKIT_API_SECRET", &vector.api_secret)]);
+        let env = test.env_with(&[
+            ("LIVEKIT_API_KEY", &vector.api_key),
+            ("LIVEKIT_API_SECRET", &vector.api_secret),
+        ]);
         let app = spawn_ingestor(&env, Clock::FixedUnix(vector.now_unix));
         wait_ready(&app).await;
         let response = reqwest::Client::new()
@@ -66,7 +69,13 @@ async fn every_vector_is_accepted_or_rejected_as_it_expects() {
             .expect("POST");
         let status = response.status().as_u16();
         if should_accept(vector) {
-            assert_eq!(status, 200, "{} should be accepted: {}", vector.name, response.text().await.unwrap_or_default());
+            assert_eq!(
+                status,
+                200,
+                "{} should be accepted: {}",
+                vector.name,
+                response.text().await.unwrap_or_default()
+            );
             queued += 1;
         } else {
             assert_eq!(status, 401, "{} should be rejected", vector.name);
@@ -74,6 +83,11 @@ async fn every_vector_is_accepted_or_rejected_as_it_expects() {
             assert_eq!(body["error"]["code"], "unauthorized", "{}", vector.name);
         }
         app.stop().await.expect("stop");
-        assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, queued, "after {}", vector.name);
+        assert_eq!(
+            test.vhost.ready_count(EVENTS_QUEUE).await,
+            queued,
+            "after {}",
+            vector.name
+        );
     }
 }

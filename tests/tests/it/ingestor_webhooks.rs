@@ -5,7 +5,9 @@ use lapin::types::AMQPValue;
 use roomtape_ingestor::webhook::verify::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 use roomtape_tests::apps::wait_ready;
-use roomtape_tests::livekit::{post_webhook, python_sign_webhooks, server_claims, sign_claims, sign_webhook, sign_with};
+use roomtape_tests::livekit::{
+    post_webhook, python_sign_webhooks, server_claims, sign_claims, sign_webhook, sign_with,
+};
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{spawn_ingestor, TestApp, TestEnv};
 
@@ -38,12 +40,29 @@ async fn webhooks_signed_by_the_official_python_sdk_arrive_byte_identical() {
     for (i, body) in bodies.iter().enumerate() {
         let message = test.vhost.get(EVENTS_QUEUE).await.expect("queued");
         let properties = &message.delivery.properties;
-        assert_eq!(message.delivery.data, body.as_bytes(), "published unchanged");
+        assert_eq!(
+            message.delivery.data,
+            body.as_bytes(),
+            "published unchanged"
+        );
         assert_eq!(message.delivery.routing_key.as_str(), "egress.ended");
-        assert_eq!(properties.message_id().as_ref().map(|s| s.to_string()), Some(format!("EV_py{i}")));
-        assert_eq!(properties.kind().as_ref().map(|s| s.to_string()).as_deref(), Some("egress_ended"));
+        assert_eq!(
+            properties.message_id().as_ref().map(|s| s.to_string()),
+            Some(format!("EV_py{i}"))
+        );
+        assert_eq!(
+            properties.kind().as_ref().map(|s| s.to_string()).as_deref(),
+            Some("egress_ended")
+        );
         assert_eq!(*properties.timestamp(), Some(1_700_001_803));
-        assert_eq!(properties.content_type().as_ref().map(|s| s.to_string()).as_deref(), Some("application/json"));
+        assert_eq!(
+            properties
+                .content_type()
+                .as_ref()
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some("application/json")
+        );
         assert_eq!(*properties.delivery_mode(), Some(2));
         let headers = properties.headers().as_ref().expect("headers");
         match headers.inner().get("x-livekit-key") {
@@ -61,7 +80,10 @@ async fn the_django_path_and_bearer_prefix_are_accepted() {
     let response = reqwest::Client::new()
         .post(app.url("/api/webhooks/livekit/"))
         .header("content-type", "application/json; charset=utf-8")
-        .header("authorization", format!("Bearer {}", sign_webhook(body.as_bytes())))
+        .header(
+            "authorization",
+            format!("Bearer {}", sign_webhook(body.as_bytes())),
+        )
         .body(body)
         .send()
         .await
@@ -108,32 +130,153 @@ fn rejection_cases() -> Vec<Case> {
         code,
     };
     vec![
-        case("no content type", None, &good, signed(&good), 415, "unsupported_media_type"),
-        case("text/plain", Some("text/plain"), &good, signed(&good), 415, "unsupported_media_type"),
-        case("no token", Some("application/webhook+json"), &good, None, 401, "unauthorized"),
-        case("not a jwt", Some("application/webhook+json"), &good, Some("abc.def".into()), 401, "unauthorized"),
-        case("wrong secret", Some("application/webhook+json"), &good, Some(sign_claims(&server_claims(API_KEY, &good), "not-the-secret")), 401, "unauthorized"),
-        case("unknown key", Some("application/webhook+json"), &good, Some(sign_claims(&server_claims("APIother", &good), API_SECRET)), 401, "unauthorized"),
-        case("HS384", Some("application/webhook+json"), &good, Some(sign_with("HS384", &server_claims(API_KEY, &good), API_SECRET)), 401, "unauthorized"),
-        case("HS512", Some("application/webhook+json"), &good, Some(sign_with("HS512", &server_claims(API_KEY, &good), API_SECRET)), 401, "unauthorized"),
-        case("expired", Some("application/webhook+json"), &good, Some(sign_claims(&expired, API_SECRET)), 401, "unauthorized"),
-        case("no sha256", Some("application/webhook+json"), &good, Some(sign_claims(&no_sha, API_SECRET)), 401, "unauthorized"),
-        case("body changed after signing", Some("application/webhook+json"), b"{\"event\":\"room_started\"}", signed(&good), 401, "unauthorized"),
-        case("not json", Some("application/webhook+json"), b"invalid body", signed(b"invalid body"), 400, "bad_request"),
-        case("no event name", Some("application/webhook+json"), b"{\"id\":\"EV_1\"}", signed(b"{\"id\":\"EV_1\"}"), 400, "bad_request"),
-        case("event name with wildcards", Some("application/json"), b"{\"event\":\"egress.#\"}", signed(b"{\"event\":\"egress.#\"}"), 400, "bad_request"),
-        case("too large", Some("application/webhook+json"), &[b' '; 2048], signed(&[b' '; 2048]), 413, "payload_too_large"),
+        case(
+            "no content type",
+            None,
+            &good,
+            signed(&good),
+            415,
+            "unsupported_media_type",
+        ),
+        case(
+            "text/plain",
+            Some("text/plain"),
+            &good,
+            signed(&good),
+            415,
+            "unsupported_media_type",
+        ),
+        case(
+            "no token",
+            Some("application/webhook+json"),
+            &good,
+            None,
+            401,
+            "unauthorized",
+        ),
+        case(
+            "not a jwt",
+            Some("application/webhook+json"),
+            &good,
+            Some("abc.def".into()),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "wrong secret",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_claims(
+                &server_claims(API_KEY, &good),
+                "not-the-secret",
+            )),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "unknown key",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_claims(&server_claims("APIother", &good), API_SECRET)),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "HS384",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_with(
+                "HS384",
+                &server_claims(API_KEY, &good),
+                API_SECRET,
+            )),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "HS512",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_with(
+                "HS512",
+                &server_claims(API_KEY, &good),
+                API_SECRET,
+            )),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "expired",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_claims(&expired, API_SECRET)),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "no sha256",
+            Some("application/webhook+json"),
+            &good,
+            Some(sign_claims(&no_sha, API_SECRET)),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "body changed after signing",
+            Some("application/webhook+json"),
+            b"{\"event\":\"room_started\"}",
+            signed(&good),
+            401,
+            "unauthorized",
+        ),
+        case(
+            "not json",
+            Some("application/webhook+json"),
+            b"invalid body",
+            signed(b"invalid body"),
+            400,
+            "bad_request",
+        ),
+        case(
+            "no event name",
+            Some("application/webhook+json"),
+            b"{\"id\":\"EV_1\"}",
+            signed(b"{\"id\":\"EV_1\"}"),
+            400,
+            "bad_request",
+        ),
+        case(
+            "event name with wildcards",
+            Some("application/json"),
+            b"{\"event\":\"egress.#\"}",
+            signed(b"{\"event\":\"egress.#\"}"),
+            400,
+            "bad_request",
+        ),
+        case(
+            "too large",
+            Some("application/webhook+json"),
+            &[b' '; 2048],
+            signed(&[b' '; 2048]),
+            413,
+            "payload_too_large",
+        ),
     ]
 }
 
 #[tokio::test]
 async fn every_bad_request_gets_its_status_and_nothing_is_published() {
     let test = TestEnv::new().await;
-    let app = spawn_ingestor(&test.env_with(&[("WEBHOOK_MAX_BODY_BYTES", "1024")]), Clock::System);
+    let app = spawn_ingestor(
+        &test.env_with(&[("WEBHOOK_MAX_BODY_BYTES", "1024")]),
+        Clock::System,
+    );
     wait_ready(&app).await;
     let http = reqwest::Client::new();
     for case in rejection_cases() {
-        let mut request = http.post(app.url("/webhooks/livekit")).body(case.body.clone());
+        let mut request = http
+            .post(app.url("/webhooks/livekit"))
+            .body(case.body.clone());
         if let Some(content_type) = case.content_type {
             request = request.header("content-type", content_type);
         }
@@ -144,10 +287,35 @@ async fn every_bad_request_gets_its_status_and_nothing_is_published() {
         assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
         let body: serde_json::Value = response.json().await.expect("JSON error body");
         assert_eq!(body["error"]["code"], case.code, "{}", case.name);
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", case.name);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            case.name
+        );
     }
-    assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 0, "nothing rejected was published");
-    let metrics = http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains(r#"roomtape_webhook_verification_failures_total{reason="sha256_mismatch"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"roomtape_webhook_requests_total{outcome="unauthorized"} 9"#), "{metrics}");
+    assert_eq!(
+        test.vhost.ready_count(EVENTS_QUEUE).await,
+        0,
+        "nothing rejected was published"
+    );
+    let metrics = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"roomtape_webhook_verification_failures_total{reason="sha256_mismatch"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"roomtape_webhook_requests_total{outcome="unauthorized"} 9"#),
+        "{metrics}"
+    );
 }

@@ -4,7 +4,7 @@
 mod broker;
 mod config;
 mod health;
-mod migrations;
 mod ingestor_broker;
 mod ingestor_vectors;
 mod ingestor_webhooks;
+mod migrations;
