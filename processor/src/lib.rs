@@ -1,4 +1,10 @@
-//! `roomtape-processor`: consumes LiveKit events and recording commands from RabbitMQ and keeps
-//! `recordings`, `assets`, `rooms` and `webhook_events` in PostgreSQL.
+//! `roomtape-processor`: consumes LiveKit events (and recording commands) from RabbitMQ and
+//! keeps `recordings`, `assets`, `rooms` and `webhook_events` in PostgreSQL.
 
+pub mod consume;
+pub mod error;
+pub mod events;
+pub mod metrics;
 pub mod startup;
+pub mod storage;
+pub mod store;

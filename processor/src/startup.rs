@@ -1,6 +1,8 @@
-//! Builds the processor from its settings: database pool, broker connection, ops server.
+//! Builds the processor from its settings: schema, database pool, buckets, the event consumer
+//! and the ops server (`/healthz`, `/readyz`, `/metrics`).
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,12 +10,15 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use deadpool_postgres::Pool;
 use futures_util::FutureExt;
-use lapin::Connection;
 use roomtape_shared::config::ProcessorSettings;
 use roomtape_shared::http::{self as ops, OpsState, ReadinessCheck};
-use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::{db, metrics};
+
+use crate::consume::{self, ConsumerSettings};
+use crate::events::EventProcessor;
+use crate::metrics::ProcessorMetrics;
+use crate::storage::objects::Buckets;
 
 /// How long the ops server gets to answer in-flight requests on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -25,8 +30,6 @@ pub enum StartupError {
     Migrate(#[from] db::MigrateError),
     #[error("cannot build the database pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
-    #[error("cannot set up the broker: {0}")]
-    Broker(#[from] lapin::Error),
     #[error("cannot bind the ops listener: {0}")]
     Bind(#[from] std::io::Error),
 }
@@ -35,7 +38,10 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    connection: Arc<Connection>,
+    events: Arc<EventProcessor>,
+    consumer: ConsumerSettings,
+    metrics: ProcessorMetrics,
+    consuming: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Application {
@@ -47,19 +53,23 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Migrates the database, declares the topology and binds the ops listener.
+    /// Migrates the database and binds the ops listener. The broker is connected when running:
+    /// `/readyz` tells when the processor is consuming.
     pub async fn build(settings: ProcessorSettings) -> Result<Self, StartupError> {
         let applied = db::migrate(&settings.database).await?;
         tracing::info!(applied, "database schema is up to date");
         let pool = db::pool(&settings.database)?;
-        let connection = Arc::new(queue::connect(&settings.amqp, "roomtape-processor").await?);
-        let channel = connection.create_channel().await?;
-        topology::declare(&channel, &settings.amqp.retry_delays).await?;
-
-        let registry = metrics::registry();
+        let mut registry = metrics::registry();
+        let processor_metrics = ProcessorMetrics::register(&mut registry);
+        let events = Arc::new(EventProcessor::new(
+            pool.clone(),
+            Buckets::new(&settings.storage),
+            processor_metrics.clone(),
+        ));
+        let consuming = Arc::new(AtomicBool::new(false));
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
-            readiness: readiness(pool, connection.clone()),
+            readiness: readiness(pool, consuming.clone()),
         });
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
@@ -76,7 +86,14 @@ impl Application {
         Ok(Self {
             port,
             server,
-            connection,
+            events,
+            consumer: ConsumerSettings {
+                amqp: settings.amqp,
+                prefetch: settings.prefetch,
+                concurrency: settings.concurrency,
+            },
+            metrics: processor_metrics,
+            consuming,
         })
     }
 
@@ -84,25 +101,32 @@ impl Application {
         self.port
     }
 
-    /// Runs until `shutdown`, then stops and closes the broker connection.
+    /// Consumes until `shutdown`; then stops taking deliveries, finishes and acks what is in
+    /// flight, closes the broker connection and the ops server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        shutdown.cancelled().await;
+        consume::run(
+            self.events,
+            self.consumer,
+            self.metrics,
+            self.consuming,
+            shutdown,
+        )
+        .await;
         handle.stop(true).await;
-        let _ = self.connection.close(200, "shutting down".into()).await;
         server.await.map_err(std::io::Error::other)?
     }
 }
 
-/// Ready when the broker connection is up and the database answers.
-fn readiness(pool: Pool, connection: Arc<Connection>) -> ReadinessCheck {
+/// Ready when a consumer is attached and the database answers.
+fn readiness(pool: Pool, consuming: Arc<AtomicBool>) -> ReadinessCheck {
     Arc::new(move || {
         let pool = pool.clone();
-        let broker_up = connection.status().connected();
+        let consuming = consuming.load(Ordering::SeqCst);
         async move {
-            if !broker_up {
-                return Err("broker connection is down".to_owned());
+            if !consuming {
+                return Err("not consuming: broker unreachable".to_owned());
             }
             let client = pool.get().await.map_err(|e| format!("database: {e}"))?;
             client

@@ -8,6 +8,7 @@
 pub use livekit_protocol as proto;
 
 use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
 
 /// What every LiveKit webhook body carries that matters for routing and logging.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,6 +90,15 @@ impl EventEnvelope {
             .as_ref()
             .map(|e| e.egress_id.as_str())
             .filter(|id| !id.is_empty())
+    }
+}
+
+/// The id an event is deduplicated by: LiveKit's event id, or for events without one (old
+/// servers) a digest of the body, which is just as stable across LiveKit's retries.
+pub fn event_id(id: Option<&str>, body: &[u8]) -> String {
+    match id.filter(|id| !id.is_empty()) {
+        Some(id) => id.to_owned(),
+        None => format!("sha256:{:x}", Sha256::digest(body)),
     }
 }
 

@@ -81,3 +81,17 @@ pub async fn wait_ready(app: &TestApp) {
     )
     .await;
 }
+
+/// The processor's event handler on this test's database and bucket, to step directly.
+pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProcessor {
+    use roomtape_processor::events::EventProcessor;
+    use roomtape_processor::metrics::ProcessorMetrics;
+    use roomtape_processor::storage::objects::Buckets;
+    let settings = ProcessorSettings::from_env(env).expect("processor settings");
+    roomtape_shared::db::migrate(&settings.database)
+        .await
+        .expect("migrate");
+    let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
+    let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
+    EventProcessor::new(pool, Buckets::new(&settings.storage), metrics)
+}

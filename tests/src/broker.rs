@@ -87,3 +87,32 @@ impl Drop for TestVhost {
         });
     }
 }
+
+impl TestVhost {
+    /// Publishes `body` to `exchange` as the ingestor would (persistent, confirmed).
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], message_id: &str) {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        let channel = self.channel().await;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(message_id.into())
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        let confirmation = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(confirmation.is_ack(), "broker confirmed");
+    }
+}

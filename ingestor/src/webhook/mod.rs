@@ -5,8 +5,7 @@ pub mod handler;
 pub mod verify;
 
 use bytes::Bytes;
-use roomtape_shared::events::{EnvelopeError, EventEnvelope};
-use sha2::{Digest, Sha256};
+use roomtape_shared::events::{event_id, EnvelopeError, EventEnvelope};
 
 use verify::VerifiedBody;
 
@@ -15,8 +14,7 @@ use verify::VerifiedBody;
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     pub envelope: EventEnvelope,
-    /// The AMQP `message_id`: LiveKit's event id, or for events without one (old servers) a
-    /// digest of the body, which is just as stable across LiveKit's retries.
+    /// The AMQP `message_id`: see [`event_id`].
     pub message_id: String,
     pub api_key: String,
     /// The original bytes, published unchanged.
@@ -26,10 +24,7 @@ pub struct VerifiedEvent {
 impl VerifiedEvent {
     pub fn parse(verified: VerifiedBody) -> Result<Self, EnvelopeError> {
         let envelope = EventEnvelope::parse(&verified.body)?;
-        let message_id = match envelope.id.as_deref().filter(|id| !id.is_empty()) {
-            Some(id) => id.to_owned(),
-            None => format!("sha256:{:x}", Sha256::digest(&verified.body)),
-        };
+        let message_id = event_id(envelope.id.as_deref(), &verified.body);
         Ok(Self {
             envelope,
             message_id,

@@ -8,3 +8,6 @@ mod ingestor_broker;
 mod ingestor_vectors;
 mod ingestor_webhooks;
 mod migrations;
+mod processor_lifecycle;
+mod processor_reliability;
+mod processor_rooms;

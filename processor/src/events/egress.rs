@@ -1,0 +1,213 @@
+//! What an egress event means for its recording: the status it moves to, the files to verify
+//! and where they were written.
+
+use roomtape_shared::events::proto::{egress_info, EgressInfo, EgressStatus, FileInfo};
+use serde_json::Value;
+
+use crate::store::recordings::{EgressUpdate, Status};
+use crate::store::{from_nanos, recordings};
+
+/// A file LiveKit says it wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedFile {
+    /// The object key (`filename`); `location` is an S3 API URL, not a public one.
+    pub key: String,
+    pub location: String,
+    pub size_bytes: i64,
+    pub duration_seconds: Option<f64>,
+}
+
+/// An egress event, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EgressPlan {
+    pub update: EgressUpdate,
+    /// COMPLETE or LIMIT_REACHED: the files are to be verified before `ready`.
+    pub finished: bool,
+    pub files: Vec<ReportedFile>,
+    /// The S3 bucket and endpoint the egress request named, if it named one.
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    /// The files are in LiveKit's backup bucket, not ours.
+    pub backup_storage_used: bool,
+}
+
+/// LiveKit's status → ours, and whether the egress finished with files to verify.
+fn status_of(info: &EgressInfo) -> (Status, bool) {
+    match EgressStatus::try_from(info.status) {
+        Ok(EgressStatus::EgressStarting) => (Status::Starting, false),
+        Ok(EgressStatus::EgressActive) => (Status::Active, false),
+        Ok(EgressStatus::EgressEnding) => (Status::Stopping, false),
+        Ok(EgressStatus::EgressComplete | EgressStatus::EgressLimitReached) => {
+            (Status::Stopped, true)
+        }
+        Ok(EgressStatus::EgressFailed) => (Status::Failed, false),
+        Ok(EgressStatus::EgressAborted) => (Status::Aborted, false),
+        // A status this build does not know yet can only be ignored: starting never moves back.
+        Err(_) => (Status::Starting, false),
+    }
+}
+
+pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>) -> EgressPlan {
+    let (status, finished) = status_of(info);
+    let files = reported_files(info);
+    let (bucket, endpoint) = raw_info.and_then(s3_destination).unzip();
+    let (layout, audio_only) = match &info.request {
+        Some(egress_info::Request::RoomComposite(request)) => (
+            Some(request.layout.clone()).filter(|l| !l.is_empty()),
+            request.audio_only,
+        ),
+        _ => (None, false),
+    };
+    let duration_seconds = files
+        .first()
+        .and_then(|f| f.duration_seconds)
+        .or_else(|| seconds_between(info.started_at, info.ended_at));
+    let error = Some(info.error.clone()).filter(|e| !e.is_empty());
+    EgressPlan {
+        update: EgressUpdate {
+            egress_id: info.egress_id.clone(),
+            room_name: info.room_name.clone(),
+            room_sid: Some(info.room_id.clone())
+                .filter(|s| !s.is_empty())
+                .or_else(|| room_sid.map(str::to_owned)),
+            status,
+            updated_ns: info.updated_at,
+            layout,
+            file_format: files.first().and_then(|f| extension(&f.key)),
+            audio_only,
+            started_at: from_nanos(info.started_at),
+            ended_at: from_nanos(info.ended_at),
+            duration_seconds,
+            error,
+            file: None,
+            metadata: Value::Object(Default::default()),
+        },
+        finished,
+        files,
+        bucket: bucket.flatten(),
+        endpoint: endpoint.flatten(),
+        backup_storage_used: info.backup_storage_used,
+    }
+}
+
+/// `fileResults`, or the legacy `file` when there are none.
+fn reported_files(info: &EgressInfo) -> Vec<ReportedFile> {
+    #[allow(deprecated)]
+    let legacy = match &info.result {
+        Some(egress_info::Result::File(file)) => Some(file),
+        _ => None,
+    };
+    let files: Vec<&FileInfo> = if info.file_results.is_empty() {
+        legacy.into_iter().collect()
+    } else {
+        info.file_results.iter().collect()
+    };
+    files
+        .into_iter()
+        .filter(|f| !f.filename.is_empty())
+        .map(|f| ReportedFile {
+            key: f.filename.trim_start_matches('/').to_owned(),
+            location: f.location.clone(),
+            size_bytes: f.size,
+            duration_seconds: (f.duration > 0)
+                .then(|| f.duration as f64 / 1e9)
+                .or_else(|| seconds_between(f.started_at, f.ended_at)),
+        })
+        .collect()
+}
+
+/// Seconds from `start` to `end` (nanoseconds); never negative, `None` when either is unset.
+fn seconds_between(start_ns: i64, end_ns: i64) -> Option<f64> {
+    (start_ns > 0 && end_ns > 0).then(|| (end_ns.saturating_sub(start_ns)).max(0) as f64 / 1e9)
+}
+
+fn extension(key: &str) -> Option<String> {
+    let name = key.rsplit('/').next()?;
+    let (_, ext) = name.rsplit_once('.')?;
+    (!ext.is_empty()).then(|| ext.to_ascii_lowercase())
+}
+
+/// The first `s3` output in the egress request, wherever the request type keeps it.
+fn s3_destination(value: &Value) -> Option<(Option<String>, Option<String>)> {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(s3)) = map.get("s3") {
+                let text = |k: &str| s3.get(k).and_then(Value::as_str).map(str::to_owned);
+                return Some((text("bucket"), text("endpoint")));
+            }
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "fileResults")
+                .find_map(|(_, v)| s3_destination(v))
+        }
+        Value::Array(items) => items.iter().find_map(s3_destination),
+        _ => None,
+    }
+}
+
+/// The recording after its files failed verification for good.
+pub fn failed(plan: &EgressPlan, reason: String) -> EgressUpdate {
+    EgressUpdate {
+        status: recordings::Status::Failed,
+        error: Some(reason),
+        ..plan.update.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse::parse;
+
+    const ENDED: &str = r#"{"event":"egress_ended","room":{"sid":"RM_1","name":"standup"},
+      "egressInfo":{"egressId":"EG_1","roomId":"RM_1","roomName":"standup","status":"EGRESS_COMPLETE",
+      "startedAt":"1700000001000000000","endedAt":"1700001801000000000","updatedAt":"1700001803000000000",
+      "roomComposite":{"roomName":"standup","layout":"grid","fileOutputs":[{"fileType":"MP4",
+      "filepath":"recordings/{room_name}/{time}","s3":{"bucket":"meet","endpoint":"https://x.r2.cloudflarestorage.com"}}]},
+      "fileResults":[{"filename":"recordings/standup/a.mp4","startedAt":"1700000001000000000",
+      "endedAt":"1700001801000000000","duration":"1800000000000","size":"283115520",
+      "location":"https://x.r2.cloudflarestorage.com/meet/recordings/standup/a.mp4"}]},
+      "id":"EV_1","createdAt":"1700001803"}"#;
+
+    fn plan_of(body: &str) -> EgressPlan {
+        let parsed = parse(body.as_bytes()).expect("parse");
+        plan(
+            parsed.event.egress_info.as_ref().expect("info"),
+            None,
+            parsed.raw.get("egressInfo"),
+        )
+    }
+
+    #[test]
+    fn a_complete_egress_is_finished_with_its_files_and_destination() {
+        let plan = plan_of(ENDED);
+        assert!(plan.finished);
+        assert_eq!(plan.update.status, Status::Stopped);
+        assert_eq!(plan.update.layout.as_deref(), Some("grid"));
+        assert_eq!(plan.update.file_format.as_deref(), Some("mp4"));
+        assert_eq!(plan.update.duration_seconds, Some(1800.0));
+        assert_eq!(plan.bucket.as_deref(), Some("meet"));
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].key, "recordings/standup/a.mp4");
+    }
+
+    #[test]
+    fn an_absent_status_means_starting_and_durations_are_never_negative() {
+        let started = r#"{"event":"egress_started","egressInfo":{"egressId":"EG_2","roomName":"r",
+            "startedAt":"20","endedAt":"10"}}"#;
+        let plan = plan_of(started);
+        assert_eq!(plan.update.status, Status::Starting);
+        assert!(!plan.finished);
+        assert_eq!(plan.update.duration_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn the_legacy_file_is_used_when_file_results_is_empty() {
+        let legacy = r#"{"event":"egress_ended","egressInfo":{"egressId":"EG_3","roomName":"r",
+            "status":"EGRESS_LIMIT_REACHED","file":{"filename":"old/x.webm","size":"10"}}}"#;
+        let plan = plan_of(legacy);
+        assert!(plan.finished);
+        assert_eq!(plan.files[0].key, "old/x.webm");
+        assert_eq!(plan.update.file_format.as_deref(), Some("webm"));
+        assert_eq!(plan.bucket, None);
+    }
+}

@@ -1,0 +1,90 @@
+//! The processor's Prometheus metrics.
+
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    messages: Family<Labels, Counter>,
+    handle_seconds: Family<Labels, Histogram>,
+    lag_seconds: Family<Labels, Histogram>,
+    head_seconds: Histogram,
+    in_flight: Family<Labels, Gauge>,
+}
+
+impl ProcessorMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            messages: Family::default(),
+            handle_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+            lag_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 16))
+            }),
+            head_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            in_flight: Family::default(),
+        };
+        registry.register(
+            "messages",
+            "Messages handled, by queue, event type and outcome",
+            metrics.messages.clone(),
+        );
+        registry.register(
+            "handle_seconds",
+            "Time to handle one message, by queue",
+            metrics.handle_seconds.clone(),
+        );
+        registry.register(
+            "queue_lag_seconds",
+            "Time from the message's timestamp to its handling, by queue",
+            metrics.lag_seconds.clone(),
+        );
+        registry.register(
+            "head_seconds",
+            "Latency of HEAD requests to the bucket",
+            metrics.head_seconds.clone(),
+        );
+        registry.register(
+            "messages_in_flight",
+            "Deliveries being handled, by queue",
+            metrics.in_flight.clone(),
+        );
+        metrics
+    }
+
+    pub fn handled(&self, queue: &str, event: &str, outcome: &str, took: Duration) {
+        let labels = vec![
+            ("queue", queue.to_owned()),
+            ("event", event.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        self.messages.get_or_create(&labels).inc();
+        self.handle_seconds
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn lag(&self, queue: &str, lag: Duration) {
+        self.lag_seconds
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .observe(lag.as_secs_f64());
+    }
+
+    pub fn head(&self, took: Duration) {
+        self.head_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn in_flight(&self, queue: &str) -> Gauge {
+        self.in_flight
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .clone()
+    }
+}

@@ -1,0 +1,3 @@
+//! The buckets recordings are written to: finding a file's profile, checking the object.
+
+pub mod objects;

@@ -1,0 +1,50 @@
+//! `assets`: one row per finished file, created when its recording becomes ready.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+use super::recordings::Applied;
+
+/// One verified file of a ready recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAsset {
+    pub egress_id: String,
+    pub room_name: String,
+    pub bucket: String,
+    pub key: String,
+    pub playback_url: String,
+    pub size_bytes: i64,
+    pub duration_seconds: Option<f64>,
+    pub content_type: Option<String>,
+}
+
+/// Inserts the asset once; a repeat for the same file changes nothing.
+pub async fn upsert(
+    client: &impl GenericClient,
+    recording: &Applied,
+    asset: &NewAsset,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO assets (egress_id, recording_id, stream_id, user_id, room_name,
+                 storage_bucket, storage_key, playback_url, file_size_bytes, duration_seconds,
+                 content_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (egress_id, storage_key) DO NOTHING",
+            &[
+                &asset.egress_id,
+                &recording.id,
+                &recording.stream_id,
+                &recording.user_id,
+                &asset.room_name,
+                &asset.bucket,
+                &asset.key,
+                &asset.playback_url,
+                &asset.size_bytes,
+                &asset.duration_seconds,
+                &asset.content_type,
+            ],
+        )
+        .await
+        .map(drop)
+}

@@ -1,0 +1,171 @@
+//! `recordings`: one row per egress, whose status only moves forward.
+//!
+//! Every write is one upsert guarded by `recording_status_rank` (migration V5): it applies only
+//! if it moves the status forward, or refreshes the same status with a newer LiveKit
+//! `updatedAt`; `ready`, `failed` and `aborted` are final. Row locks make concurrent writers
+//! take turns, so events may be applied in any order, any number of times.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+/// Recording statuses of CONTRACTS §5, in the order they move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Starting,
+    Active,
+    Stopping,
+    Stopped,
+    Ready,
+    Failed,
+    Aborted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Active => "active",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed | Self::Aborted)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Starting,
+            Self::Active,
+            Self::Stopping,
+            Self::Stopped,
+            Self::Ready,
+            Self::Failed,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a finished recording's (first) file is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    pub provider: String,
+    pub bucket: Option<String>,
+    pub key: String,
+    pub url: String,
+    pub size_bytes: i64,
+}
+
+/// What one egress event says about a recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EgressUpdate {
+    pub egress_id: String,
+    pub room_name: String,
+    pub room_sid: Option<String>,
+    pub status: Status,
+    /// LiveKit's `updatedAt` in nanoseconds: the tie-breaker between updates of one status.
+    pub updated_ns: i64,
+    pub layout: Option<String>,
+    pub file_format: Option<String>,
+    pub audio_only: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub error: Option<String>,
+    pub file: Option<StoredFile>,
+    /// Extra facts merged into `metadata` (e.g. that LiveKit's backup storage was used).
+    pub metadata: serde_json::Value,
+}
+
+/// The row as it is after an update that applied.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub id: i64,
+    pub stream_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Applies `update` if it moves the recording forward; `None` if it changed nothing.
+pub async fn apply(
+    client: &impl GenericClient,
+    update: &EgressUpdate,
+) -> Result<Option<Applied>, Error> {
+    let file = update.file.as_ref();
+    let row = client
+        .query_opt(
+            "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
+                 layout, file_format, audio_only, started_at, ended_at, duration_seconds, error,
+                 storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
+                 is_processed, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $4 = 'ready', $18)
+             ON CONFLICT (egress_id) DO UPDATE SET
+                 status = EXCLUDED.status,
+                 egress_updated_ns = GREATEST(r.egress_updated_ns, EXCLUDED.egress_updated_ns),
+                 room_sid = COALESCE(r.room_sid, EXCLUDED.room_sid),
+                 layout = COALESCE(r.layout, EXCLUDED.layout),
+                 file_format = COALESCE(r.file_format, EXCLUDED.file_format),
+                 audio_only = r.audio_only OR EXCLUDED.audio_only,
+                 started_at = COALESCE(r.started_at, EXCLUDED.started_at),
+                 ended_at = COALESCE(EXCLUDED.ended_at, r.ended_at),
+                 duration_seconds = COALESCE(EXCLUDED.duration_seconds, r.duration_seconds),
+                 error = COALESCE(EXCLUDED.error, r.error),
+                 storage_provider = COALESCE(EXCLUDED.storage_provider, r.storage_provider),
+                 storage_bucket = COALESCE(EXCLUDED.storage_bucket, r.storage_bucket),
+                 storage_key = COALESCE(EXCLUDED.storage_key, r.storage_key),
+                 file_url = COALESCE(EXCLUDED.file_url, r.file_url),
+                 file_size_bytes = COALESCE(EXCLUDED.file_size_bytes, r.file_size_bytes),
+                 is_processed = EXCLUDED.is_processed,
+                 metadata = r.metadata || EXCLUDED.metadata,
+                 updated_at = now()
+             WHERE recording_status_rank(r.status) < 4
+               AND (recording_status_rank(EXCLUDED.status) > recording_status_rank(r.status)
+                    OR (EXCLUDED.status = r.status
+                        AND EXCLUDED.egress_updated_ns > r.egress_updated_ns))
+             RETURNING id, stream_id, user_id",
+            &[
+                &update.egress_id,
+                &update.room_name,
+                &update.room_sid,
+                &update.status.as_str(),
+                &update.updated_ns,
+                &update.layout,
+                &update.file_format,
+                &update.audio_only,
+                &update.started_at,
+                &update.ended_at,
+                &update.duration_seconds,
+                &update.error,
+                &file.map(|f| f.provider.as_str()),
+                &file.and_then(|f| f.bucket.as_deref()),
+                &file.map(|f| f.key.as_str()),
+                &file.map(|f| f.url.as_str()),
+                &file.map(|f| f.size_bytes),
+                &update.metadata,
+            ],
+        )
+        .await?;
+    Ok(row.map(|row| Applied {
+        id: row.get(0),
+        stream_id: row.get(1),
+        user_id: row.get(2),
+    }))
+}
+
+/// The recording's current status, if there is a row.
+pub async fn status(client: &impl GenericClient, egress_id: &str) -> Result<Option<Status>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT status FROM recordings WHERE egress_id = $1",
+            &[&egress_id],
+        )
+        .await?;
+    Ok(row.and_then(|row| Status::parse(row.get(0))))
+}

@@ -1,0 +1,279 @@
+//! The processor under failure: competing consumers, missing objects, a database outage and
+//! poison messages. Nothing is lost, nothing is applied twice.
+
+use std::time::Duration;
+
+use lapin::types::AMQPValue;
+use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_EXCHANGE, EVENTS_QUEUE};
+use roomtape_tests::apps::wait_ready;
+use roomtape_tests::fixtures::{participant_event, Egress};
+use roomtape_tests::proxy::TcpProxy;
+use roomtape_tests::{eventually, spawn_processor, TestEnv};
+
+async fn count(test: &TestEnv, sql: &str) -> i64 {
+    test.database
+        .client()
+        .await
+        .query_one(sql, &[])
+        .await
+        .expect(sql)
+        .get(0)
+}
+
+#[tokio::test]
+async fn two_processors_consuming_at_once_apply_each_event_once() {
+    let test = TestEnv::new().await;
+    let first = spawn_processor(&test.env()).await;
+    let second = spawn_processor(&test.env()).await;
+    wait_ready(&first).await;
+    wait_ready(&second).await;
+
+    let mut published = 0;
+    for n in 0..20 {
+        let egress = Egress::new(&format!("EG_{n}"), "busy", &test.bucket.profile);
+        test.bucket.put(&egress.key, b"data", "video/mp4").await;
+        let events = [
+            (
+                format!("EV_{n}_s"),
+                "egress.started",
+                egress.started(&format!("EV_{n}_s")),
+            ),
+            (
+                format!("EV_{n}_e"),
+                "egress.ended",
+                egress.ended(&format!("EV_{n}_e")),
+            ),
+            (
+                format!("EV_{n}_j"),
+                "participant.joined",
+                participant_event(
+                    "participant_joined",
+                    &format!("EV_{n}_j"),
+                    "busy",
+                    &format!("u{n}"),
+                    "STANDARD",
+                ),
+            ),
+        ];
+        for (id, key, body) in &events {
+            // Each twice, as LiveKit retries and redeliveries do.
+            for _ in 0..2 {
+                test.vhost
+                    .publish(EVENTS_EXCHANGE, key, body.as_bytes(), id)
+                    .await;
+                published += 1;
+            }
+        }
+    }
+    assert_eq!(published, 120);
+    eventually(
+        Duration::from_secs(30),
+        "all 60 distinct events to be processed",
+        || async {
+            (count(&test, "SELECT count(*) FROM webhook_events").await == 60).then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the queue to drain", || async {
+        (test.vhost.ready_count(EVENTS_QUEUE).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            &test,
+            "SELECT count(*) FROM recordings WHERE status = 'ready'"
+        )
+        .await,
+        20
+    );
+    assert_eq!(count(&test, "SELECT count(*) FROM assets").await, 20);
+    assert_eq!(
+        count(
+            &test,
+            "SELECT participant_count::bigint FROM rooms WHERE room_name = 'busy'"
+        )
+        .await,
+        20
+    );
+}
+
+#[tokio::test]
+async fn a_missing_object_is_retried_then_the_recording_fails_with_the_reason() {
+    let test = TestEnv::new().await;
+    let processor = spawn_processor(&test.env()).await; // RETRY_DELAYS=100ms,200ms
+    wait_ready(&processor).await;
+    let egress = Egress::new("EG_missing", "r", &test.bucket.profile);
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            egress.ended("EV_m").as_bytes(),
+            "EV_m",
+        )
+        .await;
+
+    let error: String = eventually(Duration::from_secs(20), "the recording to fail", || async {
+        let client = test.database.client().await;
+        let row = client
+            .query_opt(
+                "SELECT error FROM recordings WHERE egress_id = 'EG_missing' AND status = 'failed'",
+                &[],
+            )
+            .await
+            .expect("query")?;
+        row.get(0)
+    })
+    .await;
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(
+        error.contains("after 3 attempts"),
+        "tried once, then after 100ms and 200ms: {error}"
+    );
+    assert_eq!(
+        test.vhost.ready_count(DEAD_QUEUE).await,
+        0,
+        "handled, not dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn an_object_that_appears_during_the_retries_makes_the_recording_ready() {
+    let test = TestEnv::new().await;
+    let processor = spawn_processor(&test.env_with(&[("RETRY_DELAYS", "300ms,1s,5s")])).await;
+    wait_ready(&processor).await;
+    let egress = Egress::new("EG_late", "r", &test.bucket.profile);
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            egress.ended("EV_late").as_bytes(),
+            "EV_late",
+        )
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the recording to be stopped while it waits",
+        || async {
+            (count(
+                &test,
+                "SELECT count(*) FROM recordings WHERE status = 'stopped'",
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    test.bucket
+        .put(&egress.key, b"late upload", "video/mp4")
+        .await;
+    eventually(
+        Duration::from_secs(15),
+        "the recording to be ready",
+        || async {
+            (count(
+                &test,
+                "SELECT count(*) FROM recordings WHERE status = 'ready' AND file_size_bytes = 11",
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nothing_is_lost_while_postgres_is_away() {
+    let test = TestEnv::new().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".into()).await;
+    let database_url = test
+        .database
+        .url()
+        .replace(":5432", &format!(":{}", proxy.port));
+    let processor = spawn_processor(&test.env_with(&[("DATABASE_URL", &database_url)])).await;
+    wait_ready(&processor).await;
+
+    proxy.cut();
+    for n in 0..10 {
+        let id = format!("EV_down{n}");
+        let body = participant_event(
+            "participant_joined",
+            &id,
+            "outage",
+            &format!("u{n}"),
+            "STANDARD",
+        );
+        test.vhost
+            .publish(EVENTS_EXCHANGE, "participant.joined", body.as_bytes(), &id)
+            .await;
+    }
+    let ready = reqwest::get(processor.url("/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503, "not ready while the database is away");
+    proxy.restore();
+
+    eventually(
+        Duration::from_secs(30),
+        "every event once the database is back",
+        || async {
+            (count(&test, "SELECT count(*) FROM webhook_events").await == 10).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &test,
+            "SELECT participant_count::bigint FROM rooms WHERE room_name = 'outage'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        test.vhost.ready_count(DEAD_QUEUE).await,
+        0,
+        "an outage is not the messages' fault"
+    );
+}
+
+#[tokio::test]
+async fn poison_goes_to_the_dead_letter_queue_at_once_with_its_error() {
+    let test = TestEnv::new().await;
+    let processor = spawn_processor(&test.env()).await;
+    wait_ready(&processor).await;
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            b"not json at all",
+            "EV_poison",
+        )
+        .await;
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "room.started",
+            br#"{"no":"event"}"#,
+            "EV_poison2",
+        )
+        .await;
+
+    eventually(
+        Duration::from_secs(10),
+        "both messages in roomtape.dead",
+        || async { (test.vhost.ready_count(DEAD_QUEUE).await == 2).then_some(()) },
+    )
+    .await;
+    let dead = test.vhost.get(DEAD_QUEUE).await.expect("dead letter");
+    assert_eq!(dead.delivery.data, b"not json at all", "kept byte for byte");
+    let headers = dead.delivery.properties.headers().clone().expect("headers");
+    match headers.inner().get("x-roomtape-error") {
+        Some(AMQPValue::LongString(error)) => {
+            assert!(error.to_string().contains("not JSON"), "{error}")
+        }
+        other => panic!("x-roomtape-error: {other:?}"),
+    }
+    assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 0);
+    assert_eq!(count(&test, "SELECT count(*) FROM webhook_events").await, 0);
+}

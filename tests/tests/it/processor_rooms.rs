@@ -1,0 +1,106 @@
+//! Room and participant events → `rooms`: counts right in any order, duplicates once, never
+//! negative, recorders not counted.
+
+use roomtape_processor::consume::Attempt;
+use roomtape_tests::apps::event_processor;
+use roomtape_tests::fixtures::{participant_event, room_event};
+use roomtape_tests::TestEnv;
+
+async fn room(test: &TestEnv, name: &str) -> (String, i32, i32) {
+    let row = test
+        .database
+        .client()
+        .await
+        .query_one(
+            "SELECT status, participant_count, max_participants FROM rooms WHERE room_name = $1",
+            &[&name],
+        )
+        .await
+        .expect("room row");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test]
+async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    let step = |body: String| {
+        let processor = &processor;
+        async move {
+            processor
+                .process(body.as_bytes(), None, Attempt::first(2))
+                .await
+                .expect("processed")
+        }
+    };
+
+    step(room_event("room_started", "EV_r1", "class", "RM_test")).await;
+    // A leave that arrives before its join, a duplicate join, and the recorder joining.
+    step(participant_event(
+        "participant_left",
+        "EV_l1",
+        "class",
+        "alice",
+        "STANDARD",
+    ))
+    .await;
+    assert_eq!(
+        room(&test, "class").await,
+        ("active".into(), 0, 0),
+        "never negative"
+    );
+    step(participant_event(
+        "participant_joined",
+        "EV_j1",
+        "class",
+        "alice",
+        "STANDARD",
+    ))
+    .await;
+    step(participant_event(
+        "participant_joined",
+        "EV_j2",
+        "class",
+        "bob",
+        "STANDARD",
+    ))
+    .await;
+    step(participant_event(
+        "participant_joined",
+        "EV_j2",
+        "class",
+        "bob",
+        "STANDARD",
+    ))
+    .await;
+    step(participant_event(
+        "participant_joined",
+        "EV_j3",
+        "class",
+        "carol",
+        "STANDARD",
+    ))
+    .await;
+    step(participant_event(
+        "participant_joined",
+        "EV_eg",
+        "class",
+        "EG_rec",
+        "EGRESS",
+    ))
+    .await;
+    assert_eq!(
+        room(&test, "class").await,
+        ("active".into(), 2, 2),
+        "alice left; recorder not counted"
+    );
+
+    step(room_event("room_finished", "EV_r2", "class", "RM_test")).await;
+    assert_eq!(room(&test, "class").await, ("finished".into(), 0, 2));
+    // A late room_started of the same session does not reopen it.
+    step(room_event("room_started", "EV_r1_late", "class", "RM_test")).await;
+    assert_eq!(room(&test, "class").await.0, "finished");
+    // A new session of the same room starts afresh.
+    step(room_event("room_started", "EV_r3", "class", "RM_next")).await;
+    assert_eq!(room(&test, "class").await, ("active".into(), 0, 0));
+}
