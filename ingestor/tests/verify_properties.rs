@@ -5,9 +5,10 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
-use jwt_simple::prelude::{HS256Key, MACLike};
+use jwt_simple::prelude::MACLike;
 use proptest::prelude::*;
 use roomtape_ingestor::webhook::verify::{Clock, Verifier};
+use roomtape_shared::auth::hs256_key;
 use roomtape_shared::config::ApiKeys;
 use sha2::{Digest, Sha256};
 
@@ -22,9 +23,7 @@ fn token(claims: &serde_json::Value, secret: &[u8]) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let input = format!("{header}.{payload}");
-    let mut key = secret.to_vec();
-    key.resize(key.len().max(32), 0);
-    let tag = HS256Key::from_bytes(&key).authentication_tag(input.as_bytes());
+    let tag = hs256_key(secret).authentication_tag(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 

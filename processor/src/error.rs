@@ -18,6 +18,13 @@ pub enum HandleError {
     /// The database refused this message's data: retry on the schedule, then dead-letter.
     #[error("database error: {0}")]
     Database(String),
+    /// LiveKit's API is unreachable or overloaded: retry on the schedule.
+    #[error("LiveKit unavailable: {0}")]
+    LiveKit(String),
+    /// A reply or follow-up command could not be published: retry (what was stored is
+    /// published again).
+    #[error("could not publish: {0}")]
+    Publish(String),
     /// A setting is missing for this message (e.g. its bucket is not a storage profile):
     /// dead-letter it, to be replayed once the configuration is fixed.
     #[error("not configured: {0}")]
@@ -39,7 +46,9 @@ impl HandleError {
     pub fn disposition(&self) -> Disposition {
         match self {
             Self::Poison(_) | Self::NotConfigured(_) => Disposition::DeadLetter(self.to_string()),
-            Self::Object(_) | Self::Database(_) => Disposition::RetryLater(self.to_string()),
+            Self::Object(_) | Self::Database(_) | Self::LiveKit(_) | Self::Publish(_) => {
+                Disposition::RetryLater(self.to_string())
+            }
             Self::DatabaseDown(_) => Disposition::RetryInPlace(self.to_string()),
         }
     }
@@ -52,6 +61,8 @@ impl HandleError {
             Self::DatabaseDown(_) => "database_down",
             Self::Database(_) => "database_error",
             Self::NotConfigured(_) => "not_configured",
+            Self::LiveKit(_) => "livekit_unavailable",
+            Self::Publish(_) => "publish_failed",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Builds the processor from its settings: schema, database pool, buckets, the event consumer
-//! and the ops server (`/healthz`, `/readyz`, `/metrics`).
+//! Builds the processor from its settings: schema, database pool, buckets, LiveKit client, the
+//! two consumers (events, commands), the reconciler and the ops server.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,9 +15,12 @@ use roomtape_shared::http::{self as ops, OpsState, ReadinessCheck};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::{db, metrics};
 
+use crate::commands::CommandProcessor;
 use crate::consume::{self, ConsumerSettings};
 use crate::events::EventProcessor;
+use crate::livekit::EgressClient;
 use crate::metrics::ProcessorMetrics;
+use crate::reconcile::Reconciler;
 use crate::storage::objects::Buckets;
 
 /// How long the ops server gets to answer in-flight requests on shutdown.
@@ -34,14 +37,23 @@ pub enum StartupError {
     Bind(#[from] std::io::Error),
 }
 
+/// Whether each consumer is attached right now, for `/readyz`.
+#[derive(Debug, Clone, Default)]
+struct Consuming {
+    events: Arc<AtomicBool>,
+    commands: Arc<AtomicBool>,
+}
+
 /// A built, bound, not yet running processor.
 pub struct Application {
     port: u16,
     server: Server,
     events: Arc<EventProcessor>,
+    commands: Arc<CommandProcessor>,
+    reconciler: Reconciler,
     consumer: ConsumerSettings,
     metrics: ProcessorMetrics,
-    consuming: Arc<AtomicBool>,
+    consuming: Consuming,
 }
 
 impl std::fmt::Debug for Application {
@@ -61,12 +73,26 @@ impl Application {
         let pool = db::pool(&settings.database)?;
         let mut registry = metrics::registry();
         let processor_metrics = ProcessorMetrics::register(&mut registry);
+        let egress = EgressClient::new(settings.livekit.clone());
         let events = Arc::new(EventProcessor::new(
             pool.clone(),
             Buckets::new(&settings.storage),
+            settings.auto_record.clone(),
             processor_metrics.clone(),
         ));
-        let consuming = Arc::new(AtomicBool::new(false));
+        let commands = Arc::new(CommandProcessor::new(
+            pool.clone(),
+            egress.clone(),
+            settings.storage.clone(),
+        ));
+        let reconciler = Reconciler {
+            pool: pool.clone(),
+            egress,
+            amqp: settings.amqp.clone(),
+            every: settings.reconcile_interval,
+            after: settings.reconcile_after,
+        };
+        let consuming = Consuming::default();
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
             readiness: readiness(pool, consuming.clone()),
@@ -87,6 +113,8 @@ impl Application {
             port,
             server,
             events,
+            commands,
+            reconciler,
             consumer: ConsumerSettings {
                 amqp: settings.amqp,
                 prefetch: settings.prefetch,
@@ -102,30 +130,38 @@ impl Application {
     }
 
     /// Consumes until `shutdown`; then stops taking deliveries, finishes and acks what is in
-    /// flight, closes the broker connection and the ops server.
+    /// flight, closes the broker connections and the ops server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        consume::run(
+        let events = consume::run(
             self.events,
+            self.consumer.clone(),
+            self.metrics.clone(),
+            self.consuming.events,
+            shutdown.clone(),
+        );
+        let commands = consume::run(
+            self.commands,
             self.consumer,
             self.metrics,
-            self.consuming,
-            shutdown,
-        )
-        .await;
+            self.consuming.commands,
+            shutdown.clone(),
+        );
+        tokio::join!(events, commands, self.reconciler.run(shutdown));
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
     }
 }
 
-/// Ready when a consumer is attached and the database answers.
-fn readiness(pool: Pool, consuming: Arc<AtomicBool>) -> ReadinessCheck {
+/// Ready when both consumers are attached and the database answers.
+fn readiness(pool: Pool, consuming: Consuming) -> ReadinessCheck {
     Arc::new(move || {
         let pool = pool.clone();
-        let consuming = consuming.load(Ordering::SeqCst);
+        let attached =
+            consuming.events.load(Ordering::SeqCst) && consuming.commands.load(Ordering::SeqCst);
         async move {
-            if !consuming {
+            if !attached {
                 return Err("not consuming: broker unreachable".to_owned());
             }
             let client = pool.get().await.map_err(|e| format!("database: {e}"))?;

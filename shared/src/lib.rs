@@ -1,6 +1,7 @@
 //! Everything the roomtape binaries share: configuration, the LiveKit event model, the RabbitMQ
 //! topology, the database schema, telemetry and the health/metrics endpoints.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod events;

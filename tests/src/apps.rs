@@ -93,5 +93,10 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
-    EventProcessor::new(pool, Buckets::new(&settings.storage), metrics)
+    EventProcessor::new(
+        pool,
+        Buckets::new(&settings.storage),
+        settings.auto_record,
+        metrics,
+    )
 }

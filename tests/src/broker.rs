@@ -116,3 +116,69 @@ impl TestVhost {
         assert!(confirmation.is_ack(), "broker confirmed");
     }
 }
+
+impl TestVhost {
+    /// Publishes a command to `roomtape.commands` with `reply_to` and waits for the reply.
+    pub async fn command(
+        &self,
+        routing_key: &str,
+        body: &serde_json::Value,
+        message_id: &str,
+    ) -> serde_json::Value {
+        use futures_util::StreamExt;
+        use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+        let channel = self.channel().await;
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = channel
+            .queue_declare("".into(), options, FieldTable::default())
+            .await
+            .expect("reply queue");
+        let consume = BasicConsumeOptions {
+            no_ack: true,
+            ..BasicConsumeOptions::default()
+        };
+        let mut replies = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                consume,
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume replies");
+        let correlation_id = format!("corr-{message_id}");
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(message_id.into())
+            .with_content_type("application/json".into())
+            .with_reply_to(queue.name().clone())
+            .with_correlation_id(correlation_id.as_str().into());
+        channel
+            .basic_publish(
+                "roomtape.commands".into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body.to_string().as_bytes(),
+                properties,
+            )
+            .await
+            .expect("publish command");
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(30), replies.next())
+            .await
+            .expect("a reply in time")
+            .expect("reply stream")
+            .expect("reply");
+        assert_eq!(
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
+            Some(correlation_id.as_str())
+        );
+        serde_json::from_slice(&reply.data).expect("JSON reply")
+    }
+}

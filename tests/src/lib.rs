@@ -10,6 +10,7 @@
 pub mod apps;
 pub mod broker;
 pub mod database;
+pub mod fake_livekit;
 pub mod fixtures;
 pub mod livekit;
 pub mod proxy;

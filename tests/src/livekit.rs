@@ -39,16 +39,12 @@ pub fn sign_with(alg: &str, claims: &serde_json::Value, secret: &str) -> String 
 }
 
 fn hmac(alg: &str, key: &[u8], message: &[u8]) -> Vec<u8> {
-    use jwt_simple::algorithms::{HS256Key, HS384Key, HS512Key, MACLike};
-    // jwt-simple wants 12+ byte keys; zero padding leaves HMAC unchanged (see verify.rs).
-    let mut key = key.to_vec();
-    if key.len() < 32 {
-        key.resize(32, 0);
-    }
+    use jwt_simple::algorithms::{HS384Key, HS512Key, MACLike};
+    let padded = roomtape_shared::auth::hs256_key(key).to_bytes();
     match alg {
-        "HS384" => HS384Key::from_bytes(&key).authentication_tag(message),
-        "HS512" => HS512Key::from_bytes(&key).authentication_tag(message),
-        _ => HS256Key::from_bytes(&key).authentication_tag(message),
+        "HS384" => HS384Key::from_bytes(&padded).authentication_tag(message),
+        "HS512" => HS512Key::from_bytes(&padded).authentication_tag(message),
+        _ => roomtape_shared::auth::hs256_key(key).authentication_tag(message),
     }
 }
 

@@ -12,6 +12,7 @@ use base64::Engine;
 use bytes::Bytes;
 use jwt_simple::prelude::{Duration, HS256Key, MACLike, UnixTimeStamp, VerificationOptions};
 use jwt_simple::JWTError;
+use roomtape_shared::auth::hs256_key;
 use roomtape_shared::config::ApiKeys;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -20,11 +21,6 @@ use subtle::ConstantTimeEq;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`, as LiveKit's Go, Python and Rust SDKs allow.
 pub const LEEWAY_SECS: u64 = 60;
-
-/// jwt-simple refuses HMAC keys under 12 bytes, but LiveKit's development secret is `secret`.
-/// HMAC pads any key shorter than its 64-byte block with zeros, so a zero-padded key gives
-/// the very same signatures.
-const MIN_HMAC_KEY_BYTES: usize = 32;
 
 /// Why a request is not authentic. Each is answered 401; the variant is the metrics reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -113,7 +109,7 @@ impl Verifier {
             .keys()
             .filter_map(|key| {
                 let secret = keys.secret_for(key)?.expose_secret().as_bytes();
-                Some((key.to_owned(), hmac_key(secret)))
+                Some((key.to_owned(), hs256_key(secret)))
             })
             .collect();
         Self { keys, clock }
@@ -156,14 +152,6 @@ impl Verifier {
             ..VerificationOptions::default()
         }
     }
-}
-
-fn hmac_key(secret: &[u8]) -> HS256Key {
-    let mut bytes = secret.to_vec();
-    if bytes.len() < MIN_HMAC_KEY_BYTES {
-        bytes.resize(MIN_HMAC_KEY_BYTES, 0);
-    }
-    HS256Key::from_bytes(&bytes)
 }
 
 fn strip_bearer(header: &str) -> &str {
@@ -222,7 +210,7 @@ mod tests {
 
     #[test]
     fn zero_padding_short_secrets_keeps_hmac_signatures() {
-        let short = hmac_key(b"secret");
+        let short = hs256_key(b"secret");
         let claims = jwt_simple::prelude::Claims::create(Duration::from_secs(60));
         let padded_token = short.authenticate(claims).expect("sign");
         // The same token must verify under a key of exactly the padded bytes.

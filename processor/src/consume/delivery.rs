@@ -17,6 +17,22 @@ const ATTEMPT_HEADER: &str = "x-roomtape-attempt";
 /// Headers a dead letter carries: why, from which queue, after how many attempts.
 const ERROR_HEADER: &str = "x-roomtape-error";
 const SOURCE_QUEUE_HEADER: &str = "x-roomtape-source-queue";
+/// The routing key the message was first published with: a retried message comes back from
+/// its delay queue under the queue's name.
+const ROUTING_KEY_HEADER: &str = "x-roomtape-routing-key";
+
+/// The routing key the message was published with, through any retries.
+pub fn original_routing_key(delivery: &Delivery) -> &str {
+    match delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ROUTING_KEY_HEADER))
+    {
+        Some(AMQPValue::LongString(key)) => std::str::from_utf8(key.as_bytes()).unwrap_or_default(),
+        _ => delivery.routing_key.as_str(),
+    }
+}
 
 /// Which try this is, and whether it is the last one the retry schedule allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +164,10 @@ async fn copy_to(
     headers: &[(&str, AMQPValue)],
 ) -> Result<(), MoveError> {
     let mut table: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
+    table.insert(
+        ROUTING_KEY_HEADER.into(),
+        text(original_routing_key(delivery)),
+    );
     for (key, value) in headers {
         table.insert((*key).into(), value.clone());
     }

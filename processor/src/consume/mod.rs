@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::error::Disposition;
 use crate::metrics::ProcessorMetrics;
-pub use delivery::Attempt;
+pub use delivery::{original_routing_key, Attempt};
 
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -51,10 +51,12 @@ impl Handled {
 /// Handles the messages of one queue.
 pub trait Handler: Send + Sync + 'static {
     fn queue(&self) -> &'static str;
+    /// Handles one delivery; `publisher` is a confirm-mode channel for replies.
     fn handle(
         &self,
         delivery: &Delivery,
         attempt: Attempt,
+        publisher: &Channel,
     ) -> impl Future<Output = Result<Handled, crate::error::HandleError>> + Send;
 }
 
@@ -213,7 +215,10 @@ impl<H: Handler> Work<H> {
         let mut hold = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            let result = self.handler.handle(&delivery, attempt).await;
+            let result = self
+                .handler
+                .handle(&delivery, attempt, &self.republish)
+                .await;
             let (kind, outcome, disposition) = match &result {
                 Ok(handled) => (handled.kind.as_str(), handled.outcome, Disposition::Ack),
                 Err(error) => (kind_of(&delivery), error.outcome(), error.disposition()),

@@ -1,12 +1,15 @@
 //! LiveKit events → rows. Each event's effects and its `webhook_events` row commit in one
 //! transaction, so a redelivered or re-sent event changes nothing.
 
+pub mod auto_record;
 pub mod egress;
 pub mod parse;
 pub mod rooms;
 
 use deadpool_postgres::{GenericClient, Pool};
 use lapin::message::Delivery;
+use lapin::Channel;
+use roomtape_shared::config::AutoRecordSettings;
 use roomtape_shared::events::event_id;
 use roomtape_shared::events::proto::{EgressInfo, WebhookEvent};
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
@@ -25,6 +28,7 @@ use egress::{EgressPlan, ReportedFile};
 pub struct EventProcessor {
     pool: Pool,
     buckets: Buckets,
+    auto_record: AutoRecordSettings,
     metrics: ProcessorMetrics,
 }
 
@@ -40,31 +44,45 @@ impl Handler for EventProcessor {
         EVENTS_QUEUE
     }
 
-    async fn handle(&self, delivery: &Delivery, attempt: Attempt) -> Result<Handled, HandleError> {
+    async fn handle(
+        &self,
+        delivery: &Delivery,
+        attempt: Attempt,
+        publisher: &Channel,
+    ) -> Result<Handled, HandleError> {
         let message_id = delivery
             .properties
             .message_id()
             .as_ref()
             .map(|id| id.as_str());
-        self.process(&delivery.data, message_id, attempt).await
+        self.process(&delivery.data, message_id, attempt, Some(publisher))
+            .await
     }
 }
 
 impl EventProcessor {
-    pub fn new(pool: Pool, buckets: Buckets, metrics: ProcessorMetrics) -> Self {
+    pub fn new(
+        pool: Pool,
+        buckets: Buckets,
+        auto_record: AutoRecordSettings,
+        metrics: ProcessorMetrics,
+    ) -> Self {
         Self {
             pool,
             buckets,
+            auto_record,
             metrics,
         }
     }
 
     /// Applies one event body; `message_id` is the AMQP property, used when the body has no id.
+    /// Auto-record commands are published on `publisher` (none: auto-record is skipped).
     pub async fn process(
         &self,
         body: &[u8],
         message_id: Option<&str>,
         attempt: Attempt,
+        publisher: Option<&Channel>,
     ) -> Result<Handled, HandleError> {
         let parsed = parse::parse(body).map_err(|e| HandleError::Poison(e.to_string()))?;
         let event = &parsed.event;
@@ -102,6 +120,18 @@ impl EventProcessor {
         match change {
             Some(change) => apply(&tx, &change).await?,
             None => rooms::apply(&tx, event).await?,
+        }
+        // Before the commit: if the commit fails, the redelivery asks again, and the command's
+        // id makes that harmless.
+        if let (Some(publisher), Some(room), "room_started") =
+            (publisher, &event.room, event.event.as_str())
+        {
+            if auto_record::wanted(&self.auto_record, room) {
+                auto_record::request(publisher, room)
+                    .await
+                    .map_err(|e| HandleError::Publish(e.to_string()))?;
+                tracing::info!("auto-record requested");
+            }
         }
         tx.commit().await?;
         Ok(Handled::new(&event.event, "applied"))

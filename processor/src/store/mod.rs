@@ -1,6 +1,7 @@
 //! PostgreSQL access: one module per table, each a few statements that are safe to repeat.
 
 pub mod assets;
+pub mod commands;
 pub mod recordings;
 pub mod rooms;
 pub mod webhook_events;

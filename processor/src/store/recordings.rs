@@ -169,3 +169,103 @@ pub async fn status(client: &impl GenericClient, egress_id: &str) -> Result<Opti
         .await?;
     Ok(row.and_then(|row| Status::parse(row.get(0))))
 }
+
+/// What a start command knows about the recording it asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requested {
+    pub egress_id: String,
+    pub room_name: String,
+    pub layout: String,
+    pub file_format: String,
+    pub audio_only: bool,
+    pub storage_provider: String,
+    pub storage_bucket: String,
+    pub stream_id: Option<String>,
+    pub user_id: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// Creates the `starting` row for a recording a command started, or adds the command's facts
+/// to the row an early egress event already created (its status is left alone). Returns the
+/// row as JSON for the reply.
+pub async fn requested(
+    client: &impl GenericClient,
+    r: &Requested,
+) -> Result<serde_json::Value, Error> {
+    let row = client
+        .query_one(
+            "INSERT INTO recordings AS r (egress_id, room_name, status, layout, file_format,
+                 audio_only, storage_provider, storage_bucket, stream_id, user_id, metadata)
+             VALUES ($1, $2, 'starting', $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (egress_id) DO UPDATE SET
+                 layout = EXCLUDED.layout, file_format = EXCLUDED.file_format,
+                 audio_only = EXCLUDED.audio_only,
+                 storage_provider = COALESCE(r.storage_provider, EXCLUDED.storage_provider),
+                 storage_bucket = COALESCE(r.storage_bucket, EXCLUDED.storage_bucket),
+                 stream_id = EXCLUDED.stream_id, user_id = EXCLUDED.user_id,
+                 metadata = EXCLUDED.metadata || r.metadata, updated_at = now()
+             RETURNING to_jsonb(r) - 'egress_updated_ns'",
+            &[
+                &r.egress_id,
+                &r.room_name,
+                &r.layout,
+                &r.file_format,
+                &r.audio_only,
+                &r.storage_provider,
+                &r.storage_bucket,
+                &r.stream_id,
+                &r.user_id,
+                &r.metadata,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Egress ids of the room's recordings that are not over yet.
+pub async fn unfinished_in_room(
+    client: &impl GenericClient,
+    room_name: &str,
+) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "SELECT egress_id FROM recordings
+             WHERE room_name = $1 AND status IN ('starting', 'active')",
+            &[&room_name],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// The row as JSON, for replies.
+pub async fn snapshot(
+    client: &impl GenericClient,
+    egress_id: &str,
+) -> Result<Option<serde_json::Value>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT to_jsonb(r) - 'egress_updated_ns' FROM recordings r WHERE egress_id = $1",
+            &[&egress_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// Recordings that are not final and have not changed for `older_than_secs`: the ones whose
+/// webhooks may have been lost.
+pub async fn stale(
+    client: &impl GenericClient,
+    older_than_secs: f64,
+    limit: i64,
+) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "SELECT egress_id FROM recordings
+             WHERE recording_status_rank(status) < 4
+               AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2",
+            &[&older_than_secs, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}

@@ -11,8 +11,8 @@ mod storage;
 pub use env::{ConfigError, Env};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
-    AmqpSettings, DatabaseSettings, IngestorSettings, LogFormat, ProcessorSettings,
-    TelemetrySettings,
+    AmqpSettings, AutoRecordSettings, DatabaseSettings, IngestorSettings, LogFormat,
+    ProcessorSettings, TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};
 

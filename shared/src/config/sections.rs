@@ -154,7 +154,50 @@ pub struct ProcessorSettings {
     /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once; each holds a database
     /// connection while it runs, so keep it at or below `DATABASE_POOL_SIZE`.
     pub concurrency: usize,
+    pub auto_record: AutoRecordSettings,
+    /// `RECONCILE_INTERVAL` (default `1m`, `0s` turns it off): how often recordings that are not
+    /// final are checked against LiveKit's `ListEgress`.
+    pub reconcile_interval: Duration,
+    /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
+    /// it is checked.
+    pub reconcile_after: Duration,
     pub telemetry: TelemetrySettings,
+}
+
+/// Which rooms are recorded as soon as they start.
+#[derive(Debug, Clone, Default)]
+pub struct AutoRecordSettings {
+    /// `AUTO_RECORD_ROOMS`: comma-separated room-name patterns (`*` and `?` wildcards).
+    pub room_patterns: Vec<glob::Pattern>,
+    /// `AUTO_RECORD_ON_METADATA` (default true): rooms whose metadata is JSON with
+    /// `"record": true` are recorded.
+    pub on_metadata: bool,
+}
+
+impl AutoRecordSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let room_patterns = env
+            .get("AUTO_RECORD_ROOMS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| ConfigError::invalid("AUTO_RECORD_ROOMS", e))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            room_patterns,
+            on_metadata: env.flag_or("AUTO_RECORD_ON_METADATA", true)?,
+        })
+    }
+}
+
+fn duration_or(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match env.get(var) {
+        Some(raw) => humantime::parse_duration(raw).map_err(|e| ConfigError::invalid(var, e)),
+        None => Ok(default),
+    }
 }
 
 impl ProcessorSettings {
@@ -167,6 +210,9 @@ impl ProcessorSettings {
             storage: StorageProfiles::from_env(env)?,
             prefetch: env.parse_or("PROCESSOR_PREFETCH", 32)?,
             concurrency: env.parse_or("PROCESSOR_CONCURRENCY", 16)?,
+            auto_record: AutoRecordSettings::from_env(env)?,
+            reconcile_interval: duration_or(env, "RECONCILE_INTERVAL", Duration::from_secs(60))?,
+            reconcile_after: duration_or(env, "RECONCILE_AFTER", Duration::from_secs(300))?,
             telemetry: TelemetrySettings::from_env(env)?,
         };
         if settings.concurrency == 0 {

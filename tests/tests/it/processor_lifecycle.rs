@@ -41,7 +41,7 @@ async fn asset_count(test: &TestEnv, egress_id: &str) -> i64 {
 
 async fn step(processor: &EventProcessor, body: &str) {
     processor
-        .process(body.as_bytes(), None, Attempt::first(2))
+        .process(body.as_bytes(), None, Attempt::first(2), None)
         .await
         .unwrap_or_else(|e| panic!("{e}: {body}"));
 }

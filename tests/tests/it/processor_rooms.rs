@@ -28,7 +28,7 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
         let processor = &processor;
         async move {
             processor
-                .process(body.as_bytes(), None, Attempt::first(2))
+                .process(body.as_bytes(), None, Attempt::first(2), None)
                 .await
                 .expect("processed")
         }

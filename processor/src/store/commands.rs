@@ -1,0 +1,77 @@
+//! `recording_commands`: what became of each start command, by its idempotency key.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+/// What an earlier delivery of the same command got to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// LiveKit may or may not have started an egress: ask it before calling again.
+    Calling,
+    /// Finished; this is the reply it got.
+    Done(serde_json::Value),
+}
+
+/// Takes the command's advisory lock for the rest of `lock`'s transaction, so deliveries of
+/// one command run one at a time; a crash releases it with the connection.
+pub async fn lock(lock: &impl GenericClient, message_id: &str) -> Result<(), Error> {
+    lock.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('roomtape:command:' || $1, 0))",
+        &[&message_id],
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn progress(
+    client: &impl GenericClient,
+    message_id: &str,
+) -> Result<Option<Progress>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT state, reply FROM recording_commands WHERE message_id = $1",
+            &[&message_id],
+        )
+        .await?;
+    Ok(row.map(|row| {
+        match (
+            row.get::<_, &str>(0),
+            row.get::<_, Option<serde_json::Value>>(1),
+        ) {
+            ("done", Some(reply)) => Progress::Done(reply),
+            _ => Progress::Calling,
+        }
+    }))
+}
+
+/// Marks the command as about to call LiveKit; committed before the call is made.
+pub async fn calling(
+    client: &impl GenericClient,
+    message_id: &str,
+    room_name: &str,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO recording_commands (message_id, room_name, state) VALUES ($1, $2, 'calling')
+             ON CONFLICT (message_id) DO NOTHING",
+            &[&message_id, &room_name],
+        )
+        .await
+        .map(drop)
+}
+
+pub async fn done(
+    client: &impl GenericClient,
+    message_id: &str,
+    egress_id: Option<&str>,
+    reply: &serde_json::Value,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE recording_commands SET state = 'done', egress_id = $2, reply = $3, updated_at = now()
+             WHERE message_id = $1",
+            &[&message_id, &egress_id, reply],
+        )
+        .await
+        .map(drop)
+}

@@ -1,0 +1,279 @@
+//! A fake LiveKit Egress service for tests: it decodes the real protobuf requests, verifies the
+//! real access token (HS256, `iss` = API key, `video.roomRecord`), keeps egresses in memory,
+//! and can be told to fail.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use jwt_simple::prelude::{MACLike, VerificationOptions};
+use prost::Message;
+use roomtape_shared::auth::hs256_key;
+use roomtape_shared::events::proto::{
+    egress_info, EgressInfo, EgressStatus, FileInfo, ListEgressRequest, ListEgressResponse,
+    RoomCompositeEgressRequest, StopEgressRequest,
+};
+use serde::Deserialize;
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Vec<u8>,
+    pub token: String,
+}
+
+#[derive(Default)]
+struct State {
+    egresses: Vec<EgressInfo>,
+    calls: Vec<Call>,
+    failures: VecDeque<&'static str>,
+    next_id: u32,
+}
+
+struct Keys {
+    api_key: String,
+    api_secret: String,
+}
+
+pub struct FakeLiveKit {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    server: ServerHandle,
+}
+
+impl Drop for FakeLiveKit {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+    }
+}
+
+fn now_ns() -> i64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    i64::try_from(nanos).expect("ns")
+}
+
+impl FakeLiveKit {
+    pub fn start(api_key: &str, api_secret: &str) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let keys = web::Data::new(Keys {
+            api_key: api_key.to_owned(),
+            api_secret: api_secret.to_owned(),
+        });
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(keys.clone())
+                .route("/twirp/livekit.Egress/{method}", web::post().to(twirp))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .disable_signals()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+            server: handle,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("state"))
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.with(|s| {
+            s.calls
+                .iter()
+                .filter(|c| c.method == method)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The next `times` calls answer with the Twirp error `code`.
+    pub fn fail_next(&self, code: &'static str, times: usize) {
+        self.with(|s| s.failures.extend(std::iter::repeat_n(code, times)));
+    }
+
+    /// Adds an egress LiveKit knows about (as if started earlier).
+    pub fn insert(&self, info: EgressInfo) {
+        self.with(|s| s.egresses.push(info));
+    }
+
+    pub fn egress(&self, egress_id: &str) -> Option<EgressInfo> {
+        self.with(|s| {
+            s.egresses
+                .iter()
+                .find(|e| e.egress_id == egress_id)
+                .cloned()
+        })
+    }
+
+    /// The egress finished and uploaded `key`, as LiveKit reports it.
+    pub fn complete(&self, egress_id: &str, key: &str, size: i64) {
+        self.with(|s| {
+            let info = s
+                .egresses
+                .iter_mut()
+                .find(|e| e.egress_id == egress_id)
+                .expect("known egress");
+            info.status = EgressStatus::EgressComplete as i32;
+            info.ended_at = now_ns();
+            info.updated_at = now_ns();
+            info.file_results = vec![FileInfo {
+                filename: key.to_owned(),
+                size,
+                started_at: info.started_at,
+                ended_at: info.ended_at,
+                duration: info.ended_at - info.started_at,
+                ..FileInfo::default()
+            }];
+        });
+    }
+}
+
+#[derive(Deserialize)]
+struct Grants {
+    video: Option<VideoGrant>,
+}
+
+#[derive(Deserialize)]
+struct VideoGrant {
+    #[serde(rename = "roomRecord", default)]
+    room_record: bool,
+}
+
+fn twirp_error(code: &str, msg: &str) -> HttpResponse {
+    let status = match code {
+        "not_found" | "bad_route" => 404,
+        "failed_precondition" => 412,
+        "unauthenticated" => 401,
+        "permission_denied" => 403,
+        "invalid_argument" => 400,
+        "unavailable" => 503,
+        _ => 500,
+    };
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
+        .json(serde_json::json!({"code": code, "msg": msg}))
+}
+
+fn protobuf(message: &impl Message) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/protobuf")
+        .body(message.encode_to_vec())
+}
+
+async fn twirp(
+    method: web::Path<String>,
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Arc<Mutex<State>>>,
+    keys: web::Data<Keys>,
+) -> HttpResponse {
+    let token = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let options = VerificationOptions {
+        allowed_issuers: Some(std::collections::HashSet::from([keys.api_key.clone()])),
+        ..VerificationOptions::default()
+    };
+    let grants =
+        hs256_key(keys.api_secret.as_bytes()).verify_token::<Grants>(&token, Some(options));
+    match grants {
+        Ok(claims) if claims.custom.video.as_ref().is_some_and(|v| v.room_record) => {}
+        Ok(_) => return twirp_error("permission_denied", "roomRecord grant required"),
+        Err(error) => return twirp_error("unauthenticated", &error.to_string()),
+    }
+    if request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        != Some("application/protobuf")
+    {
+        return twirp_error("bad_route", "content type must be application/protobuf");
+    }
+    let mut state = state.lock().expect("state");
+    state.calls.push(Call {
+        method: method.clone(),
+        body: body.to_vec(),
+        token,
+    });
+    if let Some(code) = state.failures.pop_front() {
+        return twirp_error(code, "told to fail");
+    }
+    match method.as_str() {
+        "StartRoomCompositeEgress" => {
+            let Ok(request) = RoomCompositeEgressRequest::decode(body) else {
+                return twirp_error("malformed", "not a RoomCompositeEgressRequest");
+            };
+            if request.room_name.is_empty() {
+                return twirp_error("invalid_argument", "room name required");
+            }
+            state.next_id += 1;
+            let info = EgressInfo {
+                egress_id: format!("EG_fake{}", state.next_id),
+                room_id: "RM_fake".into(),
+                room_name: request.room_name.clone(),
+                status: EgressStatus::EgressStarting as i32,
+                started_at: now_ns(),
+                updated_at: now_ns(),
+                request: Some(egress_info::Request::RoomComposite(request)),
+                ..EgressInfo::default()
+            };
+            state.egresses.push(info.clone());
+            protobuf(&info)
+        }
+        "StopEgress" => {
+            let Ok(request) = StopEgressRequest::decode(body) else {
+                return twirp_error("malformed", "not a StopEgressRequest");
+            };
+            let Some(info) = state
+                .egresses
+                .iter_mut()
+                .find(|e| e.egress_id == request.egress_id)
+            else {
+                return twirp_error("not_found", "egress not found");
+            };
+            if info.status > EgressStatus::EgressEnding as i32 {
+                return twirp_error("failed_precondition", "egress already ended");
+            }
+            info.status = EgressStatus::EgressEnding as i32;
+            info.updated_at = now_ns();
+            protobuf(&info.clone())
+        }
+        "ListEgress" => {
+            let Ok(request) = ListEgressRequest::decode(body) else {
+                return twirp_error("malformed", "not a ListEgressRequest");
+            };
+            let items = state
+                .egresses
+                .iter()
+                .filter(|e| request.room_name.is_empty() || e.room_name == request.room_name)
+                .filter(|e| request.egress_id.is_empty() || e.egress_id == request.egress_id)
+                .filter(|e| !request.active || e.status <= EgressStatus::EgressEnding as i32)
+                .cloned()
+                .collect();
+            protobuf(&ListEgressResponse {
+                items,
+                next_page_token: None,
+            })
+        }
+        _ => twirp_error("bad_route", "no such method"),
+    }
+}

@@ -1,0 +1,432 @@
+//! Start/stop recording over the queue, against a fake LiveKit Egress service that decodes the
+//! real protobuf and verifies the real token.
+
+use std::time::Duration;
+
+use roomtape_shared::events::proto::{
+    egress_info, EgressInfo, EgressStatus, RoomCompositeEgressRequest,
+};
+use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_EXCHANGE};
+use roomtape_tests::apps::wait_ready;
+use roomtape_tests::fake_livekit::FakeLiveKit;
+use roomtape_tests::fixtures::{room_event, Egress};
+use roomtape_tests::services::{API_KEY, API_SECRET};
+use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
+use serde_json::{json, Value};
+
+const START: &str = "StartRoomCompositeEgress";
+
+async fn started(test: &TestEnv, livekit: &FakeLiveKit, extra: &[(&str, &str)]) -> TestApp {
+    let mut overrides = vec![("LIVEKIT_URL", livekit.url.as_str())];
+    overrides.extend_from_slice(extra);
+    let processor = spawn_processor(&test.env_with(&overrides)).await;
+    wait_ready(&processor).await;
+    processor
+}
+
+async fn recording(test: &TestEnv, egress_id: &str) -> Option<Value> {
+    let client = test.database.client().await;
+    let row = client
+        .query_opt(
+            "SELECT to_jsonb(r) FROM recordings r WHERE egress_id = $1",
+            &[&egress_id],
+        )
+        .await
+        .expect("query")?;
+    Some(row.get(0))
+}
+
+fn start_command(room: &str) -> Value {
+    json!({"room_name": room, "layout": "grid", "file_format": "mp4", "stream_id": "0b6f0f2e-9d1e-4a57-9c39-5d3f1d1f6a10",
+           "user_id": "user-42", "metadata": {"course": "algebra"}})
+}
+
+fn egress_id(reply: &Value) -> String {
+    reply["egress_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no egress id: {reply}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn start_replies_with_the_egress_and_its_webhooks_make_it_ready() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("stream-123"), "cmd-1")
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["status"], "starting");
+    let egress_id = egress_id(&reply);
+    let row = recording(&test, &egress_id).await.expect("row");
+    assert_eq!(row["status"], "starting");
+    assert_eq!(row["stream_id"], "0b6f0f2e-9d1e-4a57-9c39-5d3f1d1f6a10");
+    assert_eq!(row["user_id"], "user-42");
+    assert_eq!(row["metadata"]["course"], "algebra");
+    assert_eq!(
+        (row["layout"].as_str(), row["file_format"].as_str()),
+        (Some("grid"), Some("mp4"))
+    );
+
+    // What LiveKit was asked: the profile's S3 settings, path style, the default file path.
+    let calls = livekit.calls(START);
+    assert_eq!(calls.len(), 1);
+    let request = <RoomCompositeEgressRequest as prost::Message>::decode(calls[0].body.as_slice())
+        .expect("protobuf");
+    let output = &request.file_outputs[0];
+    assert_eq!(output.filepath, "recordings/{room_name}/{time}.mp4");
+    let Some(roomtape_shared::events::proto::encoded_file_output::Output::S3(s3)) = &output.output
+    else {
+        panic!("no S3 output: {output:?}");
+    };
+    let profile = &test.bucket.profile;
+    assert_eq!(s3.bucket, profile.bucket);
+    assert_eq!(s3.endpoint, profile.endpoint.as_str().trim_end_matches('/'));
+    assert_eq!(
+        (s3.access_key.as_str(), s3.region.as_str()),
+        (profile.access_key_id.as_str(), "us-east-1")
+    );
+    assert!(s3.force_path_style);
+
+    // Then LiveKit's webhooks carry it to ready, and the asset carries the command's ids.
+    let egress = Egress::new(&egress_id, "stream-123", profile);
+    test.bucket
+        .put(&egress.key, b"video bytes", "video/mp4")
+        .await;
+    for (id, key, body) in [
+        ("EV_s", "egress.started", egress.started("EV_s")),
+        ("EV_e", "egress.ended", egress.ended("EV_e")),
+    ] {
+        test.vhost
+            .publish(EVENTS_EXCHANGE, key, body.as_bytes(), id)
+            .await;
+    }
+    let row = eventually(
+        Duration::from_secs(20),
+        "the recording to be ready",
+        || async {
+            recording(&test, &egress_id)
+                .await
+                .filter(|r| r["status"] == "ready")
+        },
+    )
+    .await;
+    assert_eq!(row["stream_id"], "0b6f0f2e-9d1e-4a57-9c39-5d3f1d1f6a10");
+    let client = test.database.client().await;
+    let asset = client
+        .query_one(
+            "SELECT stream_id, user_id FROM assets WHERE egress_id = $1",
+            &[&egress_id],
+        )
+        .await
+        .expect("asset");
+    assert_eq!(
+        asset.get::<_, Option<String>>(1).as_deref(),
+        Some("user-42")
+    );
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_verifies_the_token_and_parses_the_request() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("py-room"), "cmd-py")
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let call = &livekit.calls(START)[0];
+
+    let script = r#"
+import json, sys
+from livekit import api
+from livekit.protocol import egress
+key, secret, token, body = sys.argv[1], sys.argv[2], sys.argv[3], bytes.fromhex(sys.stdin.read())
+claims = api.TokenVerifier(key, secret).verify(token)
+request = egress.RoomCompositeEgressRequest.FromString(body)
+out = request.file_outputs[0]
+print(json.dumps({"room_record": claims.video.room_record, "room": request.room_name, "layout": request.layout,
+    "file_type": egress.EncodedFileType.Name(out.file_type), "filepath": out.filepath, "bucket": out.s3.bucket,
+    "force_path_style": out.s3.force_path_style, "metadata": dict(out.s3.metadata)}))
+"#;
+    let hex: String = call.body.iter().map(|b| format!("{b:02x}")).collect();
+    let output = roomtape_tests::livekit::python(script, &[API_KEY, API_SECRET, &call.token], &hex);
+    let parsed: Value = serde_json::from_str(&output).expect("python output");
+    assert_eq!(parsed["room_record"], true);
+    assert_eq!(parsed["room"], "py-room");
+    assert_eq!(parsed["layout"], "grid");
+    assert_eq!(parsed["file_type"], "MP4");
+    assert_eq!(parsed["bucket"], test.bucket.profile.bucket.as_str());
+    assert_eq!(parsed["force_path_style"], true);
+    assert_eq!(parsed["metadata"]["roomtape-command-id"], "cmd-py");
+}
+
+#[tokio::test]
+async fn the_same_command_twice_starts_one_egress() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let first = test
+        .vhost
+        .command("recording.start", &start_command("dup"), "cmd-dup")
+        .await;
+    let second = test
+        .vhost
+        .command("recording.start", &start_command("dup"), "cmd-dup")
+        .await;
+    assert_eq!(first["ok"], true);
+    assert_eq!(
+        egress_id(&first),
+        egress_id(&second),
+        "the same reply again"
+    );
+    assert_eq!(livekit.calls(START).len(), 1);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_egress() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let processor = started(&test, &livekit, &[]).await;
+    // The state a crash leaves: the command marked as calling LiveKit, and LiveKit running the
+    // egress it started (tagged with the command id), but no recording row and no reply.
+    let client = test.database.client().await;
+    client
+        .execute("INSERT INTO recording_commands (message_id, room_name, state) VALUES ('cmd-crash', 'crashy', 'calling')", &[])
+        .await
+        .expect("seed");
+    let mut request = roomtape_processor::commands::request::room_composite(
+        &match roomtape_processor::commands::model::parse(
+            "recording.start",
+            start_command("crashy").to_string().as_bytes(),
+            &roomtape_shared::config::StorageProfiles::from_env(&test.env()).expect("storage"),
+        ) {
+            Ok(roomtape_processor::commands::model::Command::Start(start)) => *start,
+            other => panic!("{other:?}"),
+        },
+        "cmd-crash",
+    );
+    request.room_name = "crashy".into();
+    livekit.insert(EgressInfo {
+        egress_id: "EG_before_crash".into(),
+        room_name: "crashy".into(),
+        status: EgressStatus::EgressActive as i32,
+        request: Some(egress_info::Request::RoomComposite(request)),
+        ..EgressInfo::default()
+    });
+
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("crashy"), "cmd-crash")
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        egress_id(&reply),
+        "EG_before_crash",
+        "adopted, not started again"
+    );
+    assert!(livekit.calls(START).is_empty());
+    assert!(recording(&test, "EG_before_crash").await.is_some());
+    drop(processor);
+}
+
+#[tokio::test]
+async fn stop_by_room_stops_every_active_recording_and_stopping_twice_is_fine() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let a = egress_id(
+        &test
+            .vhost
+            .command("recording.start", &start_command("lecture"), "cmd-a")
+            .await,
+    );
+    let b = egress_id(
+        &test
+            .vhost
+            .command("recording.start", &start_command("lecture"), "cmd-b")
+            .await,
+    );
+
+    let reply = test
+        .vhost
+        .command("recording.stop", &json!({"room_name": "lecture"}), "stop-1")
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let mut stopped: Vec<String> =
+        serde_json::from_value(reply["egress_ids"].clone()).expect("ids");
+    stopped.sort();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(stopped, expected);
+    assert_eq!(livekit.calls("StopEgress").len(), 2);
+    assert_eq!(
+        recording(&test, &a).await.expect("row")["status"],
+        "stopping"
+    );
+
+    // LiveKit says failed_precondition for an egress already stopping/ended: still success.
+    livekit.complete(&a, "recordings/lecture/a.mp4", 10);
+    let again = test
+        .vhost
+        .command("recording.stop", &json!({"egress_id": a}), "stop-2")
+        .await;
+    assert_eq!(again["ok"], true, "{again}");
+    let unknown = test
+        .vhost
+        .command("recording.stop", &json!({"egress_id": "EG_nope"}), "stop-3")
+        .await;
+    assert_eq!(unknown["ok"], true, "not_found is success too: {unknown}");
+}
+
+#[tokio::test]
+async fn livekit_unavailable_is_retried_then_answered_with_an_error() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await; // RETRY_DELAYS=100ms,200ms
+
+    livekit.fail_next("unavailable", 1);
+    let recovered = test
+        .vhost
+        .command("recording.start", &start_command("flaky"), "cmd-flaky")
+        .await;
+    assert_eq!(
+        recovered["ok"], true,
+        "one failure, then the retry succeeds: {recovered}"
+    );
+
+    livekit.fail_next("unavailable", 100);
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("down"), "cmd-down")
+        .await;
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["error"]["code"], "egress_error");
+    // cmd-flaky: a failed call and a good one; cmd-down: one failed call, then two attempts
+    // whose ListEgress (asking whether the first call started anything) failed too.
+    assert_eq!(livekit.calls(START).len(), 2 + 1);
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 0);
+}
+
+#[tokio::test]
+async fn invalid_commands_get_an_error_reply_and_never_reach_livekit() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let cases = [
+        ("recording.start", json!({"layout": "grid"}), "room_name"),
+        (
+            "recording.start",
+            json!({"room_name": "r", "layout": "mosaic"}),
+            "unknown layout",
+        ),
+        (
+            "recording.start",
+            json!({"room_name": "r", "storage": "nas"}),
+            "unknown storage profile",
+        ),
+        (
+            "recording.start",
+            json!({"room_name": "r", "file_format": "avi"}),
+            "unknown file_format",
+        ),
+        ("recording.stop", json!({}), "egress_id or room_name"),
+        ("recording.start", json!("not an object"), "bad JSON"),
+    ];
+    for (n, (key, body, expected)) in cases.iter().enumerate() {
+        let reply = test.vhost.command(key, body, &format!("bad-{n}")).await;
+        assert_eq!(reply["ok"], false, "{body}");
+        assert_eq!(reply["error"]["code"], "invalid_command", "{body}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert!(livekit.calls(START).is_empty() && livekit.calls("StopEgress").is_empty());
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 0);
+    assert_eq!(test.vhost.ready_count(COMMANDS_QUEUE).await, 0);
+}
+
+#[tokio::test]
+async fn auto_record_starts_one_recording_per_room_session() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[("AUTO_RECORD_ROOMS", "class-*")]).await;
+    for (id, room, sid) in [
+        ("EV_1", "class-7", "RM_a"),
+        ("EV_2", "class-7", "RM_a"),
+        ("EV_3", "lobby", "RM_b"),
+    ] {
+        let body = room_event("room_started", id, room, sid);
+        test.vhost
+            .publish(EVENTS_EXCHANGE, "room.started", body.as_bytes(), id)
+            .await;
+    }
+    let with_metadata = r#"{"event":"room_started","room":{"sid":"RM_c","name":"private","metadata":"{\"record\": true}"},"id":"EV_4"}"#;
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "room.started",
+            with_metadata.as_bytes(),
+            "EV_4",
+        )
+        .await;
+
+    eventually(
+        Duration::from_secs(20),
+        "recordings for class-7 and private",
+        || async {
+            let client = test.database.client().await;
+            let rooms: Vec<String> = client
+                .query("SELECT room_name FROM recordings ORDER BY room_name", &[])
+                .await
+                .expect("query")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            (rooms == ["class-7", "private"]).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        livekit.calls(START).len(),
+        2,
+        "one per matching room session"
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_makes_a_recording_ready_without_its_webhook() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(
+        &test,
+        &livekit,
+        &[("RECONCILE_INTERVAL", "200ms"), ("RECONCILE_AFTER", "0s")],
+    )
+    .await;
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("lost"), "cmd-lost")
+        .await;
+    let egress_id = egress_id(&reply);
+    let key = format!("recordings/lost/{egress_id}.mp4");
+    test.bucket.put(&key, b"0123456789", "video/mp4").await;
+    // LiveKit finished the egress, but its egress_ended webhook never arrives.
+    livekit.complete(&egress_id, &key, 10);
+
+    let row = eventually(
+        Duration::from_secs(20),
+        "ListEgress to make it ready",
+        || async {
+            recording(&test, &egress_id)
+                .await
+                .filter(|r| r["status"] == "ready")
+        },
+    )
+    .await;
+    assert_eq!(row["file_size_bytes"], 10);
+    assert_eq!(row["storage_key"], key.as_str());
+}
