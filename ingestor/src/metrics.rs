@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use roomtape_shared::metrics::registered;
 
 type Labels = [(&'static str, &'static str); 1];
 
@@ -30,34 +31,33 @@ impl Drop for InFlight {
 
 impl IngestorMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            requests: Family::default(),
-            verification_failures: Family::default(),
-            // 0.5 ms … ~4 s
-            publish_confirm_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-            publishes_in_flight: Gauge::default(),
-        };
-        registry.register(
-            "webhook_requests",
-            "Webhook requests by outcome",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "webhook_verification_failures",
-            "Webhooks rejected as unauthenticated, by reason",
-            metrics.verification_failures.clone(),
-        );
-        registry.register(
-            "publish_confirm_seconds",
-            "Time from publish to the broker's confirm",
-            metrics.publish_confirm_seconds.clone(),
-        );
-        registry.register(
-            "publishes_in_flight",
-            "Publishes waiting for their confirm",
-            metrics.publishes_in_flight.clone(),
-        );
-        metrics
+        Self {
+            requests: registered(
+                registry,
+                "webhook_requests",
+                "Webhook requests by outcome",
+                Family::default(),
+            ),
+            verification_failures: registered(
+                registry,
+                "webhook_verification_failures",
+                "Webhooks rejected as unauthenticated, by reason",
+                Family::default(),
+            ),
+            publish_confirm_seconds: registered(
+                registry,
+                "publish_confirm_seconds",
+                "Time from publish to the broker's confirm",
+                // 0.5 ms … ~4 s
+                Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            ),
+            publishes_in_flight: registered(
+                registry,
+                "publishes_in_flight",
+                "Publishes waiting for their confirm",
+                Gauge::default(),
+            ),
+        }
     }
 
     pub fn request(&self, outcome: &'static str) {

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use roomtape_shared::metrics::registered;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -21,43 +22,40 @@ pub struct ProcessorMetrics {
 
 impl ProcessorMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            messages: Family::default(),
-            handle_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 14))
-            }),
-            lag_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.01, 2.0, 16))
-            }),
-            head_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            in_flight: Family::default(),
-        };
-        registry.register(
-            "messages",
-            "Messages handled, by queue, event type and outcome",
-            metrics.messages.clone(),
-        );
-        registry.register(
-            "handle_seconds",
-            "Time to handle one message, by queue",
-            metrics.handle_seconds.clone(),
-        );
-        registry.register(
-            "queue_lag_seconds",
-            "Time from the message's timestamp to its handling, by queue",
-            metrics.lag_seconds.clone(),
-        );
-        registry.register(
-            "head_seconds",
-            "Latency of HEAD requests to the bucket",
-            metrics.head_seconds.clone(),
-        );
-        registry.register(
-            "messages_in_flight",
-            "Deliveries being handled, by queue",
-            metrics.in_flight.clone(),
-        );
-        metrics
+        Self {
+            messages: registered(
+                registry,
+                "messages",
+                "Messages handled, by queue, event type and outcome",
+                Family::default(),
+            ),
+            handle_seconds: registered(
+                registry,
+                "handle_seconds",
+                "Time to handle one message, by queue",
+                Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+                }),
+            ),
+            lag_seconds: registered(
+                registry,
+                "queue_lag_seconds",
+                "Time from the message's timestamp to its handling, by queue",
+                Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16))),
+            ),
+            head_seconds: registered(
+                registry,
+                "head_seconds",
+                "Latency of HEAD requests to the bucket",
+                Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            ),
+            in_flight: registered(
+                registry,
+                "messages_in_flight",
+                "Deliveries being handled, by queue",
+                Family::default(),
+            ),
+        }
     }
 
     pub fn handled(&self, queue: &str, event: &str, outcome: &str, took: Duration) {

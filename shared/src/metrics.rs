@@ -15,3 +15,15 @@ pub fn render(registry: &Registry) -> String {
     let _ = encode(&mut out, registry);
     out
 }
+
+/// Registers `metric` under `name` and hands it back, so a metrics struct is built with one
+/// expression per field.
+pub fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}

@@ -61,50 +61,66 @@ struct ProfileVars {
     default_region: &'static str,
 }
 
+/// The variable suffixes of one family: endpoint, bucket, region, access key id, secret
+/// access key, public base URL, and path style (`None`: always path style).
+struct Suffixes([&'static str; 6], Option<&'static str>);
+
+const GENERIC: Suffixes = Suffixes(
+    [
+        "ENDPOINT",
+        "BUCKET",
+        "REGION",
+        "ACCESS_KEY_ID",
+        "SECRET_ACCESS_KEY",
+        "PUBLIC_BASE_URL",
+    ],
+    Some("FORCE_PATH_STYLE"),
+);
+/// The Django deployment's names.
+const R2: Suffixes = Suffixes(
+    [
+        "ENDPOINT_URL",
+        "STORAGE_BUCKET_NAME",
+        "REGION_NAME",
+        "ACCESS_KEY_ID",
+        "SECRET_ACCESS_KEY",
+        "CUSTOM_DOMAIN",
+    ],
+    None,
+);
+/// The Supabase deployment's names (and the generic ones for what it did not have).
+const STORJ: Suffixes = Suffixes(
+    [
+        "ENDPOINT",
+        "BUCKET",
+        "REGION",
+        "ACCESS_KEY_ID",
+        "SECRET_ACCESS_KEY",
+        "PUBLIC_BASE_URL",
+    ],
+    None,
+);
+
 impl ProfileVars {
-    fn generic(name: &str, prefix: &str) -> Self {
+    fn new(name: &str, prefix: &str, suffixes: &Suffixes, default_region: &'static str) -> Self {
         let var = |suffix: &str| format!("{prefix}{suffix}");
+        let [endpoint, bucket, region, access_key_id, secret_access_key, public_base_url] =
+            suffixes.0.map(var);
         Self {
             name: name.to_owned(),
-            endpoint: var("ENDPOINT"),
-            bucket: var("BUCKET"),
-            region: var("REGION"),
-            access_key_id: var("ACCESS_KEY_ID"),
-            secret_access_key: var("SECRET_ACCESS_KEY"),
-            public_base_url: var("PUBLIC_BASE_URL"),
-            force_path_style: Some(var("FORCE_PATH_STYLE")),
-            default_region: "us-east-1",
+            endpoint,
+            bucket,
+            region,
+            access_key_id,
+            secret_access_key,
+            public_base_url,
+            force_path_style: suffixes.1.map(var),
+            default_region,
         }
     }
 
-    fn r2() -> Self {
-        let var = |suffix: &str| format!("CLOUDFLARE_R2_{suffix}");
-        Self {
-            name: "r2".into(),
-            endpoint: var("ENDPOINT_URL"),
-            bucket: var("STORAGE_BUCKET_NAME"),
-            region: var("REGION_NAME"),
-            access_key_id: var("ACCESS_KEY_ID"),
-            secret_access_key: var("SECRET_ACCESS_KEY"),
-            public_base_url: var("CUSTOM_DOMAIN"),
-            force_path_style: None,
-            default_region: "auto",
-        }
-    }
-
-    fn storj() -> Self {
-        let var = |suffix: &str| format!("STORJ_{suffix}");
-        Self {
-            name: "storj".into(),
-            endpoint: var("ENDPOINT"),
-            bucket: var("BUCKET"),
-            region: var("REGION"),
-            access_key_id: var("ACCESS_KEY_ID"),
-            secret_access_key: var("SECRET_ACCESS_KEY"),
-            public_base_url: var("PUBLIC_BASE_URL"),
-            force_path_style: None,
-            default_region: "us-1",
-        }
+    fn generic(name: &str, prefix: &str) -> Self {
+        Self::new(name, prefix, &GENERIC, "us-east-1")
     }
 
     fn all(&self) -> impl Iterator<Item = &str> {
@@ -219,8 +235,8 @@ impl StorageProfiles {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let mut sources = vec![
             ProfileVars::generic("default", "S3_"),
-            ProfileVars::r2(),
-            ProfileVars::storj(),
+            ProfileVars::new("r2", "CLOUDFLARE_R2_", &R2, "auto"),
+            ProfileVars::new("storj", "STORJ_", &STORJ, "us-1"),
         ];
         for name in generic_profile_names(env) {
             let lower = name.to_ascii_lowercase();
