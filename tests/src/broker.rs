@@ -91,29 +91,42 @@ impl Drop for TestVhost {
 impl TestVhost {
     /// Publishes `body` to `exchange` as the ingestor would (persistent, confirmed).
     pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], message_id: &str) {
+        let message = (message_id.to_owned(), body.to_vec());
+        self.publish_all(exchange, routing_key, &[message]).await;
+    }
+
+    /// Publishes each `(message_id, body)` on one confirmed channel.
+    pub async fn publish_all(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        messages: &[(String, Vec<u8>)],
+    ) {
         use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
         let channel = self.channel().await;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        let properties = lapin::BasicProperties::default()
-            .with_message_id(message_id.into())
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2);
-        let confirmation = channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(confirmation.is_ack(), "broker confirmed");
+        for (message_id, body) in messages {
+            let properties = lapin::BasicProperties::default()
+                .with_message_id(message_id.as_str().into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            let confirmation = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties,
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            assert!(confirmation.is_ack(), "broker confirmed");
+        }
     }
 }
 

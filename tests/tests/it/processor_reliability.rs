@@ -277,3 +277,65 @@ async fn poison_goes_to_the_dead_letter_queue_at_once_with_its_error() {
     assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 0);
     assert_eq!(count(&test, "SELECT count(*) FROM webhook_events").await, 0);
 }
+
+#[tokio::test]
+async fn stopping_mid_stream_and_starting_again_loses_nothing() {
+    let test = TestEnv::new().await;
+    // One at a time, so the stop lands mid-stream with deliveries prefetched but not started.
+    let slow = [("PROCESSOR_CONCURRENCY", "1"), ("PROCESSOR_PREFETCH", "10")];
+    let first = spawn_processor(&test.env_with(&slow)).await;
+    wait_ready(&first).await;
+    let events: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|n| {
+            let id = format!("EV_stop{n}");
+            let body = participant_event(
+                "participant_joined",
+                &id,
+                "restart",
+                &format!("u{n}"),
+                "STANDARD",
+            );
+            (id, body.into_bytes())
+        })
+        .collect();
+    test.vhost
+        .publish_all(EVENTS_EXCHANGE, "participant.joined", &events)
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        "some events to be processed",
+        || async { (count(&test, "SELECT count(*) FROM webhook_events").await > 0).then_some(()) },
+    )
+    .await;
+    first.stop().await.expect("graceful stop");
+
+    let processed = count(&test, "SELECT count(*) FROM webhook_events").await;
+    let waiting = i64::from(test.vhost.ready_count(EVENTS_QUEUE).await);
+    assert!(
+        processed + waiting >= 300,
+        "processed {processed} + queued {waiting}: nothing dropped"
+    );
+    assert!(
+        waiting > 0,
+        "the stop came mid-stream ({processed} processed)"
+    );
+
+    let second = spawn_processor(&test.env()).await;
+    wait_ready(&second).await;
+    eventually(
+        Duration::from_secs(30),
+        "the rest to be processed",
+        || async {
+            (count(&test, "SELECT count(*) FROM webhook_events").await == 300).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &test,
+            "SELECT participant_count::bigint FROM rooms WHERE room_name = 'restart'"
+        )
+        .await,
+        300
+    );
+}
