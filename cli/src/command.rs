@@ -102,8 +102,10 @@ enum CliError {
         "the broker could not route the command: is roomtape-processor deployed on this vhost?"
     )]
     Unroutable,
-    #[error("no reply within {0:?}: is roomtape-processor running?")]
-    Timeout(Duration),
+    #[error("no reply within {0:?}: is roomtape-processor running? The command may still be carried out; to retry it without starting a second recording, repeat it with --id {1}")]
+    Timeout(Duration, String),
+    #[error("the broker refused the command (nack)")]
+    Nacked,
     #[error("the reply is not JSON: {0}")]
     BadReply(#[from] serde_json::Error),
 }
@@ -221,15 +223,18 @@ async fn exchange(
         )
         .await?
         .await?;
+    if confirmation.is_nack() {
+        return Err(CliError::Nacked);
+    }
     if confirmation.take_message().is_some() {
         return Err(CliError::Unroutable);
     }
     let reply = tokio::time::timeout(timeout, replies.next())
         .await
-        .map_err(|_| CliError::Timeout(timeout))?;
+        .map_err(|_| CliError::Timeout(timeout, message_id.to_owned()))?;
     let delivery = match reply {
         Some(delivery) => delivery?,
-        None => return Err(CliError::Timeout(timeout)),
+        None => return Err(CliError::Timeout(timeout, message_id.to_owned())),
     };
     let _ = connection.close(200, "done".into()).await;
     Ok(serde_json::from_slice(&delivery.data)?)

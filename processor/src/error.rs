@@ -70,9 +70,12 @@ impl HandleError {
 impl From<tokio_postgres::Error> for HandleError {
     fn from(error: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
+        let connection_broke = error.is_closed()
+            || std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<std::io::Error>());
         let transient = match error.code() {
-            // No SQLSTATE: the connection broke.
-            None => true,
+            // No SQLSTATE: the connection broke, or our code is wrong (a type mismatch).
+            None => connection_broke,
             Some(code) => {
                 code.code().starts_with("08") // connection exception
                     || code.code().starts_with("57P") // admin/crash shutdown, cannot connect now

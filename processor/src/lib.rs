@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod livekit;
 pub mod metrics;
+pub mod publish;
 pub mod reconcile;
 pub mod startup;
 pub mod storage;

@@ -6,18 +6,19 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Pool;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::BasicProperties;
+use lapin::options::ConfirmSelectOptions;
+use lapin::{BasicProperties, Channel};
 use roomtape_shared::config::AmqpSettings;
 use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest, WebhookEvent};
 use roomtape_shared::events::routing_key;
 use roomtape_shared::queue::{self, topology::EVENTS_EXCHANGE};
 use roomtape_shared::shutdown::Shutdown;
 
-use crate::livekit::EgressClient;
+use crate::livekit::{EgressClient, EgressError};
+use crate::publish::{self, PublishError};
 use crate::store::recordings;
 
-/// Recordings checked per round, oldest first.
+/// Recordings checked per round, least recently checked first.
 const BATCH: i64 = 100;
 
 /// Why a reconciliation round stopped; the next round tries again.
@@ -25,10 +26,10 @@ const BATCH: i64 = 100;
 pub enum ReconcileError {
     #[error("database: {0}")]
     Database(String),
-    #[error(transparent)]
-    LiveKit(#[from] crate::livekit::EgressError),
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     #[error("cannot encode the event: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -53,7 +54,11 @@ impl Reconciler {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.every) => {}
             }
-            match self.round().await {
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = self.round() => result,
+            };
+            match result {
                 Ok(0) => {}
                 Ok(published) => {
                     tracing::info!(published, "reconciliation published what LiveKit reports")
@@ -65,15 +70,11 @@ impl Reconciler {
 
     /// One round; returns how many events it published.
     pub async fn round(&self) -> Result<usize, ReconcileError> {
-        let client = self
-            .pool
-            .get()
+        let database = |e: &dyn std::fmt::Display| ReconcileError::Database(e.to_string());
+        let client = self.pool.get().await.map_err(|e| database(&e))?;
+        let stale = recordings::take_stale(&client, self.after.as_secs_f64(), BATCH)
             .await
-            .map_err(|e| ReconcileError::Database(e.to_string()))?;
-        let stale = recordings::stale(&client, self.after.as_secs_f64(), BATCH)
-            .await
-            .map_err(|e| ReconcileError::Database(e.to_string()))?;
-        drop(client);
+            .map_err(|e| database(&e))?;
         if stale.is_empty() {
             return Ok(0);
         }
@@ -88,31 +89,45 @@ impl Reconciler {
                 egress_id: egress_id.clone(),
                 ..ListEgressRequest::default()
             };
-            for info in self.egress.list(&request).await? {
-                let event = as_webhook(info);
-                let body = serde_json::to_vec(&event)?;
-                let properties = BasicProperties::default()
-                    .with_message_id(event.id.as_str().into())
-                    .with_type(event.event.as_str().into())
-                    .with_timestamp(u64::try_from(event.created_at).unwrap_or_default())
-                    .with_content_type("application/json".into())
-                    .with_delivery_mode(2);
-                channel
-                    .basic_publish(
-                        EVENTS_EXCHANGE.into(),
-                        routing_key(&event.event).as_str().into(),
-                        BasicPublishOptions::default(),
-                        &body,
-                        properties,
-                    )
-                    .await?
-                    .await?;
-                published += 1;
+            // One egress LiveKit cannot tell us about must not hold up the others.
+            match self.egress.list(&request).await {
+                Ok(items) => {
+                    for info in items {
+                        publish_as_webhook(&channel, info).await?;
+                        published += 1;
+                    }
+                }
+                Err(error) if error.code() == Some("not_found") => {
+                    let reason = format!("LiveKit no longer knows egress {egress_id} and its final webhook never came");
+                    tracing::warn!(%egress_id, "{reason}");
+                    recordings::fail_forgotten(&client, &egress_id, &reason)
+                        .await
+                        .map_err(|e| database(&e))?;
+                }
+                Err(error) => log_lookup_failure(&egress_id, &error),
             }
         }
         let _ = connection.close(200, "reconciled".into()).await;
         Ok(published)
     }
+}
+
+fn log_lookup_failure(egress_id: &str, error: &EgressError) {
+    tracing::warn!(%egress_id, %error, "reconciliation could not look the egress up");
+}
+
+async fn publish_as_webhook(channel: &Channel, info: EgressInfo) -> Result<(), ReconcileError> {
+    let event = as_webhook(info);
+    let body = serde_json::to_vec(&event)?;
+    let properties = BasicProperties::default()
+        .with_message_id(event.id.as_str().into())
+        .with_type(event.event.as_str().into())
+        .with_timestamp(u64::try_from(event.created_at).unwrap_or_default())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2);
+    let key = routing_key(&event.event);
+    publish::confirmed(channel, EVENTS_EXCHANGE, &key, true, &body, properties).await?;
+    Ok(())
 }
 
 /// The webhook LiveKit would have sent for `info`. The id is fixed by the egress and its

@@ -100,3 +100,17 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
         metrics,
     )
 }
+
+/// The sum of a counter's series in `app`'s `/metrics` whose line contains every one of `labels`.
+pub async fn counter_sum(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|line| line.starts_with(name) && labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -261,6 +261,14 @@ async fn twirp(
             let Ok(request) = ListEgressRequest::decode(body) else {
                 return twirp_error("malformed", "not a ListEgressRequest");
             };
+            // Like LiveKit: asking for one egress it does not know is an error, not an empty list.
+            let known = state
+                .egresses
+                .iter()
+                .any(|e| e.egress_id == request.egress_id);
+            if !request.egress_id.is_empty() && !known {
+                return twirp_error("not_found", "egress not found");
+            }
             let items = state
                 .egresses
                 .iter()

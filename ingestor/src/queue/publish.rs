@@ -18,6 +18,8 @@ use crate::webhook::VerifiedEvent;
 
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long connecting may take before trying again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the keeper looks at the channel when nothing woke it.
 const HEALTH_POLL: Duration = Duration::from_secs(1);
 
@@ -106,21 +108,28 @@ impl Publisher {
         let mut backoff = RECONNECT_BACKOFF_MIN;
         loop {
             if !self.is_ready() {
-                match self.open().await {
-                    Ok(link) => {
+                let opened = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open()) => opened,
+                };
+                let failure = match opened {
+                    Ok(Ok(link)) => {
                         tracing::info!("connected to the broker");
                         self.replace(Some(Arc::new(link)));
                         backoff = RECONNECT_BACKOFF_MIN;
+                        None
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, retry_in = ?backoff, "cannot connect to the broker");
-                        tokio::select! {
-                            () = shutdown.cancelled() => break,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
-                        continue;
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => Some(format!("no answer within {CONNECT_TIMEOUT:?}")),
+                };
+                if let Some(error) = failure {
+                    tracing::warn!(%error, retry_in = ?backoff, "cannot connect to the broker");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
                     }
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                    continue;
                 }
             }
             tokio::select! {
@@ -176,7 +185,7 @@ impl Publisher {
 
     async fn publish_confirmed(&self, event: &VerifiedEvent) -> Result<Published, PublishError> {
         let link = self.current().ok_or(PublishError::NotConnected)?;
-        let key = event.envelope.routing_key();
+        let key = event.envelope().routing_key();
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -187,7 +196,7 @@ impl Publisher {
                     topology::EVENTS_EXCHANGE.into(),
                     key.as_str().into(),
                     options,
-                    &event.body,
+                    event.body(),
                     properties(event),
                 )
                 .await?
@@ -210,18 +219,18 @@ impl Publisher {
 /// AMQP properties of CONTRACTS §3, so any LiveKit SDK consumer can use the message as is.
 fn properties(event: &VerifiedEvent) -> BasicProperties {
     let timestamp = event
-        .envelope
+        .envelope()
         .created_at
         .and_then(|secs| u64::try_from(secs).ok())
         .unwrap_or_else(now_unix);
     let mut headers = FieldTable::default();
     headers.insert(
         "x-livekit-key".into(),
-        AMQPValue::LongString(LongString::from(event.api_key.as_str())),
+        AMQPValue::LongString(LongString::from(event.api_key())),
     );
     BasicProperties::default()
-        .with_message_id(event.message_id.as_str().into())
-        .with_type(event.envelope.event.as_str().into())
+        .with_message_id(event.message_id().into())
+        .with_type(event.envelope().event.as_str().into())
         .with_timestamp(timestamp)
         .with_content_type("application/json".into())
         .with_delivery_mode(2)

@@ -71,8 +71,8 @@ async fn handle(
     record_span_fields(&event);
 
     let answer =
-        HttpResponse::Ok().json(json!({"id": event.message_id, "event": event.envelope.event}));
-    if state.recent.contains(&event.message_id) {
+        HttpResponse::Ok().json(json!({"id": event.message_id(), "event": event.envelope().event}));
+    if state.recent.contains(event.message_id()) {
         tracing::info!("duplicate of an event already queued; not published again");
         return Ok((answer, "duplicate"));
     }
@@ -80,7 +80,7 @@ async fn handle(
         Published::Queued => "accepted",
         Published::NotSubscribed => "not_subscribed",
     };
-    state.recent.insert(&event.message_id);
+    state.recent.insert(event.message_id());
     tracing::debug!(outcome, "event confirmed by the broker");
     Ok((answer, outcome))
 }
@@ -125,12 +125,12 @@ async fn read_body(
 
 fn record_span_fields(event: &VerifiedEvent) {
     let span = tracing::Span::current();
-    span.record("event_id", event.message_id.as_str());
-    span.record("event", event.envelope.event.as_str());
-    if let Some(egress_id) = event.envelope.egress_id() {
+    span.record("event_id", event.message_id());
+    span.record("event", event.envelope().event.as_str());
+    if let Some(egress_id) = event.envelope().egress_id() {
         span.record("egress_id", egress_id);
     }
-    if let Some(room) = event.envelope.room_name() {
+    if let Some(room) = event.envelope().room_name() {
         span.record("room", room);
     }
 }

@@ -9,27 +9,45 @@ use roomtape_shared::events::{event_id, EnvelopeError, EventEnvelope};
 
 use verify::VerifiedBody;
 
-/// An authenticated LiveKit event, ready to publish. Only built from a [`VerifiedBody`], so
-/// nothing unverified can reach the queue.
+/// An authenticated LiveKit event, ready to publish. Its fields are private and it is only
+/// built from a [`VerifiedBody`], so nothing unverified can reach the queue.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
-    pub envelope: EventEnvelope,
-    /// The AMQP `message_id`: see [`event_id`].
-    pub message_id: String,
-    pub api_key: String,
-    /// The original bytes, published unchanged.
-    pub body: Bytes,
+    envelope: EventEnvelope,
+    message_id: String,
+    api_key: String,
+    body: Bytes,
 }
 
 impl VerifiedEvent {
     pub fn parse(verified: VerifiedBody) -> Result<Self, EnvelopeError> {
-        let envelope = EventEnvelope::parse(&verified.body)?;
-        let message_id = event_id(envelope.id.as_deref(), &verified.body);
+        let (api_key, body) = verified.into_parts();
+        let envelope = EventEnvelope::parse(&body)?;
+        let message_id = event_id(envelope.id.as_deref(), &body);
         Ok(Self {
             envelope,
             message_id,
-            api_key: verified.api_key,
-            body: verified.body,
+            api_key,
+            body,
         })
+    }
+
+    pub fn envelope(&self) -> &EventEnvelope {
+        &self.envelope
+    }
+
+    /// The AMQP `message_id`: see [`event_id`].
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The API key that signed it (the `x-livekit-key` header).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The original bytes, published unchanged.
+    pub fn body(&self) -> &Bytes {
+        &self.body
     }
 }

@@ -68,11 +68,19 @@ impl VerifyError {
     }
 }
 
-/// Bytes whose signature and body hash have been checked, with the key that signed them.
+/// Bytes whose signature and body hash have been checked, with the key that signed them. Its
+/// fields are private: only [`Verifier::verify`] can make one.
 #[derive(Debug, Clone)]
 pub struct VerifiedBody {
-    pub api_key: String,
-    pub body: Bytes,
+    api_key: String,
+    body: Bytes,
+}
+
+impl VerifiedBody {
+    /// The API key that signed it, and the bytes.
+    pub fn into_parts(self) -> (String, Bytes) {
+        (self.api_key, self.body)
+    }
 }
 
 /// Where "now" comes from: the system clock, or a fixed instant in tests.

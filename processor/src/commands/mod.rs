@@ -46,6 +46,10 @@ impl Handler for CommandProcessor {
             .as_ref()
             .map(|id| id.as_str());
         let reply = match model::parse(kind, &delivery.data, &self.storage) {
+            // Nobody to tell: keep it where an operator will see it.
+            Err(invalid) if delivery.properties.reply_to().is_none() => {
+                return Err(HandleError::Poison(format!("invalid command: {invalid}")));
+            }
             Err(invalid) => {
                 tracing::warn!(error = %invalid, "invalid command");
                 reply::error("invalid_command", invalid)
@@ -96,16 +100,31 @@ impl CommandProcessor {
         start: &Start,
         attempt: Attempt,
     ) -> Result<Value, HandleError> {
-        let mut lock_connection = self.pool.get().await?;
-        let lock = lock_connection.transaction().await?;
-        progress::lock(&lock, command_id).await?;
+        // One connection holds the command's lock and does the writes: a task never waits for
+        // a second connection while holding one.
         let client = self.pool.get().await?;
+        progress::lock(&client, command_id).await?;
+        let result = self.start_locked(&client, command_id, start, attempt).await;
+        if progress::unlock(&client, command_id).await.is_err() {
+            // Never hand a connection that may still hold the lock back to the pool: closing
+            // it releases the lock.
+            drop(deadpool_postgres::Object::take(client));
+        }
+        result
+    }
 
-        let earlier = match progress::progress(&client, command_id).await? {
+    async fn start_locked(
+        &self,
+        client: &impl GenericClient,
+        command_id: &str,
+        start: &Start,
+        attempt: Attempt,
+    ) -> Result<Value, HandleError> {
+        let earlier = match progress::progress(client, command_id).await? {
             Some(Progress::Done(reply)) => return Ok(reply),
             Some(Progress::Calling) => self.started_earlier(command_id, start).await,
             None => {
-                progress::calling(&client, command_id, &start.room_name).await?;
+                progress::calling(client, command_id, &start.room_name).await?;
                 Ok(None)
             }
         };
@@ -117,19 +136,14 @@ impl CommandProcessor {
             }
             Err(error) => Err(error),
         };
-        let reply = match started {
-            Ok(info) => {
-                self.record_started(&client, command_id, start, &info)
-                    .await?
-            }
+        match started {
+            Ok(info) => self.record_started(client, command_id, start, &info).await,
             Err(error) => {
                 let reply = give_up_or_retry(&error, attempt, start_error_code(&error))?;
-                progress::done(&client, command_id, None, &reply).await?;
-                reply
+                progress::done(client, command_id, None, &reply).await?;
+                Ok(reply)
             }
-        };
-        lock.commit().await?;
-        Ok(reply)
+        }
     }
 
     /// An egress an interrupted delivery of this command started, if LiveKit knows one.

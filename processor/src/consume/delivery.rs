@@ -5,12 +5,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use roomtape_shared::queue::topology::{retry_queue, DEAD_QUEUE};
 
 use crate::error::Disposition;
+use crate::publish::{self, PublishError};
 
 /// Header carrying which attempt a message is on (1 for the first delivery).
 const ATTEMPT_HEADER: &str = "x-roomtape-attempt";
@@ -133,7 +134,7 @@ async fn dead_letter(
     delivery: &Delivery,
     attempt: Attempt,
     error: &str,
-) -> Result<(), MoveError> {
+) -> Result<(), PublishError> {
     tracing::error!(%error, attempts = attempt.number, "dead-lettering the message");
     let headers = [
         (ATTEMPT_HEADER, AMQPValue::LongUInt(attempt.number)),
@@ -147,14 +148,6 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum MoveError {
-    #[error(transparent)]
-    Broker(#[from] lapin::Error),
-    #[error("the broker did not take the copy (nack or no such queue)")]
-    NotTaken,
-}
-
 /// Publishes a copy of `delivery` (same body and properties, `headers` added) straight to
 /// `queue` through the default exchange, and waits for the broker's confirm.
 async fn copy_to(
@@ -162,7 +155,7 @@ async fn copy_to(
     queue: &str,
     delivery: &Delivery,
     headers: &[(&str, AMQPValue)],
-) -> Result<(), MoveError> {
+) -> Result<(), PublishError> {
     let mut table: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
     table.insert(
         ROUTING_KEY_HEADER.into(),
@@ -172,16 +165,5 @@ async fn copy_to(
         table.insert((*key).into(), value.clone());
     }
     let properties: BasicProperties = delivery.properties.clone().with_headers(table);
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmation = channel
-        .basic_publish("".into(), queue.into(), options, &delivery.data, properties)
-        .await?
-        .await?;
-    if confirmation.is_nack() || confirmation.take_message().is_some() {
-        return Err(MoveError::NotTaken);
-    }
-    Ok(())
+    publish::confirmed(channel, "", queue, true, &delivery.data, properties).await
 }

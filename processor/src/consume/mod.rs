@@ -15,7 +15,7 @@ use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::Channel;
+use lapin::{Channel, Connection, Consumer};
 use roomtape_shared::config::AmqpSettings;
 use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
@@ -29,6 +29,8 @@ pub use delivery::{original_routing_key, Attempt};
 
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long connecting and starting to consume may take before trying again.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between in-place retries while the database is away.
 const HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -109,6 +111,38 @@ enum SessionError {
     Broker(#[from] lapin::Error),
     #[error("the broker cancelled the consumer")]
     Cancelled,
+    #[error("the publishing channel closed")]
+    PublisherClosed,
+    #[error("could not attach to the broker within {ATTACH_TIMEOUT:?}")]
+    AttachTimeout,
+}
+
+/// Connects, declares the topology, and starts consuming `queue`.
+async fn attach(
+    queue_name: &str,
+    settings: &ConsumerSettings,
+) -> lapin::Result<(Connection, Channel, Channel, Consumer)> {
+    let connection = queue::connect(&settings.amqp, "roomtape-processor").await?;
+    let channel = connection.create_channel().await?;
+    topology::declare(&channel, &settings.amqp.retry_delays).await?;
+    channel
+        .basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    // Retries, dead letters and replies are published with confirms before the original is
+    // acked.
+    let republish = connection.create_channel().await?;
+    republish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue_name.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((connection, channel, republish, consumer))
 }
 
 /// One connection's worth of consuming; `Ok` only when stopped by `shutdown`.
@@ -119,25 +153,11 @@ async fn session<H: Handler>(
     ready: &AtomicBool,
     shutdown: &Shutdown,
 ) -> Result<(), SessionError> {
-    let connection = queue::connect(&settings.amqp, "roomtape-processor").await?;
-    let channel = connection.create_channel().await?;
-    topology::declare(&channel, &settings.amqp.retry_delays).await?;
-    channel
-        .basic_qos(settings.prefetch, BasicQosOptions::default())
-        .await?;
-    // Retries and dead letters are published with confirms before the original is acked.
-    let republish = connection.create_channel().await?;
-    republish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            handler.queue().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let attach = tokio::time::timeout(ATTACH_TIMEOUT, attach(handler.queue(), settings));
+    let (connection, channel, republish, mut consumer) = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        attached = attach => attached.map_err(|_| SessionError::AttachTimeout)??,
+    };
     ready.store(true, Ordering::SeqCst);
     tracing::info!(queue = handler.queue(), "consuming");
 
@@ -154,6 +174,11 @@ async fn session<H: Handler>(
             () = shutdown.cancelled() => break Ok(()),
             next = consumer.next() => next,
         };
+        // Settling needs the publishing channel: without it, reconnect rather than fail every
+        // message.
+        if !republish.status().connected() {
+            break Err(SessionError::PublisherClosed);
+        }
         let delivery = match next {
             Some(Ok(delivery)) => delivery,
             Some(Err(error)) => break Err(error.into()),

@@ -1,12 +1,13 @@
 //! Auto-record: a room that matches the configured rule gets a `recording.start` command when
 //! it starts, once per room session (the command's id is the session's sid).
 
-use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
 use roomtape_shared::config::AutoRecordSettings;
 use roomtape_shared::events::proto::Room;
 use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
 use serde_json::json;
+
+use crate::publish::{self, PublishError};
 
 /// Whether `room` is to be recorded from its start.
 pub fn wanted(rule: &AutoRecordSettings, room: &Room) -> bool {
@@ -18,21 +19,20 @@ pub fn wanted(rule: &AutoRecordSettings, room: &Room) -> bool {
 }
 
 /// Publishes the start command (confirmed); its `message_id` makes repeats harmless.
-pub async fn request(publisher: &Channel, room: &Room) -> lapin::Result<()> {
+pub async fn request(publisher: &Channel, room: &Room) -> Result<(), PublishError> {
     let body = json!({"room_name": room.name, "metadata": {"auto_record": true}});
     let properties = BasicProperties::default()
         .with_message_id(format!("auto:{}:{}", room.name, room.sid).into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
-    publisher
-        .basic_publish(
-            COMMANDS_EXCHANGE.into(),
-            "recording.start".into(),
-            BasicPublishOptions::default(),
-            body.to_string().as_bytes(),
-            properties,
-        )
-        .await?
-        .await
-        .map(drop)
+    let body = body.to_string();
+    publish::confirmed(
+        publisher,
+        COMMANDS_EXCHANGE,
+        "recording.start",
+        true,
+        body.as_bytes(),
+        properties,
+    )
+    .await
 }

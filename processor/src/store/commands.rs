@@ -12,15 +12,26 @@ pub enum Progress {
     Done(serde_json::Value),
 }
 
-/// Takes the command's advisory lock for the rest of `lock`'s transaction, so deliveries of
-/// one command run one at a time; a crash releases it with the connection.
-pub async fn lock(lock: &impl GenericClient, message_id: &str) -> Result<(), Error> {
-    lock.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('roomtape:command:' || $1, 0))",
-        &[&message_id],
-    )
-    .await
-    .map(drop)
+/// Takes the command's session-level advisory lock, so deliveries of one command run one at a
+/// time; a crash releases it with the connection.
+pub async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('roomtape:command:' || $1, 0))",
+            &[&message_id],
+        )
+        .await
+        .map(drop)
+}
+
+pub async fn unlock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
+    client
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended('roomtape:command:' || $1, 0))",
+            &[&message_id],
+        )
+        .await
+        .map(drop)
 }
 
 pub async fn progress(

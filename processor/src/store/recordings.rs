@@ -251,21 +251,43 @@ pub async fn snapshot(
     Ok(row.map(|row| row.get(0)))
 }
 
-/// Recordings that are not final and have not changed for `older_than_secs`: the ones whose
-/// webhooks may have been lost.
-pub async fn stale(
+/// Recordings that are not final, have not changed for `older_than_secs`, and were not asked
+/// about within that time either; least recently asked first. They are marked as asked.
+pub async fn take_stale(
     client: &impl GenericClient,
     older_than_secs: f64,
     limit: i64,
 ) -> Result<Vec<String>, Error> {
     let rows = client
         .query(
-            "SELECT egress_id FROM recordings
-             WHERE recording_status_rank(status) < 4
-               AND updated_at < now() - make_interval(secs => $1)
-             ORDER BY updated_at LIMIT $2",
+            "UPDATE recordings SET reconciled_at = now()
+             WHERE egress_id IN (
+                 SELECT egress_id FROM recordings
+                 WHERE recording_status_rank(status) < 4
+                   AND updated_at < now() - make_interval(secs => $1)
+                   AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1))
+                 ORDER BY reconciled_at NULLS FIRST, updated_at
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING egress_id",
             &[&older_than_secs, &limit],
         )
         .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Fails a recording LiveKit no longer knows, unless it is already final.
+pub async fn fail_forgotten(
+    client: &impl GenericClient,
+    egress_id: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE recordings SET status = 'failed', error = $2, updated_at = now()
+             WHERE egress_id = $1 AND recording_status_rank(status) < 4",
+            &[&egress_id, &reason],
+        )
+        .await
+        .map(drop)
 }

@@ -18,12 +18,18 @@ pub async fn started(
 ) -> Result<(), Error> {
     client
         .execute(
-            "INSERT INTO rooms AS r (room_name, room_sid, status, started_at)
-             VALUES ($1, $2, 'active', $3)
+            // A new session starts from who is already known to be in it: its joins may have
+            // been handled before its room_started.
+            "INSERT INTO rooms AS r (room_name, room_sid, status, started_at, participant_count,
+                 max_participants)
+             SELECT $1, $2, 'active', $3, present.n, present.n
+             FROM (SELECT count(*)::int AS n FROM room_participants
+                   WHERE room_name = $1 AND room_sid = $2
+                     AND joined_at IS NOT NULL AND left_at IS NULL) AS present
              ON CONFLICT (room_name) DO UPDATE SET
                  room_sid = EXCLUDED.room_sid, status = 'active', started_at = EXCLUDED.started_at,
-                 finished_at = NULL, participant_count = 0, max_participants = 0,
-                 updated_at = now()
+                 finished_at = NULL, participant_count = EXCLUDED.participant_count,
+                 max_participants = EXCLUDED.max_participants, updated_at = now()
              WHERE r.room_sid IS DISTINCT FROM EXCLUDED.room_sid
                AND (r.started_at IS NULL OR EXCLUDED.started_at IS NULL
                     OR EXCLUDED.started_at >= r.started_at)",
@@ -40,7 +46,9 @@ pub async fn started(
         .map(drop)
 }
 
-/// Marks this session of the room finished.
+/// Marks this session of the room finished. A `room_finished` of a newer session than the
+/// row's (its start not seen yet) takes the row over, so its late `room_started` cannot reopen
+/// it.
 pub async fn finished(
     client: &impl GenericClient,
     name: &str,
@@ -52,9 +60,13 @@ pub async fn finished(
             "INSERT INTO rooms AS r (room_name, room_sid, status, finished_at)
              VALUES ($1, $2, 'finished', $3)
              ON CONFLICT (room_name) DO UPDATE SET
-                 status = 'finished', finished_at = COALESCE(EXCLUDED.finished_at, now()),
+                 started_at = CASE WHEN r.room_sid = EXCLUDED.room_sid THEN r.started_at END,
+                 room_sid = EXCLUDED.room_sid, status = 'finished',
+                 finished_at = COALESCE(EXCLUDED.finished_at, now()),
                  participant_count = 0, updated_at = now()
-             WHERE r.room_sid = EXCLUDED.room_sid",
+             WHERE r.room_sid = EXCLUDED.room_sid
+                OR r.started_at IS NULL OR EXCLUDED.finished_at IS NULL
+                OR r.started_at <= EXCLUDED.finished_at",
             &[&name, &sid, &at],
         )
         .await

@@ -65,6 +65,8 @@ impl AmqpSettings {
                 "expected an amqp:// or amqps:// URL",
             ));
         }
+        url.parse::<lapin::uri::AMQPUri>()
+            .map_err(|reason| ConfigError::invalid("AMQP_URL", reason))?;
         Ok(Self {
             url: url.into(),
             retry_delays: retry_delays(env.get("RETRY_DELAYS").unwrap_or("1s,5s,30s,2m,10m"))
@@ -90,7 +92,8 @@ pub struct DatabaseSettings {
     /// `DATABASE_URL`, e.g. `postgres://roomtape@127.0.0.1:5432/roomtape`, parsed; its `Debug`
     /// hides the password.
     pub config: tokio_postgres::Config,
-    /// `DATABASE_POOL_SIZE` (default 16): connections the processor keeps open.
+    /// `DATABASE_POOL_SIZE` (default 16; for the processor, room for both consumers:
+    /// 2 × `PROCESSOR_CONCURRENCY` + 4): connections kept open.
     pub pool_size: usize,
 }
 
@@ -151,8 +154,8 @@ pub struct ProcessorSettings {
     pub storage: StorageProfiles,
     /// `PROCESSOR_PREFETCH` (default 32): unacked deliveries the broker hands one processor.
     pub prefetch: u16,
-    /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once; each holds a database
-    /// connection while it runs, so keep it at or below `DATABASE_POOL_SIZE`.
+    /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once by each consumer (events,
+    /// commands); each holds one database connection while it runs.
     pub concurrency: usize,
     pub auto_record: AutoRecordSettings,
     /// `RECONCILE_INTERVAL` (default `1m`, `0s` turns it off): how often recordings that are not
@@ -202,7 +205,7 @@ fn duration_or(env: &Env, var: &str, default: Duration) -> Result<Duration, Conf
 
 impl ProcessorSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let settings = Self {
+        let mut settings = Self {
             bind: env.parse_or("PROCESSOR_BIND", SocketAddr::from(([0, 0, 0, 0], 9090)))?,
             amqp: AmqpSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
@@ -220,6 +223,11 @@ impl ProcessorSettings {
                 "PROCESSOR_CONCURRENCY",
                 "must be at least 1",
             ));
+        }
+        if env.get("DATABASE_POOL_SIZE").is_none() {
+            // Each consumer runs up to `concurrency` handlers, each with one connection; the
+            // rest is for readiness checks and the reconciler.
+            settings.database.pool_size = 2 * settings.concurrency + 4;
         }
         Ok(settings)
     }

@@ -40,6 +40,11 @@ fn a_complete_processor_environment_loads_with_defaults() {
         ("default", "s3")
     );
     assert!(default.force_path_style);
+    assert_eq!(
+        settings.database.pool_size,
+        2 * 16 + 4,
+        "room for both consumers"
+    );
 }
 
 #[test]
@@ -69,6 +74,7 @@ fn every_required_variable_is_named_when_missing() {
 fn malformed_values_are_named() {
     for (var, value) in [
         ("AMQP_URL", "http://nope"),
+        ("AMQP_URL", "amqp://guest:guest@127.0.0.1:notaport/%2f"),
         ("DATABASE_URL", "postgres://u@h:notaport/db"),
         ("LIVEKIT_URL", "ftp://x"),
         ("PROCESSOR_BIND", "nowhere"),

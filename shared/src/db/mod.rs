@@ -4,10 +4,16 @@ mod migrate;
 
 pub use migrate::{migrate, MigrateError};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
+
+/// How long a task waits for a free connection, or for a new one, before it counts the database
+/// as unavailable (and retries) rather than hanging.
+const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool whose connections are checked cheaply (`Fast`) when handed out; a broken connection
 /// surfaces as a query error, which the caller retries. Connects lazily.
@@ -19,5 +25,10 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, deadpool_postgres::Buil
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager).max_size(settings.pool_size).build()
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .build()
 }

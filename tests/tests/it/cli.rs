@@ -51,20 +51,22 @@ async fn without_a_processor_the_tool_says_so_instead_of_hanging() {
     roomtape_shared::queue::topology::declare(&test.vhost.channel().await, &[])
         .await
         .expect("declare");
-    let (code, out) = run(
-        &test,
-        &[
-            "record",
-            "stop",
-            "--egress-id",
-            "EG_1",
-            "--timeout",
-            "300ms",
-        ],
-    )
-    .await;
+    let args = [
+        "record",
+        "start",
+        "r",
+        "--id",
+        "cmd-7",
+        "--timeout",
+        "300ms",
+    ];
+    let (code, out) = run(&test, &args).await;
     assert_eq!(code, 3);
     assert!(out.contains("is roomtape-processor running?"), "{out}");
+    assert!(
+        out.contains("repeat it with --id cmd-7"),
+        "tells how to retry safely: {out}"
+    );
     let (code, out) = run(&test, &["record", "start", "r", "--metadata", "not json"]).await;
     assert_eq!(code, 2, "{out}");
 }

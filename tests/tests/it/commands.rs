@@ -7,7 +7,7 @@ use roomtape_shared::events::proto::{
     egress_info, EgressInfo, EgressStatus, RoomCompositeEgressRequest,
 };
 use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_EXCHANGE};
-use roomtape_tests::apps::wait_ready;
+use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::{room_event, Egress};
 use roomtape_tests::services::{API_KEY, API_SECRET};
@@ -353,7 +353,7 @@ async fn invalid_commands_get_an_error_reply_and_never_reach_livekit() {
 async fn auto_record_starts_one_recording_per_room_session() {
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
-    let _processor = started(&test, &livekit, &[("AUTO_RECORD_ROOMS", "class-*")]).await;
+    let processor = started(&test, &livekit, &[("AUTO_RECORD_ROOMS", "class-*")]).await;
     for (id, room, sid) in [
         ("EV_1", "class-7", "RM_a"),
         ("EV_2", "class-7", "RM_a"),
@@ -387,6 +387,21 @@ async fn auto_record_starts_one_recording_per_room_session() {
                 .map(|r| r.get(0))
                 .collect();
             (rooms == ["class-7", "private"]).then_some(())
+        },
+    )
+    .await;
+    // Wait until all three start commands (class-7 twice, private once) were handled.
+    eventually(
+        Duration::from_secs(10),
+        "every auto-record command to be handled",
+        || async {
+            let handled = counter_sum(
+                &processor,
+                "roomtape_messages_total",
+                &[r#"queue="roomtape.commands""#],
+            )
+            .await;
+            (handled >= 3.0).then_some(())
         },
     )
     .await;

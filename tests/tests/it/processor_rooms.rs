@@ -104,3 +104,48 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
     step(room_event("room_started", "EV_r3", "class", "RM_next")).await;
     assert_eq!(room(&test, "class").await, ("active".into(), 0, 0));
 }
+
+#[tokio::test]
+async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    let step = |body: String| {
+        let processor = &processor;
+        async move {
+            processor
+                .process(body.as_bytes(), None, Attempt::first(2), None)
+                .await
+                .expect("processed")
+        }
+    };
+    let session = |name: &str, id: &str, sid: &str| {
+        serde_json::json!({"event": name, "room": {"sid": sid, "name": "reused"}, "id": id, "createdAt": "1700000100"})
+            .to_string()
+    };
+    let join = |id: &str, who: &str, sid: &str| {
+        serde_json::json!({"event": "participant_joined", "room": {"sid": sid, "name": "reused"},
+            "participant": {"sid": format!("PA_{who}"), "identity": who, "joinedAt": "1700000100"},
+            "id": id, "createdAt": "1700000100"})
+        .to_string()
+    };
+    // The first session, over.
+    step(session("room_started", "EV_s1", "RM_one")).await;
+    step(session("room_finished", "EV_f1", "RM_one")).await;
+    // The second session: a join handled before its room_started.
+    step(join("EV_j2", "dana", "RM_two")).await;
+    step(session("room_started", "EV_s2", "RM_two")).await;
+    assert_eq!(
+        room(&test, "reused").await,
+        ("active".into(), 1, 1),
+        "dana is counted"
+    );
+
+    // The third session: room_finished handled before its room_started.
+    step(session("room_finished", "EV_f3", "RM_three")).await;
+    step(session("room_started", "EV_s3", "RM_three")).await;
+    assert_eq!(
+        room(&test, "reused").await.0,
+        "finished",
+        "a late start does not reopen it"
+    );
+}
