@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Benchmarks the ingestor against publishing straight to RabbitMQ (docs/benchmarks.md).
+#
+# Builds the release ingestor and roomtape-bench, starts the ingestor on a free port against a
+# fresh RabbitMQ vhost, and runs, all at the same concurrency (64 workers):
+#   baseline       the same messages published straight to livekit.events with confirms, closed
+#                  loop: the reference throughput;
+#   baseline-rate  the same, open loop at a fixed 2,000 requests/s: the broker's own p99;
+#   ingestor-max   signed webhooks (each a distinct event) to the ingestor, closed loop;
+#   ingestor-rate  the same, open loop at 2,000 requests/s, for the p99 target.
+# The closed-loop runs send 250,000 events each, so the ingestor's dedupe table (250,000 ids) is
+# full for the fixed-rate run and its peak RSS includes it. roomtape.events is purged after each
+# phase (nothing consumes it). The ingestor's peak RSS is its kernel-kept high-water mark
+# (VmHWM), read after each phase. Each phase also reports where the machine's CPU went: the
+# ingestor, RabbitMQ (beam.smp), the load generator, and anything else running (which makes the
+# figures unreliable: run it on an otherwise idle machine). Then the ingestor is stopped and the
+# vhost deleted. Only 127.0.0.1 is contacted; about two minutes of load after the build.
+#
+# Exit status: 0 when every target is met, 3 when the benchmark ran but missed one, 1 on error.
+# Knobs (environment): BENCH_CONCURRENCY (64), BENCH_REQUESTS (250000), BENCH_WARMUP (2000),
+# BENCH_RATE (2000), BENCH_RATE_SECONDS (30), BENCH_THREADS (client threads, default: CPUs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONCURRENCY="${BENCH_CONCURRENCY:-64}"
+REQUESTS="${BENCH_REQUESTS:-250000}"
+WARMUP="${BENCH_WARMUP:-2000}"
+RATE="${BENCH_RATE:-2000}"
+RATE_SECONDS="${BENCH_RATE_SECONDS:-30}"
+THREADS="${BENCH_THREADS:-$(nproc)}"
+PHASE_TIMEOUT=120 # seconds, per bench run
+READY_TIMEOUT=30  # seconds, for the ingestor's /readyz
+SETTLE=3          # seconds between phases, for the broker to finish the purge
+
+MGMT="http://127.0.0.1:15672/api"
+VHOST="roomtape-bench-$$"
+API_KEY="devkey"
+API_SECRET="secret"
+
+log() { echo "bench: $*" >&2; }
+mgmt() { curl -fsS -u guest:guest "$@"; }
+
+eval "$(deploy/local/services.sh 2>/dev/null)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
+log "building the release ingestor and roomtape-bench"
+cargo build --release --locked --bin roomtape-ingestor --bin roomtape-bench >&2
+bin="$CARGO_TARGET_DIR/release"
+
+work="$(mktemp -d)"
+ingestor_pid=""
+cleanup() {
+  local status=$?
+  if [ -n "$ingestor_pid" ] && kill -0 "$ingestor_pid" 2>/dev/null; then
+    kill -TERM "$ingestor_pid" 2>/dev/null || true
+    wait "$ingestor_pid" 2>/dev/null || true
+  fi
+  mgmt -X DELETE "$MGMT/vhosts/$VHOST" >/dev/null 2>&1 || true
+  if [ "$status" -ne 0 ] && [ "$status" -ne 3 ] && [ -s "$work/ingestor.log" ]; then
+    log "ingestor log (tail):"
+    tail -n 20 "$work/ingestor.log" >&2
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+log "creating vhost $VHOST"
+mgmt -X PUT "$MGMT/vhosts/$VHOST" >/dev/null
+mgmt -X PUT -H 'content-type: application/json' -d '{"configure":".*","write":".*","read":".*"}' \
+  "$MGMT/permissions/$VHOST/guest" >/dev/null
+amqp_url="amqp://guest:guest@127.0.0.1:5672/$VHOST"
+
+log "starting the ingestor"
+env LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" AMQP_URL="$amqp_url" \
+  INGESTOR_BIND=127.0.0.1:0 RUST_LOG=info LOG_FORMAT=json \
+  "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
+ingestor_pid=$!
+
+port=""
+deadline=$((SECONDS + READY_TIMEOUT))
+until [ -n "$port" ] && curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+  kill -0 "$ingestor_pid" 2>/dev/null || { log "the ingestor exited"; exit 1; }
+  [ "$SECONDS" -lt "$deadline" ] || { log "the ingestor was not ready within $READY_TIMEOUT s"; exit 1; }
+  [ -n "$port" ] || port="$(grep -o '"port":[0-9]*' "$work/ingestor.log" | head -n 1 | cut -d: -f2 || true)"
+  sleep 0.2
+done
+base="http://127.0.0.1:$port"
+log "ingestor ready on $base (pid $ingestor_pid)"
+
+status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$ingestor_pid/status"; }
+memory() { echo "memory $1: VmRSS $(status_kb VmRSS) kB, VmHWM $(status_kb VmHWM) kB"; }
+purge() {
+  mgmt -X DELETE "$MGMT/queues/$VHOST/roomtape.events/contents" >/dev/null
+  sleep "$SETTLE"
+}
+
+# CPU accounting, in clock ticks: the whole machine (non-idle), the ingestor, RabbitMQ's beam.smp,
+# and this shell's reaped children (the load generator).
+HZ="$(getconf CLK_TCK)"
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+pid_ticks() { # pids… → utime + stime
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+beam_pids() { pgrep -x beam.smp || true; }
+children_ticks() { # `times` must run in this shell, not a subshell, to see its children
+  times >"$work/times"
+  awk -v hz="$HZ" 'NR == 2 { split($1, u, "[ms]"); split($2, s, "[ms]")
+    printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times"
+}
+
+bench() { # label, mode, options…
+  local label="$1" mode="$2"
+  shift 2
+  local t0 busy0 ingestor0 beam0 client0 t1 busy1 ingestor1 beam1 client1
+  # shellcheck disable=SC2046 # one pid per word
+  t0="$(date +%s.%N)" busy0="$(busy_ticks)" ingestor0="$(pid_ticks "$ingestor_pid")" \
+    beam0="$(pid_ticks $(beam_pids))"
+  children_ticks >"$work/client0"
+  timeout "$PHASE_TIMEOUT" "$bin/roomtape-bench" "$mode" --label "$label" \
+    --concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" \
+    --api-secret "$API_SECRET" "$@" | tee -a "$work/results"
+  children_ticks >"$work/client1"
+  # shellcheck disable=SC2046
+  t1="$(date +%s.%N)" busy1="$(busy_ticks)" ingestor1="$(pid_ticks "$ingestor_pid")" \
+    beam1="$(pid_ticks $(beam_pids))"
+  client0="$(cat "$work/client0")" client1="$(cat "$work/client1")"
+  awk -v t0="$t0" -v t1="$t1" -v hz="$HZ" -v cpus="$(nproc)" \
+    -v busy=$((busy1 - busy0)) -v ing=$((ingestor1 - ingestor0)) -v beam=$((beam1 - beam0)) \
+    -v client=$((client1 - client0)) -v label="$label" -v results="$work/results" 'BEGIN {
+    wall = t1 - t0; pct = 100 / (wall * hz); other = busy - ing - beam - client; if (other < 0) other = 0
+    printf "  cpu, %% of one core over %.1f s: ingestor %.0f, rabbitmq %.0f, load generator %.0f, other %.0f (machine %.0f%% busy of %d cores)\n",
+      wall, ing * pct, beam * pct, client * pct, other * pct, busy * pct / cpus, cpus
+    printf "CPU label=%s other=%.0f\n", label, other * pct >> results }'
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rabbitmq: $(mgmt "$MGMT/overview" | grep -o '"rabbitmq_version":"[^"]*"' | cut -d'"' -f4)"
+memory idle
+
+bench baseline direct --amqp "$amqp_url" --warmup "$WARMUP" --requests "$REQUESTS"
+purge
+bench baseline-rate direct --amqp "$amqp_url" --rate "$RATE" --requests "$((RATE * RATE_SECONDS))"
+purge
+bench ingestor-max ingestor --url "$base/webhooks/livekit" --warmup "$WARMUP" --requests "$REQUESTS"
+purge
+memory "after ingestor-max"
+bench ingestor-rate ingestor --url "$base/webhooks/livekit" --rate "$RATE" \
+  --requests "$((RATE * RATE_SECONDS))"
+purge
+memory "after ingestor-rate"
+echo "ingestor requests by outcome:"
+curl -fsS "$base/metrics" | grep '^roomtape_webhook_requests_total' | sed 's/^/  /' || true
+
+peak_kb="$(status_kb VmHWM)"
+field() { # label, key → value from that run's RESULT line
+  awk -v label="label=$1" -v key="$2" '$1 == "RESULT" && $2 == label {
+    for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$work/results"
+}
+baseline="$(field baseline throughput)"
+ingestor_max="$(field ingestor-max throughput)"
+rate_p99="$(field ingestor-rate p99_ms)"
+rate_achieved="$(field ingestor-rate throughput)"
+baseline_p99="$(field baseline-rate p99_ms)"
+
+other_max="$(awk '$1 == "CPU" { split($3, kv, "="); if (kv[2] > max) max = kv[2] } END { print max + 0 }' "$work/results")"
+awk -v base="$baseline" -v ing="$ingestor_max" -v p99="$rate_p99" -v achieved="$rate_achieved" \
+  -v rate="$RATE" -v peak="$peak_kb" -v base_p99="$baseline_p99" \
+  -v other="$other_max" -v OTHER_CPU_LIMIT=15 'BEGIN {
+  ratio = ing / base
+  verdict(ratio >= 0.8, sprintf("throughput %.0f vs baseline %.0f req/s: %.2f x (target >= 0.80 x)", ing, base, ratio))
+  verdict(p99 <= 25 && achieved >= 0.98 * rate, sprintf("p99 at %d req/s: %.2f ms, achieved %.0f req/s (target <= 25 ms)", rate, p99, achieved))
+  printf "       (direct publish at %d req/s: p99 %.2f ms)\n", rate, base_p99
+  verdict(peak <= 65536, sprintf("peak RSS %.1f MiB (target <= 64 MiB)", peak / 1024))
+  if (other > OTHER_CPU_LIMIT) printf "WARNING other processes used up to %.0f%% of a core during a phase: the figures are not reliable\n", other
+  exit missed ? 3 : 0
+}
+function verdict(ok, text) { printf "%s %s\n", ok ? "MET   " : "MISSED", text; if (!ok) missed = 1 }'
