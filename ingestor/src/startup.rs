@@ -18,7 +18,7 @@ use crate::queue::publish::Publisher;
 use crate::webhook::handler::{self, WebhookState};
 use crate::webhook::verify::{Clock, Verifier};
 
-/// At 2,000 events/s, two minutes of event ids: about 8 MiB of fingerprints.
+/// At 2,000 events/s, two minutes of event ids: about 25 MiB (fingerprint, time, order).
 const DEDUPE_CAPACITY: usize = 250_000;
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

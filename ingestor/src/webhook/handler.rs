@@ -34,7 +34,10 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<WebhookState>,
 ) -> Result<HttpResponse, WebhookError> {
-    let span = tracing::info_span!(
+    // A debug span: at 2,000 webhooks/s, formatting an info span's fields for every request cost
+    // a fifth of the ingestor's CPU while the happy path logs nothing at info. The logs that
+    // are written at info and above name the event themselves.
+    let span = tracing::debug_span!(
         "webhook",
         event_id = tracing::field::Empty,
         event = tracing::field::Empty,
@@ -73,12 +76,24 @@ async fn handle(
     let answer =
         HttpResponse::Ok().json(json!({"id": event.message_id(), "event": event.envelope().event}));
     if state.recent.contains(event.message_id()) {
-        tracing::info!("duplicate of an event already queued; not published again");
+        log_event(&event, "duplicate of an event already queued; not published again");
         return Ok((answer, "duplicate"));
     }
-    let outcome = match state.publisher.publish(&event).await? {
-        Published::Queued => "accepted",
-        Published::NotSubscribed => "not_subscribed",
+    let outcome = match state.publisher.publish(&event).await {
+        Ok(Published::Queued) => "accepted",
+        Ok(Published::NotSubscribed) => "not_subscribed",
+        Err(cause) => {
+            let envelope = event.envelope();
+            tracing::error!(
+                event_id = event.message_id(),
+                event = %envelope.event,
+                egress_id = envelope.egress_id().unwrap_or_default(),
+                room = envelope.room_name().unwrap_or_default(),
+                %cause,
+                "webhook not queued; answered 503"
+            );
+            return Err(cause.into());
+        }
     };
     state.recent.insert(event.message_id());
     tracing::debug!(outcome, "event confirmed by the broker");
@@ -135,15 +150,25 @@ fn record_span_fields(event: &VerifiedEvent) {
     }
 }
 
+fn log_event(event: &VerifiedEvent, message: &str) {
+    let envelope = event.envelope();
+    tracing::info!(
+        event_id = event.message_id(),
+        event = %envelope.event,
+        egress_id = envelope.egress_id().unwrap_or_default(),
+        room = envelope.room_name().unwrap_or_default(),
+        "{message}"
+    );
+}
+
 fn log_rejection(error: &WebhookError, metrics: &IngestorMetrics) {
     match error {
         WebhookError::Unauthorized(reason) => {
             metrics.verification_failure(reason.reason());
             tracing::warn!(reason = reason.reason(), "webhook rejected: {error}");
         }
-        WebhookError::Unavailable(cause) => {
-            tracing::error!(%cause, "webhook not queued; answered 503")
-        }
+        // Logged where the event is known: `not_queued`.
+        WebhookError::Unavailable(_) => {}
         _ => tracing::warn!("webhook rejected: {error}"),
     }
 }

@@ -2,6 +2,7 @@
 //! negative, recorders not counted.
 
 use roomtape_processor::consume::Attempt;
+use roomtape_processor::events::EventProcessor;
 use roomtape_tests::apps::event_processor;
 use roomtape_tests::fixtures::{participant_event, room_event};
 use roomtape_tests::TestEnv;
@@ -20,74 +21,48 @@ async fn room(test: &TestEnv, name: &str) -> (String, i32, i32) {
     (row.get(0), row.get(1), row.get(2))
 }
 
+/// Applies each event in turn.
+async fn apply(processor: &EventProcessor, events: &[String]) {
+    for body in events {
+        processor
+            .process(body.as_bytes(), None, Attempt::first(2), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {body}"));
+    }
+}
+
+fn viewer(event: &str, id: &str, who: &str) -> String {
+    participant_event(event, id, "class", who, "STANDARD")
+}
+
 #[tokio::test]
 async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
     let test = TestEnv::new().await;
     let processor = event_processor(&test.env()).await;
-    let step = |body: String| {
-        let processor = &processor;
-        async move {
-            processor
-                .process(body.as_bytes(), None, Attempt::first(2), None)
-                .await
-                .expect("processed")
-        }
-    };
 
-    step(room_event("room_started", "EV_r1", "class", "RM_test")).await;
-    // A leave that arrives before its join, a duplicate join, and the recorder joining.
-    step(participant_event(
-        "participant_left",
-        "EV_l1",
-        "class",
-        "alice",
-        "STANDARD",
-    ))
+    apply(
+        &processor,
+        &[room_event("room_started", "EV_r1", "class", "RM_test")],
+    )
     .await;
+    // A leave that arrives before its join…
+    apply(&processor, &[viewer("participant_left", "EV_l1", "alice")]).await;
     assert_eq!(
         room(&test, "class").await,
         ("active".into(), 0, 0),
         "never negative"
     );
-    step(participant_event(
-        "participant_joined",
-        "EV_j1",
-        "class",
-        "alice",
-        "STANDARD",
-    ))
-    .await;
-    step(participant_event(
-        "participant_joined",
-        "EV_j2",
-        "class",
-        "bob",
-        "STANDARD",
-    ))
-    .await;
-    step(participant_event(
-        "participant_joined",
-        "EV_j2",
-        "class",
-        "bob",
-        "STANDARD",
-    ))
-    .await;
-    step(participant_event(
-        "participant_joined",
-        "EV_j3",
-        "class",
-        "carol",
-        "STANDARD",
-    ))
-    .await;
-    step(participant_event(
-        "participant_joined",
-        "EV_eg",
-        "class",
-        "EG_rec",
-        "EGRESS",
-    ))
+    // …then that join, a duplicate join, and the recorder joining.
+    apply(
+        &processor,
+        &[
+            viewer("participant_joined", "EV_j1", "alice"),
+            viewer("participant_joined", "EV_j2", "bob"),
+            viewer("participant_joined", "EV_j2", "bob"),
+            viewer("participant_joined", "EV_j3", "carol"),
+            participant_event("participant_joined", "EV_eg", "class", "EG_rec", "EGRESS"),
+        ],
+    )
     .await;
     assert_eq!(
         room(&test, "class").await,
@@ -95,13 +70,25 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
         "alice left; recorder not counted"
     );
 
-    step(room_event("room_finished", "EV_r2", "class", "RM_test")).await;
+    apply(
+        &processor,
+        &[room_event("room_finished", "EV_r2", "class", "RM_test")],
+    )
+    .await;
     assert_eq!(room(&test, "class").await, ("finished".into(), 0, 2));
     // A late room_started of the same session does not reopen it.
-    step(room_event("room_started", "EV_r1_late", "class", "RM_test")).await;
+    apply(
+        &processor,
+        &[room_event("room_started", "EV_r1_late", "class", "RM_test")],
+    )
+    .await;
     assert_eq!(room(&test, "class").await.0, "finished");
     // A new session of the same room starts afresh.
-    step(room_event("room_started", "EV_r3", "class", "RM_next")).await;
+    apply(
+        &processor,
+        &[room_event("room_started", "EV_r3", "class", "RM_next")],
+    )
+    .await;
     assert_eq!(room(&test, "class").await, ("active".into(), 0, 0));
 }
 
@@ -109,15 +96,6 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
 async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     let test = TestEnv::new().await;
     let processor = event_processor(&test.env()).await;
-    let step = |body: String| {
-        let processor = &processor;
-        async move {
-            processor
-                .process(body.as_bytes(), None, Attempt::first(2), None)
-                .await
-                .expect("processed")
-        }
-    };
     let session = |name: &str, id: &str, sid: &str| {
         serde_json::json!({"event": name, "room": {"sid": sid, "name": "reused"}, "id": id, "createdAt": "1700000100"})
             .to_string()
@@ -129,11 +107,11 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
         .to_string()
     };
     // The first session, over.
-    step(session("room_started", "EV_s1", "RM_one")).await;
-    step(session("room_finished", "EV_f1", "RM_one")).await;
+    apply(&processor, &[session("room_started", "EV_s1", "RM_one")]).await;
+    apply(&processor, &[session("room_finished", "EV_f1", "RM_one")]).await;
     // The second session: a join handled before its room_started.
-    step(join("EV_j2", "dana", "RM_two")).await;
-    step(session("room_started", "EV_s2", "RM_two")).await;
+    apply(&processor, &[join("EV_j2", "dana", "RM_two")]).await;
+    apply(&processor, &[session("room_started", "EV_s2", "RM_two")]).await;
     assert_eq!(
         room(&test, "reused").await,
         ("active".into(), 1, 1),
@@ -141,8 +119,8 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     );
 
     // The third session: room_finished handled before its room_started.
-    step(session("room_finished", "EV_f3", "RM_three")).await;
-    step(session("room_started", "EV_s3", "RM_three")).await;
+    apply(&processor, &[session("room_finished", "EV_f3", "RM_three")]).await;
+    apply(&processor, &[session("room_started", "EV_s3", "RM_three")]).await;
     assert_eq!(
         room(&test, "reused").await.0,
         "finished",
