@@ -1,13 +1,21 @@
-//! Command-line arguments. Settings the ingestor also reads (`LIVEKIT_API_KEY`,
-//! `LIVEKIT_API_SECRET`, `AMQP_URL`) default from the environment.
+//! Command-line arguments. Settings the ingestor and the processor also read
+//! (`LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`, `AMQP_URL`, `DATABASE_URL`, and `S3_*` for the
+//! bucket) default from the environment.
 
 use anyhow::{bail, Context};
 
 pub const USAGE: &str = "\
-usage: roomtape-bench <ingestor|direct> [options]
+usage: roomtape-bench <mode> [options]
 
-  ingestor   POST signed webhooks (each a distinct event, signed on the fly) to the ingestor
-  direct     publish the same messages straight to RabbitMQ with confirms (the baseline)
+  ingestor      POST signed webhooks (each a distinct event, signed on the fly) to the ingestor
+  direct        publish the same messages straight to RabbitMQ with confirms (the baseline)
+the processor (room sessions with a recording; the bucket is the S3_* profile's):
+  fill          put the recordings in the bucket, then publish --requests events straight to
+                livekit.events with confirms (run while no processor consumes)
+  drain         poll the database until webhook_events has --requests rows; report the rate
+  e2e           signed webhooks to the ingestor at --rate; report each one's delay from the
+                200 to its row being visible in the database
+  clean-bucket  delete every object of the bucket, then the bucket
 
 options:
   --concurrency N   workers, each with one request in flight (default 64)
@@ -22,13 +30,22 @@ options:
   --api-key KEY     default $LIVEKIT_API_KEY, else devkey
   --api-secret S    default $LIVEKIT_API_SECRET, else secret
   --amqp URL        direct: broker URL (default $AMQP_URL)
-  --channels N      direct: confirm channels shared round-robin by the workers (default 1)
+  --channels N      direct, fill: confirm channels shared round-robin by the workers (default 1)
+  --database URL    drain, e2e: PostgreSQL (default $DATABASE_URL)
+  --metrics URL     drain, e2e: the processor's /metrics, for its counts of HEADs and outcomes
+  --poll-ms N       drain, e2e: database poll interval (default 250 for drain, 5 for e2e)
+  --timeout S       drain: give up after S seconds; e2e: wait at most S seconds after the last
+                    webhook for rows (default 300)
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Ingestor,
     Direct,
+    Fill,
+    Drain,
+    E2e,
+    CleanBucket,
 }
 
 impl Mode {
@@ -36,6 +53,10 @@ impl Mode {
         match self {
             Self::Ingestor => "ingestor",
             Self::Direct => "direct",
+            Self::Fill => "fill",
+            Self::Drain => "drain",
+            Self::E2e => "e2e",
+            Self::CleanBucket => "clean-bucket",
         }
     }
 }
@@ -55,6 +76,10 @@ pub struct Args {
     pub api_secret: String,
     pub amqp_url: Option<String>,
     pub channels: usize,
+    pub database_url: Option<String>,
+    pub metrics_url: Option<String>,
+    pub poll_ms: Option<u64>,
+    pub timeout_secs: u64,
 }
 
 /// Parses the arguments after the program name; `Ok(None)` means help was asked for.
@@ -62,6 +87,10 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
     let mode = match args.next().as_deref() {
         Some("ingestor") => Mode::Ingestor,
         Some("direct") => Mode::Direct,
+        Some("fill") => Mode::Fill,
+        Some("drain") => Mode::Drain,
+        Some("e2e") => Mode::E2e,
+        Some("clean-bucket") => Mode::CleanBucket,
         Some("-h" | "--help" | "help") | None => return Ok(None),
         Some(other) => bail!("unknown mode {other:?}\n\n{USAGE}"),
     };
@@ -80,6 +109,10 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
         api_secret: env("LIVEKIT_API_SECRET").unwrap_or_else(|| "secret".to_owned()),
         amqp_url: env("AMQP_URL"),
         channels: 1,
+        database_url: env("DATABASE_URL"),
+        metrics_url: None,
+        poll_ms: None,
+        timeout_secs: 300,
     };
     while let Some(flag) = args.next() {
         if matches!(flag.as_str(), "-h" | "--help") {
@@ -101,12 +134,17 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
             "--api-secret" => parsed.api_secret = value,
             "--amqp" => parsed.amqp_url = Some(value),
             "--channels" => parsed.channels = number(&flag, &value)?,
+            "--database" => parsed.database_url = Some(value),
+            "--metrics" => parsed.metrics_url = Some(value),
+            "--poll-ms" => parsed.poll_ms = Some(number(&flag, &value)?),
+            "--timeout" => parsed.timeout_secs = number(&flag, &value)?,
             _ => bail!("unknown option {flag}\n\n{USAGE}"),
         }
     }
     anyhow::ensure!(parsed.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(parsed.threads > 0, "--threads must be at least 1");
     anyhow::ensure!(parsed.channels > 0, "--channels must be at least 1");
+    anyhow::ensure!(parsed.poll_ms != Some(0), "--poll-ms must be at least 1");
     if let Some(rate) = parsed.rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
     }
@@ -144,11 +182,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_processor_options() {
+        let parsed = args("e2e --rate 500 --database postgres://x/db --poll-ms 10 --timeout 30")
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(parsed.mode, Mode::E2e);
+        assert_eq!(parsed.database_url.as_deref(), Some("postgres://x/db"));
+        assert_eq!(parsed.poll_ms, Some(10));
+        assert_eq!(parsed.timeout_secs, 30);
+        assert_eq!(parsed.label, "e2e");
+    }
+
+    #[test]
     fn refuses_nonsense() {
         assert!(args("ingestor --concurrency 0").is_err());
         assert!(args("ingestor --rate fast").is_err());
         assert!(args("ingestor --bogus 1").is_err());
         assert!(args("sideways").is_err());
+        assert!(args("drain --poll-ms 0").is_err());
         assert!(args("--help").expect("help").is_none());
     }
 }

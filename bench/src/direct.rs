@@ -10,9 +10,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection};
 use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::events::routing_key;
 use roomtape_shared::queue::{self, topology};
 
-use crate::event::{Events, EVENT_NAME, ROUTING_KEY};
+use crate::event::{Message, Source};
 use crate::load::Target;
 
 /// The ingestor's default `RETRY_DELAYS`, so declaring the topology here matches its queues.
@@ -20,19 +21,19 @@ const RETRY_DELAYS_SECS: [u64; 5] = [1, 5, 30, 120, 600];
 
 /// One connection, `channels` confirm-mode channels.
 #[derive(Debug)]
-pub struct Direct {
+pub struct Direct<S> {
     connection: Connection,
     channels: Vec<Channel>,
-    events: Events,
+    events: S,
     api_key: String,
 }
 
-impl Direct {
+impl<S: Source> Direct<S> {
     /// Connects, puts each channel in confirm mode, and declares the topology (idempotent).
     pub async fn connect(
         url: &str,
         channels: usize,
-        events: Events,
+        events: S,
         api_key: &str,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(channels > 0, "need at least one channel");
@@ -73,15 +74,15 @@ impl Direct {
     }
 
     /// What the ingestor sets for the same event (`publish.rs`).
-    fn properties(&self, n: u64, created_at: u64) -> BasicProperties {
+    fn properties(&self, message: &Message, created_at: u64) -> BasicProperties {
         let mut headers = FieldTable::default();
         headers.insert(
             "x-livekit-key".into(),
             AMQPValue::LongString(LongString::from(self.api_key.as_str())),
         );
         BasicProperties::default()
-            .with_message_id(self.events.id(n).as_str().into())
-            .with_type(EVENT_NAME.into())
+            .with_message_id(message.id.as_str().into())
+            .with_type(message.event.into())
             .with_timestamp(created_at)
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -89,12 +90,12 @@ impl Direct {
     }
 }
 
-impl Target for Direct {
+impl<S: Source> Target for Direct<S> {
     async fn send(&self, n: u64) -> anyhow::Result<()> {
         let index = usize::try_from(n).unwrap_or(0) % self.channels.len();
         let channel = &self.channels[index];
-        let body = self.events.body(n);
-        let properties = self.properties(n, crate::event::now_unix());
+        let message = self.events.message(n);
+        let properties = self.properties(&message, crate::event::now_unix());
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -102,9 +103,9 @@ impl Target for Direct {
         let confirmation = channel
             .basic_publish(
                 topology::EVENTS_EXCHANGE.into(),
-                ROUTING_KEY.into(),
+                routing_key(message.event).as_str().into(),
                 options,
-                &body,
+                &message.body,
                 properties,
             )
             .await?

@@ -1,12 +1,29 @@
 //! Webhook bodies shaped like LiveKit's `participant_joined`, each with its own event id, so the
-//! ingestor's dedupe window never answers one without publishing it.
+//! ingestor's dedupe window never answers one without publishing it; and [`Source`], what the
+//! load targets take their messages from (these, or the processor benchmark's mix).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// One webhook of a run.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// LiveKit's event id (`id` in the body), also the AMQP `message_id`.
+    pub id: String,
+    /// The event name (`event` in the body), also the AMQP `type`.
+    pub event: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Where the load targets take message `n` of a run from.
+pub trait Source: Send + Sync + 'static {
+    /// The event id of message `n`.
+    fn id(&self, n: u64) -> String;
+    /// Message `n`, created now.
+    fn message(&self, n: u64) -> Message;
+}
+
 /// The event every benchmark message is.
 pub const EVENT_NAME: &str = "participant_joined";
-/// Its AMQP routing key (the event name with `_` replaced by `.`).
-pub const ROUTING_KEY: &str = "participant.joined";
 
 /// Builds message `n` of a run; ids are `EV_<run>_<n>`, distinct across runs with distinct
 /// `run` prefixes.
@@ -43,6 +60,20 @@ impl Events {
         })
         .to_string()
         .into_bytes()
+    }
+}
+
+impl Source for Events {
+    fn id(&self, n: u64) -> String {
+        Events::id(self, n)
+    }
+
+    fn message(&self, n: u64) -> Message {
+        Message {
+            id: Events::id(self, n),
+            event: EVENT_NAME,
+            body: self.body(n),
+        }
     }
 }
 

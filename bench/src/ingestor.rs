@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use crate::event::Events;
+use crate::event::Source;
 use crate::load::Target;
 use crate::sign::Signer;
 
@@ -14,20 +14,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// POSTs webhooks to one URL over a keep-alive pool of up to `concurrency` connections.
 #[derive(Debug)]
-pub struct Ingestor {
+pub struct Ingestor<S> {
     client: reqwest::Client,
     url: reqwest::Url,
     signer: Signer,
-    events: Events,
+    events: S,
 }
 
-impl Ingestor {
-    pub fn new(
-        url: &str,
-        concurrency: usize,
-        signer: Signer,
-        events: Events,
-    ) -> anyhow::Result<Self> {
+impl<S: Source> Ingestor<S> {
+    pub fn new(url: &str, concurrency: usize, signer: Signer, events: S) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
             .tcp_nodelay(true)
@@ -46,9 +41,9 @@ impl Ingestor {
     }
 }
 
-impl Target for Ingestor {
+impl<S: Source> Target for Ingestor<S> {
     async fn send(&self, n: u64) -> anyhow::Result<()> {
-        let body = self.events.body(n);
+        let body = self.events.message(n).body;
         let token = self.signer.sign(&body);
         let response = self
             .client

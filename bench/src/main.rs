@@ -1,13 +1,20 @@
 //! `roomtape-bench`: load for the ingestor and the direct-publish baseline it is measured
-//! against. See `scripts/bench-ingestor.sh` for the whole benchmark and `docs/benchmarks.md` for
-//! its figures.
+//! against, and the processor's throughput and end-to-end delay. See
+//! `scripts/bench-ingestor.sh` and `scripts/bench-processor.sh` for the whole benchmarks and
+//! `docs/benchmarks.md` for their figures.
 
 mod cli;
 mod direct;
+mod e2e;
 mod event;
 mod ingestor;
 mod load;
+mod mix;
+mod objects;
+mod pg;
+mod processor;
 mod report;
+mod scrape;
 mod sign;
 
 use std::sync::Arc;
@@ -58,6 +65,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let measured = measure(target.clone(), &args).await;
             target.close().await?;
             measured
+        }
+        Mode::Fill => processor::fill(&args).await,
+        Mode::Drain => processor::drain(&args).await,
+        Mode::E2e => e2e::run(&args).await,
+        Mode::CleanBucket => {
+            let profile = objects::profile_from_env()?;
+            let removed = objects::Bucket::new(&profile)
+                .remove(processor::S3_CONCURRENCY)
+                .await?;
+            println!(
+                "removed bucket {} and its {removed} objects",
+                profile.bucket
+            );
+            Ok(())
         }
     }
 }

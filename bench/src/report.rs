@@ -17,6 +17,32 @@ pub fn percentile_ms(latencies_us: &[u32], fraction: f64) -> f64 {
     f64::from(latencies_us[index]) / 1000.0
 }
 
+/// The largest of sorted `latencies_us`, in milliseconds.
+pub fn max_ms(latencies_us: &[u32]) -> f64 {
+    latencies_us
+        .last()
+        .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
+}
+
+/// `p50 1.00, p90 …, max …` (milliseconds) for people.
+pub fn describe(latencies_us: &[u32]) -> String {
+    let shown: Vec<String> = PERCENTILES
+        .iter()
+        .map(|(name, fraction)| format!("{name} {:.2}", percentile_ms(latencies_us, *fraction)))
+        .collect();
+    format!("{}, max {:.2}", shown.join(", "), max_ms(latencies_us))
+}
+
+/// `p50_ms=1.000 … max_ms=…` for a `RESULT` line.
+pub fn fields(latencies_us: &[u32]) -> Vec<String> {
+    let mut fields: Vec<String> = PERCENTILES
+        .iter()
+        .map(|(name, fraction)| format!("{name}_ms={:.3}", percentile_ms(latencies_us, *fraction)))
+        .collect();
+    fields.push(format!("max_ms={:.3}", max_ms(latencies_us)));
+    fields
+}
+
 /// Prints `outcome` of `plan`, run in `mode` (`ingestor`/`direct`) under `label`.
 pub fn print(label: &str, mode: &str, plan: &Plan, outcome: &Outcome) {
     let ok = outcome.latencies_us.len();
@@ -27,25 +53,13 @@ pub fn print(label: &str, mode: &str, plan: &Plan, outcome: &Outcome) {
         Some(rate) => format!("open loop at {rate} req/s"),
         None => "closed loop".to_owned(),
     };
-    let max_ms = outcome
-        .latencies_us
-        .last()
-        .map_or(f64::NAN, |us| f64::from(*us) / 1000.0);
-    let percentiles: Vec<(&str, f64)> = PERCENTILES
-        .iter()
-        .map(|(name, fraction)| (*name, percentile_ms(&outcome.latencies_us, *fraction)))
-        .collect();
 
     println!(
         "{label}: {mode}, {loop_kind}, concurrency {}, {} requests",
         plan.concurrency, plan.requests
     );
     println!("  ok {ok}, failed {failed}, {secs:.2} s, {throughput:.0} req/s");
-    let shown: Vec<String> = percentiles
-        .iter()
-        .map(|(name, ms)| format!("{name} {ms:.2}"))
-        .collect();
-    println!("  latency ms: {}, max {max_ms:.2}", shown.join(", "));
+    println!("  latency ms: {}", describe(&outcome.latencies_us));
     for (error, count) in outcome.errors.iter().take(5) {
         println!("  {count} × {error}");
     }
@@ -61,12 +75,7 @@ pub fn print(label: &str, mode: &str, plan: &Plan, outcome: &Outcome) {
         format!("elapsed_s={secs:.3}"),
         format!("throughput={throughput:.1}"),
     ];
-    fields.extend(
-        percentiles
-            .iter()
-            .map(|(name, ms)| format!("{name}_ms={ms:.3}")),
-    );
-    fields.push(format!("max_ms={max_ms:.3}"));
+    fields.extend(self::fields(&outcome.latencies_us));
     println!("RESULT {}", fields.join(" "));
 }
 

@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Benchmarks the processor (docs/benchmarks.md, "Processor"): how many events per second it
+# takes from a pre-filled queue into PostgreSQL (with a HEAD against the local S3 server per
+# finished recording), and the delay from the ingestor's 200 to the row being visible at a
+# steady rate.
+#
+# Builds the release roomtape-ingestor, roomtape-processor and roomtape-bench; creates a fresh
+# RabbitMQ vhost, a fresh database (migrated with `roomtape-processor migrate`) and a fresh
+# bucket on s3s-fs; then:
+#   fill    with no processor running, puts the recording files in the bucket and publishes
+#           BENCH_EVENTS events (room sessions of nine events: room_started, two
+#           participant_joined, egress_started, egress_updated ACTIVE, participant_left,
+#           egress_ended COMPLETE, participant_left, room_finished) straight to livekit.events
+#           with confirms;
+#   drain   starts the processor (default settings) and polls webhook_events every 250 ms until
+#           it holds every event: events/s from the first row visible to the last;
+#   e2e     starts the ingestor as well and sends signed webhooks of the same kind at
+#           BENCH_RATE/s for BENCH_RATE_SECONDS s (open loop); for each, the time from the 200
+#           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max.
+# Each measured phase reports where the machine's CPU went (processor, ingestor, RabbitMQ,
+# PostgreSQL, s3s-fs, the load generator, anything else). Then everything started here is stopped
+# and the vhost, database and bucket are removed. Only 127.0.0.1 is contacted; about a minute of
+# load after the build.
+#
+# Exit status: 0 when both phases ran (every event recorded, every row seen), 1 otherwise.
+# Knobs (environment): BENCH_EVENTS (30000), BENCH_RATE (500), BENCH_RATE_SECONDS (30),
+# BENCH_POLL_MS (5), BENCH_CONCURRENCY (64, load-generator workers), BENCH_THREADS (CPUs),
+# and PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVENTS="${BENCH_EVENTS:-30000}"
+RATE="${BENCH_RATE:-500}"
+RATE_SECONDS="${BENCH_RATE_SECONDS:-30}"
+POLL_MS="${BENCH_POLL_MS:-5}"
+CONCURRENCY="${BENCH_CONCURRENCY:-64}"
+THREADS="${BENCH_THREADS:-$(nproc)}"
+READY_TIMEOUT=30 # seconds, for /readyz
+DRAIN_TIMEOUT=150
+E2E_GRACE=30 # seconds to wait for rows after the last webhook
+
+MGMT="http://127.0.0.1:15672/api"
+NAME="roomtape_bench_$$"
+VHOST="roomtape-bench-$$"
+BUCKET="roomtape-bench-$$"
+API_KEY="devkey"
+API_SECRET="secret"
+
+log() { echo "bench: $*" >&2; }
+mgmt() { curl -fsS -u guest:guest "$@"; }
+
+eval "$(deploy/local/services.sh 2>/dev/null)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
+log "building the release ingestor, processor and roomtape-bench"
+cargo build --release --locked --bin roomtape-ingestor --bin roomtape-processor \
+  --bin roomtape-bench >&2
+bin="$CARGO_TARGET_DIR/release"
+
+admin_url="$ROOMTAPE_TEST_DATABASE_URL"
+database_url="${admin_url%/*}/$NAME"
+amqp_url="$ROOMTAPE_TEST_AMQP_URL/$VHOST"
+# What the processor and roomtape-bench read (bench: DATABASE_URL, AMQP_URL, S3_*).
+export LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" AMQP_URL="$amqp_url" \
+  DATABASE_URL="$database_url" S3_ENDPOINT="$ROOMTAPE_TEST_S3_ENDPOINT" S3_BUCKET="$BUCKET" \
+  S3_ACCESS_KEY_ID="$ROOMTAPE_TEST_S3_ACCESS_KEY" S3_SECRET_ACCESS_KEY="$ROOMTAPE_TEST_S3_SECRET_KEY"
+
+work="$(mktemp -d)"
+processor_pid="" ingestor_pid="" created_db="" created_vhost="" created_bucket=""
+stop() { # pid
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
+cleanup() {
+  local status=$?
+  stop "$ingestor_pid"
+  stop "$processor_pid"
+  [ -z "$created_vhost" ] || mgmt -X DELETE "$MGMT/vhosts/$VHOST" >/dev/null 2>&1 || true
+  [ -z "$created_db" ] || psql "$admin_url" -qtAc "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -z "$created_bucket" ] || "$bin/roomtape-bench" clean-bucket >/dev/null 2>&1 || log "could not remove bucket $BUCKET"
+  if [ "$status" -ne 0 ]; then
+    for app in processor ingestor; do
+      [ -s "$work/$app.log" ] || continue
+      log "$app log (tail):"
+      tail -n 20 "$work/$app.log" >&2
+    done
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_ready() { # pid, port, what
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1; do
+    kill -0 "$1" 2>/dev/null || { log "the $3 exited"; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { log "the $3 was not ready within $READY_TIMEOUT s"; exit 1; }
+    sleep 0.1
+  done
+}
+
+log "creating vhost $VHOST, database $NAME, bucket $BUCKET"
+mgmt -X PUT "$MGMT/vhosts/$VHOST" >/dev/null
+created_vhost=1
+mgmt -X PUT -H 'content-type: application/json' -d '{"configure":".*","write":".*","read":".*"}' \
+  "$MGMT/permissions/$VHOST/guest" >/dev/null
+psql "$admin_url" -qtAc "CREATE DATABASE $NAME" >/dev/null
+created_db=1
+created_bucket=1 # roomtape-bench fill creates it
+"$bin/roomtape-processor" migrate >&2
+
+# CPU accounting, in clock ticks: the whole machine (non-idle), given processes, and this shell's
+# reaped children (the load generator).
+HZ="$(getconf CLK_TCK)"
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+snapshot() { # file, pids… → "pid ticks" lines
+  local pid out="$1"
+  shift
+  : >"$out"
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && awk -v pid="$pid" '{ print pid, $14 + $15 }' "/proc/$pid/stat" >>"$out" 2>/dev/null || true
+  done
+}
+delta() { # before, after → ticks used by the processes of `after` since `before` (new: all)
+  awk 'FILENAME == ARGV[1] { t[$1] = $2; next } { sum += $2 - ($1 in t ? t[$1] : 0) } END { print sum + 0 }' "$1" "$2"
+}
+children_ticks() { # `times` must run in this shell, not a subshell, to see its children
+  times >"$work/times"
+  awk -v hz="$HZ" 'NR == 2 { split($1, u, "[ms]"); split($2, s, "[ms]")
+    printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times"
+}
+groups() { # one line per group: name pids…
+  echo "processor $processor_pid"
+  echo "ingestor $ingestor_pid"
+  echo "rabbitmq $(pgrep -x beam.smp | tr '\n' ' ')"
+  echo "postgres $(pgrep -x postgres | tr '\n' ' ')"
+  echo "s3s-fs $(pgrep -x s3s-fs | tr '\n' ' ')"
+}
+all_ticks() { # every process now: "pid comm ticks" (comm without spaces, as in /proc/<pid>/stat)
+  awk '{ print $1, $2, $14 + $15 }' /proc/[0-9]*/stat 2>/dev/null || true
+}
+cpu_begin() {
+  all_ticks >"$work/all0"
+  t0="$(date +%s.%N)" busy0="$(busy_ticks)"
+  children_ticks >"$work/client0"
+  groups | while read -r group pids; do
+    # shellcheck disable=SC2086 # one pid per word
+    snapshot "$work/cpu0.$group" $pids
+  done
+}
+cpu_end() { # label, events
+  local t1 busy1 line="" used total=0 group pids client
+  t1="$(date +%s.%N)" busy1="$(busy_ticks)"
+  children_ticks >"$work/client1"
+  client=$(($(cat "$work/client1") - $(cat "$work/client0")))
+  while read -r group pids; do
+    # shellcheck disable=SC2086
+    snapshot "$work/cpu1.$group" $pids
+    used="$(delta "$work/cpu0.$group" "$work/cpu1.$group")"
+    total=$((total + used))
+    line="$line $group=$used"
+  done < <(groups)
+  awk -v t0="$t0" -v t1="$t1" -v hz="$HZ" -v cpus="$(nproc)" -v busy=$((busy1 - busy0)) \
+    -v used="$line" -v total="$total" -v client="$client" -v label="$1" -v events="$2" 'BEGIN {
+    wall = t1 - t0; pct = 100 / (wall * hz); n = split(used, parts, " ")
+    out = ""; per = ""
+    for (i = 1; i <= n; i++) { split(parts[i], kv, "="); if (kv[1] == "ingestor" && kv[2] == 0) continue
+      out = out sprintf("%s %.0f, ", kv[1], kv[2] * pct)
+      if (kv[2] > 0) per = per sprintf("%s %.0f, ", kv[1], kv[2] / hz * 1e6 / events) }
+    other = busy - total - client; if (other < 0) other = 0
+    printf "  cpu, %% of one core over %.1f s: %sload generator %.0f, other %.0f (machine %.0f%% busy of %d cores)\n",
+      wall, out, client * pct, other * pct, busy * pct / cpus, cpus
+    printf "  cpu per event, µs: %sload generator %.0f\n", per, client / hz * 1e6 / events
+    printf "CPU label=%s other=%.0f\n", label, other * pct }' | tee -a "$work/results"
+  # The biggest consumers outside the groups (exited processes cannot be seen).
+  all_ticks >"$work/all1"
+  groups | awk '{ for (i = 2; i <= NF; i++) print $i }' >"$work/known"
+  awk -v hz="$HZ" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
+    FILENAME == ARGV[1] { known[$1] = 1; next }
+    FILENAME == ARGV[2] { t[$1] = $3; next }
+    !($1 in known) { used[$2] += $3 - ($1 in t ? t[$1] : 0) }
+    END { for (c in used) if (used[c] > 0) printf "%s %.1f\n", c, used[c] * 100 / (wall * hz) }' \
+    "$work/known" "$work/all0" "$work/all1" | sort -k2 -rn | head -n 4 |
+    awk '{ s = s sprintf("%s %s, ", $1, $2) } END { if (s != "") print "  of other, by name (% of a core): " substr(s, 1, length(s) - 2) }'
+}
+memory() { awk -v what="$1" '$1 == "VmRSS:" { rss = $2 } $1 == "VmHWM:" { hwm = $2 }
+  END { printf "  %s memory: VmRSS %.1f MiB, VmHWM %.1f MiB\n", what, rss / 1024, hwm / 1024 }' "/proc/$2/status"; }
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rabbitmq: $(mgmt "$MGMT/overview" | grep -o '"rabbitmq_version":"[^"]*"' | cut -d'"' -f4)," \
+  "postgresql: $(psql "$admin_url" -qtAc 'SHOW server_version'), synchronous_commit" \
+  "$(psql "$admin_url" -qtAc 'SHOW synchronous_commit')"
+bench_args=(--concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" --api-secret "$API_SECRET")
+
+# --- throughput from a pre-filled queue ----------------------------------------------------------
+log "filling roomtape.events with $EVENTS events (no processor running)"
+timeout 120 "$bin/roomtape-bench" fill --requests "$EVENTS" --run-id "fill$$" "${bench_args[@]}" \
+  | tee -a "$work/results"
+
+processor_port="$(free_port)"
+metrics="http://127.0.0.1:$processor_port/metrics"
+log "starting the processor on 127.0.0.1:$processor_port and draining"
+cpu_begin
+timeout $((DRAIN_TIMEOUT + 30)) "$bin/roomtape-bench" drain --requests "$EVENTS" \
+  --run-id "fill$$" --metrics "$metrics" --timeout "$DRAIN_TIMEOUT" >"$work/drain.out" &
+drain_pid=$!
+env PROCESSOR_BIND="127.0.0.1:$processor_port" LIVEKIT_URL=http://127.0.0.1:9 \
+  RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
+  "$bin/roomtape-processor" >"$work/processor.log" 2>&1 &
+processor_pid=$!
+wait "$drain_pid" || { cat "$work/drain.out"; log "the drain did not finish"; exit 1; }
+cat "$work/drain.out" | tee -a "$work/results"
+cpu_end drain "$EVENTS"
+memory processor "$processor_pid"
+
+# --- end to end at a steady rate ----------------------------------------------------------------
+log "starting the ingestor"
+env INGESTOR_BIND=127.0.0.1:0 RUST_LOG=info LOG_FORMAT=json \
+  "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
+ingestor_pid=$!
+port=""
+deadline=$((SECONDS + READY_TIMEOUT))
+until [ -n "$port" ]; do
+  kill -0 "$ingestor_pid" 2>/dev/null || { log "the ingestor exited"; exit 1; }
+  [ "$SECONDS" -lt "$deadline" ] || { log "the ingestor did not log its port"; exit 1; }
+  port="$(grep -o '"port":[0-9]*' "$work/ingestor.log" | head -n 1 | cut -d: -f2 || true)"
+  sleep 0.1
+done
+wait_ready "$ingestor_pid" "$port" ingestor
+wait_ready "$processor_pid" "$processor_port" processor
+requests=$((RATE * RATE_SECONDS))
+log "e2e: $requests webhooks at $RATE/s to 127.0.0.1:$port"
+cpu_begin
+timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RATE" \
+  --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
+  --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$$" "${bench_args[@]}" \
+  | tee -a "$work/results"
+cpu_end e2e "$requests"
+memory processor "$processor_pid"
+memory ingestor "$ingestor_pid"
+
+echo "processor messages by outcome:"
+curl -fsS "$metrics" | grep '^roomtape_messages_total{queue="roomtape.events"' | sed 's/^/  /' || true
+dead="$(mgmt "$MGMT/queues/$VHOST/roomtape.dead?columns=name,messages" | grep -o '"messages":[0-9]*' | head -n 1 | cut -d: -f2 || true)"
+echo "roomtape.dead: ${dead:-?} messages"
+
+other_max="$(awk '$1 == "CPU" { split($3, kv, "="); if (kv[2] > max) max = kv[2] } END { print max + 0 }' "$work/results")"
+if [ "$other_max" -gt 15 ]; then
+  echo "WARNING other processes used up to $other_max% of a core during a phase: the figures are not reliable"
+fi
