@@ -3,6 +3,8 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use super::prepared;
+
 use super::recordings::Applied;
 
 /// One verified file of a ready recording.
@@ -24,27 +26,27 @@ pub async fn upsert(
     recording: &Applied,
     asset: &NewAsset,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            "INSERT INTO assets (egress_id, recording_id, stream_id, user_id, room_name,
+    prepared::execute(
+        client,
+        "INSERT INTO assets (egress_id, recording_id, stream_id, user_id, room_name,
                  storage_bucket, storage_key, playback_url, file_size_bytes, duration_seconds,
                  content_type)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (egress_id, storage_key) DO NOTHING",
-            &[
-                &asset.egress_id,
-                &recording.id,
-                &recording.stream_id,
-                &recording.user_id,
-                &asset.room_name,
-                &asset.bucket,
-                &asset.key,
-                &asset.playback_url,
-                &asset.size_bytes,
-                &asset.duration_seconds,
-                &asset.content_type,
-            ],
-        )
-        .await
-        .map(drop)
+        &[
+            &asset.egress_id,
+            &recording.id,
+            &recording.stream_id,
+            &recording.user_id,
+            &asset.room_name,
+            &asset.bucket,
+            &asset.key,
+            &asset.playback_url,
+            &asset.size_bytes,
+            &asset.duration_seconds,
+            &asset.content_type,
+        ],
+    )
+    .await
+    .map(drop)
 }

@@ -3,6 +3,8 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use super::prepared;
+
 /// What an earlier delivery of the same command got to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
@@ -15,35 +17,35 @@ pub enum Progress {
 /// Takes the command's session-level advisory lock, so deliveries of one command run one at a
 /// time; a crash releases it with the connection.
 pub async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
-    client
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended('roomtape:command:' || $1, 0))",
-            &[&message_id],
-        )
-        .await
-        .map(drop)
+    prepared::execute(
+        client,
+        "SELECT pg_advisory_lock(hashtextextended('roomtape:command:' || $1, 0))",
+        &[&message_id],
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn unlock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtextextended('roomtape:command:' || $1, 0))",
-            &[&message_id],
-        )
-        .await
-        .map(drop)
+    prepared::execute(
+        client,
+        "SELECT pg_advisory_unlock(hashtextextended('roomtape:command:' || $1, 0))",
+        &[&message_id],
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn progress(
     client: &impl GenericClient,
     message_id: &str,
 ) -> Result<Option<Progress>, Error> {
-    let row = client
-        .query_opt(
-            "SELECT state, reply FROM recording_commands WHERE message_id = $1",
-            &[&message_id],
-        )
-        .await?;
+    let row = prepared::query_opt(
+        client,
+        "SELECT state, reply FROM recording_commands WHERE message_id = $1",
+        &[&message_id],
+    )
+    .await?;
     Ok(row.map(|row| {
         match (
             row.get::<_, &str>(0),
@@ -61,14 +63,14 @@ pub async fn calling(
     message_id: &str,
     room_name: &str,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            "INSERT INTO recording_commands (message_id, room_name, state) VALUES ($1, $2, 'calling')
+    prepared::execute(
+        client,
+        "INSERT INTO recording_commands (message_id, room_name, state) VALUES ($1, $2, 'calling')
              ON CONFLICT (message_id) DO NOTHING",
-            &[&message_id, &room_name],
-        )
-        .await
-        .map(drop)
+        &[&message_id, &room_name],
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn done(
@@ -77,8 +79,7 @@ pub async fn done(
     egress_id: Option<&str>,
     reply: &serde_json::Value,
 ) -> Result<(), Error> {
-    client
-        .execute(
+    prepared::execute(client,
             "UPDATE recording_commands SET state = 'done', egress_id = $2, reply = $3, updated_at = now()
              WHERE message_id = $1",
             &[&message_id, &egress_id, reply],

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod commands;
+pub mod prepared;
 pub mod recordings;
 pub mod rooms;
 pub mod webhook_events;

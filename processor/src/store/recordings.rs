@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use super::prepared;
+
 /// Recording statuses of CONTRACTS §5, in the order they move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -98,9 +100,9 @@ pub async fn apply(
     update: &EgressUpdate,
 ) -> Result<Option<Applied>, Error> {
     let file = update.file.as_ref();
-    let row = client
-        .query_opt(
-            "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
+    let row = prepared::query_opt(
+        client,
+        "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
                  layout, file_format, audio_only, started_at, ended_at, duration_seconds, error,
                  storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
                  is_processed, metadata)
@@ -130,28 +132,28 @@ pub async fn apply(
                     OR (EXCLUDED.status = r.status
                         AND EXCLUDED.egress_updated_ns > r.egress_updated_ns))
              RETURNING id, stream_id, user_id",
-            &[
-                &update.egress_id,
-                &update.room_name,
-                &update.room_sid,
-                &update.status.as_str(),
-                &update.updated_ns,
-                &update.layout,
-                &update.file_format,
-                &update.audio_only,
-                &update.started_at,
-                &update.ended_at,
-                &update.duration_seconds,
-                &update.error,
-                &file.map(|f| f.provider.as_str()),
-                &file.and_then(|f| f.bucket.as_deref()),
-                &file.map(|f| f.key.as_str()),
-                &file.map(|f| f.url.as_str()),
-                &file.map(|f| f.size_bytes),
-                &update.metadata,
-            ],
-        )
-        .await?;
+        &[
+            &update.egress_id,
+            &update.room_name,
+            &update.room_sid,
+            &update.status.as_str(),
+            &update.updated_ns,
+            &update.layout,
+            &update.file_format,
+            &update.audio_only,
+            &update.started_at,
+            &update.ended_at,
+            &update.duration_seconds,
+            &update.error,
+            &file.map(|f| f.provider.as_str()),
+            &file.and_then(|f| f.bucket.as_deref()),
+            &file.map(|f| f.key.as_str()),
+            &file.map(|f| f.url.as_str()),
+            &file.map(|f| f.size_bytes),
+            &update.metadata,
+        ],
+    )
+    .await?;
     Ok(row.map(|row| Applied {
         id: row.get(0),
         stream_id: row.get(1),
@@ -161,12 +163,12 @@ pub async fn apply(
 
 /// The recording's current status, if there is a row.
 pub async fn status(client: &impl GenericClient, egress_id: &str) -> Result<Option<Status>, Error> {
-    let row = client
-        .query_opt(
-            "SELECT status FROM recordings WHERE egress_id = $1",
-            &[&egress_id],
-        )
-        .await?;
+    let row = prepared::query_opt(
+        client,
+        "SELECT status FROM recordings WHERE egress_id = $1",
+        &[&egress_id],
+    )
+    .await?;
     Ok(row.and_then(|row| Status::parse(row.get(0))))
 }
 
@@ -192,9 +194,9 @@ pub async fn requested(
     client: &impl GenericClient,
     r: &Requested,
 ) -> Result<serde_json::Value, Error> {
-    let row = client
-        .query_one(
-            "INSERT INTO recordings AS r (egress_id, room_name, status, layout, file_format,
+    let row = prepared::query_one(
+        client,
+        "INSERT INTO recordings AS r (egress_id, room_name, status, layout, file_format,
                  audio_only, storage_provider, storage_bucket, stream_id, user_id, metadata)
              VALUES ($1, $2, 'starting', $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (egress_id) DO UPDATE SET
@@ -205,20 +207,20 @@ pub async fn requested(
                  stream_id = EXCLUDED.stream_id, user_id = EXCLUDED.user_id,
                  metadata = EXCLUDED.metadata || r.metadata, updated_at = now()
              RETURNING to_jsonb(r) - 'egress_updated_ns'",
-            &[
-                &r.egress_id,
-                &r.room_name,
-                &r.layout,
-                &r.file_format,
-                &r.audio_only,
-                &r.storage_provider,
-                &r.storage_bucket,
-                &r.stream_id,
-                &r.user_id,
-                &r.metadata,
-            ],
-        )
-        .await?;
+        &[
+            &r.egress_id,
+            &r.room_name,
+            &r.layout,
+            &r.file_format,
+            &r.audio_only,
+            &r.storage_provider,
+            &r.storage_bucket,
+            &r.stream_id,
+            &r.user_id,
+            &r.metadata,
+        ],
+    )
+    .await?;
     Ok(row.get(0))
 }
 
@@ -227,13 +229,13 @@ pub async fn unfinished_in_room(
     client: &impl GenericClient,
     room_name: &str,
 ) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query(
-            "SELECT egress_id FROM recordings
+    let rows = prepared::query(
+        client,
+        "SELECT egress_id FROM recordings
              WHERE room_name = $1 AND status IN ('starting', 'active')",
-            &[&room_name],
-        )
-        .await?;
+        &[&room_name],
+    )
+    .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -242,12 +244,12 @@ pub async fn snapshot(
     client: &impl GenericClient,
     egress_id: &str,
 ) -> Result<Option<serde_json::Value>, Error> {
-    let row = client
-        .query_opt(
-            "SELECT to_jsonb(r) - 'egress_updated_ns' FROM recordings r WHERE egress_id = $1",
-            &[&egress_id],
-        )
-        .await?;
+    let row = prepared::query_opt(
+        client,
+        "SELECT to_jsonb(r) - 'egress_updated_ns' FROM recordings r WHERE egress_id = $1",
+        &[&egress_id],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -258,9 +260,9 @@ pub async fn take_stale(
     older_than_secs: f64,
     limit: i64,
 ) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query(
-            "UPDATE recordings SET reconciled_at = now()
+    let rows = prepared::query(
+        client,
+        "UPDATE recordings SET reconciled_at = now()
              WHERE egress_id IN (
                  SELECT egress_id FROM recordings
                  WHERE recording_status_rank(status) < 4
@@ -270,9 +272,9 @@ pub async fn take_stale(
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED)
              RETURNING egress_id",
-            &[&older_than_secs, &limit],
-        )
-        .await?;
+        &[&older_than_secs, &limit],
+    )
+    .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -282,12 +284,12 @@ pub async fn fail_forgotten(
     egress_id: &str,
     reason: &str,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            "UPDATE recordings SET status = 'failed', error = $2, updated_at = now()
+    prepared::execute(
+        client,
+        "UPDATE recordings SET status = 'failed', error = $2, updated_at = now()
              WHERE egress_id = $1 AND recording_status_rank(status) < 4",
-            &[&egress_id, &reason],
-        )
-        .await
-        .map(drop)
+        &[&egress_id, &reason],
+    )
+    .await
+    .map(drop)
 }

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use super::prepared;
+
 /// Marks the room active. A late `room_started` of a session already seen changes nothing
 /// but a missing start time.
 pub async fn started(
@@ -16,11 +18,11 @@ pub async fn started(
     sid: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            // A new session starts from who is already known to be in it: its joins may have
-            // been handled before its room_started.
-            "INSERT INTO rooms AS r (room_name, room_sid, status, started_at, participant_count,
+    prepared::execute(
+        client,
+        // A new session starts from who is already known to be in it: its joins may have
+        // been handled before its room_started.
+        "INSERT INTO rooms AS r (room_name, room_sid, status, started_at, participant_count,
                  max_participants)
              SELECT $1, $2, 'active', $3, present.n, present.n
              FROM (SELECT count(*)::int AS n FROM room_participants
@@ -33,17 +35,17 @@ pub async fn started(
              WHERE r.room_sid IS DISTINCT FROM EXCLUDED.room_sid
                AND (r.started_at IS NULL OR EXCLUDED.started_at IS NULL
                     OR EXCLUDED.started_at >= r.started_at)",
-            &[&name, &sid, &at],
-        )
-        .await?;
-    client
-        .execute(
-            "UPDATE rooms SET started_at = COALESCE(started_at, $3)
+        &[&name, &sid, &at],
+    )
+    .await?;
+    prepared::execute(
+        client,
+        "UPDATE rooms SET started_at = COALESCE(started_at, $3)
              WHERE room_name = $1 AND room_sid = $2",
-            &[&name, &sid, &at],
-        )
-        .await
-        .map(drop)
+        &[&name, &sid, &at],
+    )
+    .await
+    .map(drop)
 }
 
 /// Marks this session of the room finished. A `room_finished` of a newer session than the
@@ -55,9 +57,9 @@ pub async fn finished(
     sid: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            "INSERT INTO rooms AS r (room_name, room_sid, status, finished_at)
+    prepared::execute(
+        client,
+        "INSERT INTO rooms AS r (room_name, room_sid, status, finished_at)
              VALUES ($1, $2, 'finished', $3)
              ON CONFLICT (room_name) DO UPDATE SET
                  started_at = CASE WHEN r.room_sid = EXCLUDED.room_sid THEN r.started_at END,
@@ -67,10 +69,10 @@ pub async fn finished(
              WHERE r.room_sid = EXCLUDED.room_sid
                 OR r.started_at IS NULL OR EXCLUDED.finished_at IS NULL
                 OR r.started_at <= EXCLUDED.finished_at",
-            &[&name, &sid, &at],
-        )
-        .await
-        .map(drop)
+        &[&name, &sid, &at],
+    )
+    .await
+    .map(drop)
 }
 
 /// A participant joined (`left_at` = `None`) or left (`left_at` = `Some`).
@@ -87,34 +89,34 @@ pub struct Presence<'a> {
 /// Records a join or leave and recomputes the room's counts.
 pub async fn presence(client: &impl GenericClient, p: &Presence<'_>) -> Result<(), Error> {
     // Lock (or create) the room row first: concurrent joins then count one after the other.
-    client
-        .execute(
-            "INSERT INTO rooms (room_name, room_sid, status) VALUES ($1, $2, 'active')
+    prepared::execute(
+        client,
+        "INSERT INTO rooms (room_name, room_sid, status) VALUES ($1, $2, 'active')
              ON CONFLICT (room_name) DO UPDATE SET updated_at = now()",
-            &[&p.room_name, &p.room_sid],
-        )
-        .await?;
-    client
-        .execute(
-            "INSERT INTO room_participants AS rp
+        &[&p.room_name, &p.room_sid],
+    )
+    .await?;
+    prepared::execute(
+        client,
+        "INSERT INTO room_participants AS rp
                  (room_name, room_sid, participant_sid, identity, joined_at, left_at)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (room_name, room_sid, participant_sid) DO UPDATE SET
                  joined_at = COALESCE(rp.joined_at, EXCLUDED.joined_at),
                  left_at = COALESCE(rp.left_at, EXCLUDED.left_at)",
-            &[
-                &p.room_name,
-                &p.room_sid,
-                &p.participant_sid,
-                &p.identity,
-                &p.joined_at,
-                &p.left_at,
-            ],
-        )
-        .await?;
-    client
-        .execute(
-            "UPDATE rooms SET
+        &[
+            &p.room_name,
+            &p.room_sid,
+            &p.participant_sid,
+            &p.identity,
+            &p.joined_at,
+            &p.left_at,
+        ],
+    )
+    .await?;
+    prepared::execute(
+        client,
+        "UPDATE rooms SET
                  participant_count = CASE WHEN status = 'active' THEN present.n ELSE 0 END,
                  max_participants = GREATEST(max_participants, present.n),
                  updated_at = now()
@@ -122,8 +124,8 @@ pub async fn presence(client: &impl GenericClient, p: &Presence<'_>) -> Result<(
                    WHERE room_name = $1 AND room_sid = $2
                      AND joined_at IS NOT NULL AND left_at IS NULL) AS present
              WHERE room_name = $1 AND room_sid = $2",
-            &[&p.room_name, &p.room_sid],
-        )
-        .await
-        .map(drop)
+        &[&p.room_name, &p.room_sid],
+    )
+    .await
+    .map(drop)
 }

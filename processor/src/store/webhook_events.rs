@@ -3,14 +3,16 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use super::prepared;
+
 /// Whether the event was already processed (a cheap check before doing any work).
 pub async fn seen(client: &impl GenericClient, event_id: &str) -> Result<bool, Error> {
-    let row = client
-        .query_opt(
-            "SELECT 1 FROM webhook_events WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await?;
+    let row = prepared::query_opt(
+        client,
+        "SELECT 1 FROM webhook_events WHERE event_id = $1",
+        &[&event_id],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
@@ -23,12 +25,12 @@ pub async fn record(
     created_at: Option<chrono::DateTime<chrono::Utc>>,
     payload: &serde_json::Value,
 ) -> Result<bool, Error> {
-    let inserted = client
-        .execute(
-            "INSERT INTO webhook_events (event_id, event, created_at, payload)
+    let inserted = prepared::execute(
+        client,
+        "INSERT INTO webhook_events (event_id, event, created_at, payload)
              VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-            &[&event_id, &event, &created_at, payload],
-        )
-        .await?;
+        &[&event_id, &event, &created_at, payload],
+    )
+    .await?;
     Ok(inserted == 1)
 }
