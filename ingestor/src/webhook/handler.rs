@@ -76,7 +76,10 @@ async fn handle(
     let answer =
         HttpResponse::Ok().json(json!({"id": event.message_id(), "event": event.envelope().event}));
     if state.recent.contains(event.message_id()) {
-        log_event(&event, "duplicate of an event already queued; not published again");
+        log_event(
+            &event,
+            "duplicate of an event already queued; not published again",
+        );
         return Ok((answer, "duplicate"));
     }
     let outcome = match state.publisher.publish(&event).await {
