@@ -7,4 +7,12 @@ eval "$(deploy/local/services.sh)"
 # Outside the clone, so a fresh clone reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
 echo "test: building and running the tests (target dir $CARGO_TARGET_DIR)" >&2
-cargo test --workspace --locked "$@"
+output="$(mktemp)"
+trap 'rm -f "$output"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace: cargo ends with its last crate's (doc) tests.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$output"
+exit "$status"
