@@ -32,16 +32,10 @@ PHASE_TIMEOUT=120 # seconds, per bench run
 READY_TIMEOUT=30  # seconds, for the ingestor's /readyz
 SETTLE=3          # seconds between phases, for the broker to finish the purge
 
-MGMT="http://127.0.0.1:15672/api"
 VHOST="roomtape-bench-$$"
-API_KEY="devkey"
-API_SECRET="secret"
 
-log() { echo "bench: $*" >&2; }
-mgmt() { curl -fsS -u guest:guest "$@"; }
-
-eval "$(deploy/local/services.sh 2>/dev/null)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
+# shellcheck source=bench-common.sh
+. scripts/bench-common.sh
 log "building the release ingestor and roomtape-bench"
 cargo build --release --locked --bin roomtape-ingestor --bin roomtape-bench >&2
 bin="$CARGO_TARGET_DIR/release"

@@ -39,18 +39,12 @@ READY_TIMEOUT=30 # seconds, for /readyz
 DRAIN_TIMEOUT=150
 E2E_GRACE=30 # seconds to wait for rows after the last webhook
 
-MGMT="http://127.0.0.1:15672/api"
 NAME="roomtape_bench_$$"
 VHOST="roomtape-bench-$$"
 BUCKET="roomtape-bench-$$"
-API_KEY="devkey"
-API_SECRET="secret"
 
-log() { echo "bench: $*" >&2; }
-mgmt() { curl -fsS -u guest:guest "$@"; }
-
-eval "$(deploy/local/services.sh 2>/dev/null)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
+# shellcheck source=bench-common.sh
+. scripts/bench-common.sh
 log "building the release ingestor, processor and roomtape-bench"
 cargo build --release --locked --bin roomtape-ingestor --bin roomtape-processor \
   --bin roomtape-bench >&2
