@@ -97,20 +97,20 @@ impl EventProcessor {
             tracing::warn!(dropped = ?parsed.dropped, "ignored values this build does not know");
         }
 
-        let mut client = self.pool.get().await?;
-        if webhook_events::seen(&client, &id).await? {
+        if webhook_events::seen(&self.pool.get().await?, &id).await? {
             return Ok(Handled::new(&event.event, "duplicate"));
         }
         let change = match (&event.egress_info, event.event.starts_with("egress_")) {
             (Some(info), true) => {
                 let raw_info = parsed.raw.get("egressInfo");
                 let room_sid = event.room.as_ref().map(|r| r.sid.as_str());
-                self.recording_change(&client, info, room_sid, raw_info, attempt)
+                self.recording_change(info, room_sid, raw_info, attempt)
                     .await?
             }
             _ => None,
         };
 
+        let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let created = from_secs(event.created_at);
         if !webhook_events::record(&tx, &id, &event.event, created, &parsed.raw).await? {
@@ -140,7 +140,6 @@ impl EventProcessor {
     /// What an egress event changes; `None` when it changes no recording.
     async fn recording_change(
         &self,
-        client: &impl GenericClient,
         info: &EgressInfo,
         room_sid: Option<&str>,
         raw_info: Option<&serde_json::Value>,
@@ -158,7 +157,8 @@ impl EventProcessor {
                 assets: Vec::new(),
             }));
         }
-        if recordings::status(client, &info.egress_id)
+        let client = self.pool.get().await?;
+        if recordings::status(&client, &info.egress_id)
             .await?
             .is_some_and(Status::is_final)
         {
@@ -178,8 +178,10 @@ impl EventProcessor {
                 assets: Vec::new(),
             }));
         }
-        // Visible as `stopped` while its files are checked.
-        recordings::apply(client, &plan.update).await?;
+        // Visible as `stopped` while its files are checked; the connection is not held
+        // through the HEADs, which can take long on a remote bucket.
+        recordings::apply(&client, &plan.update).await?;
+        drop(client);
         self.verified(&plan, attempt).await.map(Some)
     }
 
