@@ -70,7 +70,7 @@ ensure_rabbitmq() {
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   if ! port_open 5672; then
     log "starting RabbitMQ"
-    sudo_if_needed rabbitmq-server -detached >&2
+    (cd / && sudo_if_needed rabbitmq-server -detached >&2)
     wait_for_port 5672 RabbitMQ 90
   fi
   if ! port_open 15672; then
@@ -84,16 +84,40 @@ ensure_rabbitmq() {
     http://127.0.0.1:15672/api/permissions/roomtape/guest >/dev/null
 }
 
+# s3s-fs keeps an object's metadata files (.bucket-<base64 bucket>.object-…) after the object
+# and its bucket are deleted; drop those whose bucket is gone (test and benchmark buckets).
+forget_deleted_buckets() {
+  [ -d "$S3_ROOT" ] && command -v python3 >/dev/null || return 0
+  python3 - "$S3_ROOT" <<'PY'
+import base64, os, sys
+root = sys.argv[1]
+for name in os.listdir(root):
+    if not name.startswith(".bucket-"):
+        continue
+    encoded = name[len(".bucket-"):].split(".", 1)[0]
+    try:
+        bucket = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        continue
+    if bucket and "/" not in bucket and not os.path.isdir(os.path.join(root, bucket)):
+        os.remove(os.path.join(root, name))
+PY
+}
+
 ensure_s3() {
   if ! command -v s3s-fs >/dev/null; then
     log "installing s3s-fs $S3S_FS_VERSION (an S3 server that checks SigV4 signatures)"
     cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary >&2
   fi
   mkdir -p "$S3_ROOT/recordings" "$STATE_DIR" # a bucket is a folder of the root
+  forget_deleted_buckets
   if ! port_open "$S3_PORT"; then
     log "starting s3s-fs on 127.0.0.1:$S3_PORT"
-    nohup s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" \
-      --secret-key "$S3_SECRET_KEY" "$S3_ROOT" >"$STATE_DIR/s3s-fs.log" 2>&1 &
+    # From its own root: s3s-fs resolves paths against its working directory, which must
+    # outlive the clone this script runs from.
+    (cd "$S3_ROOT" && exec nohup s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
+      --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$S3_ROOT" \
+      >"$STATE_DIR/s3s-fs.log" 2>&1 &)
     wait_for_port "$S3_PORT" s3s-fs 30
   fi
 }
