@@ -88,6 +88,8 @@ impl Application {
                 .configure(ops::configure)
         })
         .listen(listener)?
+        // Answers are small: send each at once rather than wait to coalesce (Nagle).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .run();
