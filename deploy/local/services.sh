@@ -116,7 +116,7 @@ ensure_s3() {
     # From its own root: s3s-fs resolves paths against its working directory, which must
     # outlive the clone this script runs from.
     (cd "$S3_ROOT" && exec nohup s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
-      --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$S3_ROOT" \
+      --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" . \
       >"$STATE_DIR/s3s-fs.log" 2>&1 &)
     wait_for_port "$S3_PORT" s3s-fs 30
   fi

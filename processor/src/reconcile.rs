@@ -75,6 +75,8 @@ impl Reconciler {
         let stale = recordings::take_stale(&client, self.after.as_secs_f64(), BATCH)
             .await
             .map_err(|e| database(&e))?;
+        // Not held through the LiveKit calls.
+        drop(client);
         if stale.is_empty() {
             return Ok(0);
         }
@@ -98,17 +100,32 @@ impl Reconciler {
                     }
                 }
                 Err(error) if error.code() == Some("not_found") => {
-                    let reason = format!("LiveKit no longer knows egress {egress_id} and its final webhook never came");
-                    tracing::warn!(%egress_id, "{reason}");
-                    recordings::fail_forgotten(&client, &egress_id, &reason)
-                        .await
-                        .map_err(|e| database(&e))?;
+                    self.forgotten(&egress_id).await;
                 }
                 Err(error) => log_lookup_failure(&egress_id, &error),
             }
         }
         let _ = connection.close(200, "reconciled".into()).await;
         Ok(published)
+    }
+}
+
+impl Reconciler {
+    /// LiveKit no longer knows the egress: its final webhook is lost for good.
+    async fn forgotten(&self, egress_id: &str) {
+        let reason =
+            format!("LiveKit no longer knows egress {egress_id} and its final webhook never came");
+        tracing::warn!(%egress_id, "{reason}");
+        let failed = match self.pool.get().await {
+            Ok(client) => recordings::fail_forgotten(&client, egress_id, &reason)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = failed {
+            // Asked again after RECONCILE_AFTER.
+            tracing::warn!(%egress_id, %error, "could not mark the recording failed");
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::consume::{original_routing_key, Attempt, Handled, Handler};
 use crate::error::HandleError;
 use crate::events::egress;
 use crate::livekit::{EgressClient, EgressError};
-use crate::store::commands::{self as progress, Progress};
+use crate::store::commands::{self as progress, CommandLock, Progress};
 use crate::store::recordings::{self, Requested};
 use model::{Command, Start, Stop};
 
@@ -102,14 +102,11 @@ impl CommandProcessor {
     ) -> Result<Value, HandleError> {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
-        let client = self.pool.get().await?;
-        progress::lock(&client, command_id).await?;
-        let result = self.start_locked(&client, command_id, start, attempt).await;
-        if progress::unlock(&client, command_id).await.is_err() {
-            // Never hand a connection that may still hold the lock back to the pool: closing
-            // it releases the lock.
-            drop(deadpool_postgres::Object::take(client));
-        }
+        let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
+        let result = self
+            .start_locked(lock.client(), command_id, start, attempt)
+            .await;
+        lock.release().await;
         result
     }
 

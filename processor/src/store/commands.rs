@@ -1,6 +1,6 @@
 //! `recording_commands`: what became of each start command, by its idempotency key.
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Error;
 
 use super::prepared;
@@ -14,9 +14,48 @@ pub enum Progress {
     Done(serde_json::Value),
 }
 
-/// Takes the command's session-level advisory lock, so deliveries of one command run one at a
-/// time; a crash releases it with the connection.
-pub async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
+/// A command's session-level advisory lock and the connection holding it, so deliveries of one
+/// command run one at a time. Released by [`CommandLock::release`]; if that fails, or the lock
+/// is dropped without it (a panic), the connection is closed instead of going back to the pool,
+/// which releases the lock too.
+#[derive(Debug)]
+pub struct CommandLock {
+    client: Option<Object>,
+    message_id: String,
+}
+
+impl CommandLock {
+    pub async fn take(client: Object, message_id: &str) -> Result<Self, Error> {
+        lock(&client, message_id).await?;
+        Ok(Self {
+            client: Some(client),
+            message_id: message_id.to_owned(),
+        })
+    }
+
+    pub fn client(&self) -> &Object {
+        // Only `release` and `drop` take it out, and both consume the lock.
+        self.client.as_ref().expect("the lock holds its connection")
+    }
+
+    pub async fn release(mut self) {
+        if let Some(client) = self.client.take() {
+            if unlock(&client, &self.message_id).await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+impl Drop for CommandLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
     prepared::execute(
         client,
         "SELECT pg_advisory_lock(hashtextextended('roomtape:command:' || $1, 0))",
@@ -26,7 +65,7 @@ pub async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), E
     .map(drop)
 }
 
-pub async fn unlock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
+async fn unlock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
     prepared::execute(
         client,
         "SELECT pg_advisory_unlock(hashtextextended('roomtape:command:' || $1, 0))",

@@ -33,8 +33,9 @@ pub async fn started(
                  finished_at = NULL, participant_count = EXCLUDED.participant_count,
                  max_participants = EXCLUDED.max_participants, updated_at = now()
              WHERE r.room_sid IS DISTINCT FROM EXCLUDED.room_sid
-               AND (r.started_at IS NULL OR EXCLUDED.started_at IS NULL
-                    OR EXCLUDED.started_at >= r.started_at)",
+               AND (EXCLUDED.started_at IS NULL
+                    OR GREATEST(r.started_at, r.finished_at) IS NULL
+                    OR EXCLUDED.started_at >= GREATEST(r.started_at, r.finished_at))",
         &[&name, &sid, &at],
     )
     .await?;
@@ -48,9 +49,9 @@ pub async fn started(
     .map(drop)
 }
 
-/// Marks this session of the room finished. A `room_finished` of a newer session than the
-/// row's (its start not seen yet) takes the row over, so its late `room_started` cannot reopen
-/// it.
+/// Marks this session of the room finished. A `room_finished` later than anything the row knows
+/// of its own session (a newer session whose start is not seen yet) takes the row over, so its
+/// late `room_started` cannot reopen it; an older session's late events never take over.
 pub async fn finished(
     client: &impl GenericClient,
     name: &str,
@@ -67,8 +68,9 @@ pub async fn finished(
                  finished_at = COALESCE(EXCLUDED.finished_at, now()),
                  participant_count = 0, updated_at = now()
              WHERE r.room_sid = EXCLUDED.room_sid
-                OR r.started_at IS NULL OR EXCLUDED.finished_at IS NULL
-                OR r.started_at <= EXCLUDED.finished_at",
+                OR EXCLUDED.finished_at IS NULL
+                OR GREATEST(r.started_at, r.finished_at) IS NULL
+                OR GREATEST(r.started_at, r.finished_at) < EXCLUDED.finished_at",
         &[&name, &sid, &at],
     )
     .await

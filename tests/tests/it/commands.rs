@@ -445,3 +445,32 @@ async fn reconciliation_makes_a_recording_ready_without_its_webhook() {
     assert_eq!(row["file_size_bytes"], 10);
     assert_eq!(row["storage_key"], key.as_str());
 }
+
+#[tokio::test]
+async fn reconciliation_fails_a_recording_livekit_no_longer_knows() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let fast = [("RECONCILE_INTERVAL", "200ms"), ("RECONCILE_AFTER", "0s")];
+    let _processor = started(&test, &livekit, &fast).await;
+    let client = test.database.client().await;
+    client
+        .execute(
+            "INSERT INTO recordings (egress_id, room_name, status) VALUES ('EG_gone', 'old', 'active')",
+            &[],
+        )
+        .await
+        .expect("seed");
+
+    let row = eventually(
+        Duration::from_secs(20),
+        "the forgotten recording to fail",
+        || async {
+            recording(&test, "EG_gone")
+                .await
+                .filter(|r| r["status"] == "failed")
+        },
+    )
+    .await;
+    let error = row["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no longer knows egress EG_gone"), "{error}");
+}

@@ -96,22 +96,32 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
 async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     let test = TestEnv::new().await;
     let processor = event_processor(&test.env()).await;
-    let session = |name: &str, id: &str, sid: &str| {
-        serde_json::json!({"event": name, "room": {"sid": sid, "name": "reused"}, "id": id, "createdAt": "1700000100"})
-            .to_string()
+    let session = |name: &str, id: &str, sid: &str, at: u64| {
+        serde_json::json!({"event": name, "room": {"sid": sid, "name": "reused"}, "id": id,
+            "createdAt": (1_700_000_000 + at).to_string()})
+        .to_string()
     };
     let join = |id: &str, who: &str, sid: &str| {
         serde_json::json!({"event": "participant_joined", "room": {"sid": sid, "name": "reused"},
-            "participant": {"sid": format!("PA_{who}"), "identity": who, "joinedAt": "1700000100"},
-            "id": id, "createdAt": "1700000100"})
+            "participant": {"sid": format!("PA_{who}"), "identity": who, "joinedAt": "1700000300"},
+            "id": id, "createdAt": "1700000300"})
         .to_string()
     };
     // The first session, over.
-    apply(&processor, &[session("room_started", "EV_s1", "RM_one")]).await;
-    apply(&processor, &[session("room_finished", "EV_f1", "RM_one")]).await;
+    let first = [
+        session("room_started", "EV_s1", "RM_one", 100),
+        session("room_finished", "EV_f1", "RM_one", 200),
+    ];
+    apply(&processor, &first).await;
     // The second session: a join handled before its room_started.
-    apply(&processor, &[join("EV_j2", "dana", "RM_two")]).await;
-    apply(&processor, &[session("room_started", "EV_s2", "RM_two")]).await;
+    apply(
+        &processor,
+        &[
+            join("EV_j2", "dana", "RM_two"),
+            session("room_started", "EV_s2", "RM_two", 300),
+        ],
+    )
+    .await;
     assert_eq!(
         room(&test, "reused").await,
         ("active".into(), 1, 1),
@@ -119,11 +129,32 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     );
 
     // The third session: room_finished handled before its room_started.
-    apply(&processor, &[session("room_finished", "EV_f3", "RM_three")]).await;
-    apply(&processor, &[session("room_started", "EV_s3", "RM_three")]).await;
+    apply(
+        &processor,
+        &[
+            session("room_finished", "EV_f3", "RM_three", 500),
+            session("room_started", "EV_s3", "RM_three", 400),
+        ],
+    )
+    .await;
     assert_eq!(
         room(&test, "reused").await.0,
         "finished",
         "a late start does not reopen it"
+    );
+
+    // Two later sessions whose starts come after both finishes; the older session's late events
+    // must not take the room back.
+    let scrambled = [
+        session("room_finished", "EV_f4", "RM_four", 700),
+        session("room_finished", "EV_f5", "RM_five", 900),
+        session("room_started", "EV_s4", "RM_four", 600),
+        session("room_started", "EV_s5", "RM_five", 800),
+    ];
+    apply(&processor, &scrambled).await;
+    assert_eq!(
+        room(&test, "reused").await.0,
+        "finished",
+        "the newest session is over"
     );
 }
