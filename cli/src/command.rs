@@ -36,7 +36,20 @@ pub struct Cli {
 enum Top {
     /// Recordings of LiveKit rooms.
     #[command(subcommand)]
-    Record(Record),
+    Record(Box<Record>),
+    /// The dead-letter queue, roomtape.dead.
+    #[command(subcommand)]
+    Dlq(Dlq),
+}
+
+#[derive(Debug, Subcommand)]
+enum Dlq {
+    /// Move dead letters back to the queue they failed on, for a fresh retry schedule.
+    Replay {
+        /// At most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,7 +104,7 @@ struct StopArgs {
 
 /// Why the tool could not get a reply.
 #[derive(Debug, thiserror::Error)]
-enum CliError {
+pub(crate) enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("--metadata is not a JSON object: {0}")]
@@ -113,7 +126,11 @@ enum CliError {
 /// Runs the command; writes what it prints to `out`; returns the process exit code
 /// (0 ok, 1 the processor refused, 2 configuration, 3 no reply).
 pub async fn execute(cli: Cli, env: &Env, out: &mut impl Write) -> u8 {
-    let (routing_key, body, message_id) = match request(&cli.command) {
+    let record = match &cli.command {
+        Top::Record(record) => record,
+        Top::Dlq(Dlq::Replay { limit }) => return replay(env, *limit, cli.json, out).await,
+    };
+    let (routing_key, body, message_id) = match request(record) {
         Ok(request) => request,
         Err(error) => return report(out, &error),
     };
@@ -138,8 +155,38 @@ fn report(out: &mut impl Write, error: &CliError) -> u8 {
     }
 }
 
-fn request(command: &Top) -> Result<(&'static str, Value, String), CliError> {
-    let Top::Record(record) = command;
+async fn replay(env: &Env, limit: usize, json: bool, out: &mut impl Write) -> u8 {
+    let replayed = match crate::dlq::replay(env, limit).await {
+        Ok(replayed) => replayed,
+        Err(error) => return report(out, &error),
+    };
+    let _ = if json {
+        writeln!(
+            out,
+            "{}",
+            json!({"replayed": replayed.by_queue, "left": replayed.left})
+        )
+    } else {
+        let moved: Vec<String> = replayed
+            .by_queue
+            .iter()
+            .map(|(q, n)| format!("{n} to {q}"))
+            .collect();
+        let moved = if moved.is_empty() {
+            "nothing".to_owned()
+        } else {
+            moved.join(", ")
+        };
+        writeln!(
+            out,
+            "replayed {moved}; {} left in roomtape.dead (no source queue)",
+            replayed.left
+        )
+    };
+    0
+}
+
+fn request(record: &Record) -> Result<(&'static str, Value, String), CliError> {
     match record {
         Record::Start(args) => {
             let metadata = match &args.metadata {
@@ -271,6 +318,13 @@ fn summary(reply: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn record_of(cli: &Cli) -> &Record {
+        match &cli.command {
+            Top::Record(record) => record,
+            Top::Dlq(_) => panic!("not a record command"),
+        }
+    }
+
     #[test]
     fn start_arguments_become_the_contract_message() {
         let cli = Cli::parse_from([
@@ -289,7 +343,7 @@ mod tests {
             "--id",
             "cmd-1",
         ]);
-        let (key, body, id) = request(&cli.command).expect("valid");
+        let (key, body, id) = request(record_of(&cli)).expect("valid");
         assert_eq!((key, id.as_str()), ("recording.start", "cmd-1"));
         assert_eq!(body["room_name"], "stream-123");
         assert_eq!(body["layout"], "grid");
@@ -313,7 +367,7 @@ mod tests {
         ])
         .is_err());
         let cli = Cli::parse_from(["roomtape", "record", "stop", "--room", "lecture"]);
-        let (key, body, _) = request(&cli.command).expect("valid");
+        let (key, body, _) = request(record_of(&cli)).expect("valid");
         assert_eq!(
             (key, body),
             ("recording.stop", json!({"room_name": "lecture"}))
@@ -323,6 +377,9 @@ mod tests {
     #[test]
     fn bad_metadata_is_refused_before_anything_is_sent() {
         let cli = Cli::parse_from(["roomtape", "record", "start", "r", "--metadata", "[1]"]);
-        assert!(matches!(request(&cli.command), Err(CliError::Metadata(_))));
+        assert!(matches!(
+            request(record_of(&cli)),
+            Err(CliError::Metadata(_))
+        ));
     }
 }

@@ -70,3 +70,79 @@ async fn without_a_processor_the_tool_says_so_instead_of_hanging() {
     let (code, out) = run(&test, &["record", "start", "r", "--metadata", "not json"]).await;
     assert_eq!(code, 2, "{out}");
 }
+
+#[tokio::test]
+async fn dlq_replay_sends_dead_letters_back_to_their_queue_once_the_cause_is_fixed() {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_QUEUE};
+    let test = TestEnv::new().await;
+    let channel = test.vhost.channel().await;
+    roomtape_shared::queue::topology::declare(&channel, &[])
+        .await
+        .expect("declare");
+    // A good event, dead-lettered (say while its bucket was not configured), and one that names
+    // no source queue.
+    for (id, source) in [("EV_back", Some(EVENTS_QUEUE)), ("EV_orphan", None)] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-roomtape-error".into(),
+            AMQPValue::LongString(LongString::from("not configured")),
+        );
+        headers.insert("x-roomtape-attempt".into(), AMQPValue::LongUInt(3));
+        if let Some(source) = source {
+            headers.insert(
+                "x-roomtape-source-queue".into(),
+                AMQPValue::LongString(LongString::from(source)),
+            );
+        }
+        let body = roomtape_tests::fixtures::room_event("room_started", id, "replayed", "RM_r");
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(id.into())
+            .with_headers(headers);
+        channel
+            .basic_publish(
+                "".into(),
+                DEAD_QUEUE.into(),
+                Default::default(),
+                body.as_bytes(),
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    let (code, out) = run(&test, &["dlq", "replay"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        "replayed 1 to roomtape.events; 1 left in roomtape.dead (no source queue)"
+    );
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 1);
+    let replayed = test
+        .vhost
+        .get(EVENTS_QUEUE)
+        .await
+        .expect("back in roomtape.events");
+    let headers = replayed
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .expect("headers");
+    assert!(
+        headers.inner().get("x-roomtape-attempt").is_none(),
+        "a fresh retry schedule"
+    );
+    assert!(headers.inner().get("x-roomtape-error").is_none());
+    assert_eq!(
+        replayed
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str()),
+        Some("EV_back")
+    );
+}
