@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use roomtape_shared::config::{AmqpSettings, ConfigError, Env};
 use roomtape_shared::queue::{self, topology::COMMANDS_EXCHANGE};
 use serde_json::{json, Value};
+
+use crate::dlq::publish_confirmed;
 
 /// RabbitMQ's direct reply-to pseudo-queue: replies come back on this channel, no queue needed.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -256,26 +258,15 @@ async fn exchange(
         .with_reply_to(REPLY_TO.into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmation = channel
-        .basic_publish(
-            COMMANDS_EXCHANGE.into(),
-            routing_key.into(),
-            options,
-            body.to_string().as_bytes(),
-            properties,
-        )
-        .await?
-        .await?;
-    if confirmation.is_nack() {
-        return Err(CliError::Nacked);
-    }
-    if confirmation.take_message().is_some() {
-        return Err(CliError::Unroutable);
-    }
+    let body = body.to_string();
+    publish_confirmed(
+        &channel,
+        COMMANDS_EXCHANGE,
+        routing_key,
+        body.as_bytes(),
+        properties,
+    )
+    .await?;
     let reply = tokio::time::timeout(timeout, replies.next())
         .await
         .map_err(|_| CliError::Timeout(timeout, message_id.to_owned()))?;

@@ -8,7 +8,7 @@ use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::Channel;
+use lapin::{BasicProperties, Channel};
 use roomtape_shared::config::{AmqpSettings, Env};
 use roomtape_shared::queue::{self, topology::DEAD_QUEUE};
 
@@ -105,12 +105,30 @@ async fn republish(
         }
     }
     let properties = delivery.properties.clone().with_headers(headers);
+    publish_confirmed(channel, "", queue, &delivery.data, properties).await
+}
+
+/// Publishes with `mandatory` and waits for the confirm: a nack or a message no queue takes is
+/// an error.
+pub(crate) async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), CliError> {
     let options = BasicPublishOptions {
         mandatory: true,
         ..BasicPublishOptions::default()
     };
     let confirmation = channel
-        .basic_publish("".into(), queue.into(), options, &delivery.data, properties)
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            options,
+            body,
+            properties,
+        )
         .await?
         .await?;
     if confirmation.is_nack() {

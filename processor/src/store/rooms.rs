@@ -25,9 +25,7 @@ pub async fn started(
         "INSERT INTO rooms AS r (room_name, room_sid, status, started_at, participant_count,
                  max_participants)
              SELECT $1, $2, 'active', $3, present.n, present.n
-             FROM (SELECT count(*)::int AS n FROM room_participants
-                   WHERE room_name = $1 AND room_sid = $2
-                     AND joined_at IS NOT NULL AND left_at IS NULL) AS present
+             FROM room_present_count($1, $2) AS present(n)
              ON CONFLICT (room_name) DO UPDATE SET
                  room_sid = EXCLUDED.room_sid, status = 'active', started_at = EXCLUDED.started_at,
                  finished_at = NULL, participant_count = EXCLUDED.participant_count,
@@ -122,9 +120,7 @@ pub async fn presence(client: &impl GenericClient, p: &Presence<'_>) -> Result<(
                  participant_count = CASE WHEN status = 'active' THEN present.n ELSE 0 END,
                  max_participants = GREATEST(max_participants, present.n),
                  updated_at = now()
-             FROM (SELECT count(*)::int AS n FROM room_participants
-                   WHERE room_name = $1 AND room_sid = $2
-                     AND joined_at IS NOT NULL AND left_at IS NULL) AS present
+             FROM room_present_count($1, $2) AS present(n)
              WHERE room_name = $1 AND room_sid = $2",
         &[&p.room_name, &p.room_sid],
     )

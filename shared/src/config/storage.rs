@@ -65,17 +65,16 @@ struct ProfileVars {
 /// access key, public base URL, and path style (`None`: always path style).
 struct Suffixes([&'static str; 6], Option<&'static str>);
 
-const GENERIC: Suffixes = Suffixes(
-    [
-        "ENDPOINT",
-        "BUCKET",
-        "REGION",
-        "ACCESS_KEY_ID",
-        "SECRET_ACCESS_KEY",
-        "PUBLIC_BASE_URL",
-    ],
-    Some("FORCE_PATH_STYLE"),
-);
+const GENERIC_NAMES: [&str; 6] = [
+    "ENDPOINT",
+    "BUCKET",
+    "REGION",
+    "ACCESS_KEY_ID",
+    "SECRET_ACCESS_KEY",
+    "PUBLIC_BASE_URL",
+];
+
+const GENERIC: Suffixes = Suffixes(GENERIC_NAMES, Some("FORCE_PATH_STYLE"));
 /// The Django deployment's names.
 const R2: Suffixes = Suffixes(
     [
@@ -89,17 +88,7 @@ const R2: Suffixes = Suffixes(
     None,
 );
 /// The Supabase deployment's names (and the generic ones for what it did not have).
-const STORJ: Suffixes = Suffixes(
-    [
-        "ENDPOINT",
-        "BUCKET",
-        "REGION",
-        "ACCESS_KEY_ID",
-        "SECRET_ACCESS_KEY",
-        "PUBLIC_BASE_URL",
-    ],
-    None,
-);
+const STORJ: Suffixes = Suffixes(GENERIC_NAMES, None);
 
 impl ProfileVars {
     fn new(name: &str, prefix: &str, suffixes: &Suffixes, default_region: &'static str) -> Self {
