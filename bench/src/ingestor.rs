@@ -1,9 +1,18 @@
 //! The ingestor as a load target: each message is signed on the fly and POSTed as LiveKit does.
+//!
+//! The HTTP/1.1 client is deliberately minimal, as wrk's is: one write per request, the answer
+//! read into a reused buffer, keep-alive connections kept in a pool. The load generator shares
+//! the machine's two cores with the ingestor and RabbitMQ, and reqwest spent about as much CPU
+//! per request as the ingestor itself (`docs/benchmarks.md`), which the benchmark would then
+//! have charged to the ingestor.
 
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::event::Source;
 use crate::load::Target;
@@ -11,54 +20,188 @@ use crate::sign::Signer;
 
 /// Longer than the ingestor's own publish-confirm timeout (5 s), so its 503s arrive as such.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Answers are ~100 bytes of headers and a small JSON body.
+const RESPONSE_BUFFER: usize = 1024;
+const MAX_RESPONSE_HEADERS: usize = 32;
 
-/// POSTs webhooks to one URL over a keep-alive pool of up to `concurrency` connections.
+/// POSTs webhooks to one URL over keep-alive connections, one per request in flight.
 #[derive(Debug)]
 pub struct Ingestor<S> {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    address: SocketAddr,
+    /// Request line and the headers every request shares, ending before `Authorization`.
+    head: String,
     signer: Signer,
     events: S,
+    idle: Mutex<Vec<Connection>>,
 }
 
 impl<S: Source> Ingestor<S> {
     pub fn new(url: &str, concurrency: usize, signer: Signer, events: S) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .tcp_nodelay(true)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
-        let url = url
-            .parse()
-            .with_context(|| format!("ingestor URL {url:?}"))?;
+        let parsed = url::Url::parse(url).with_context(|| format!("ingestor URL {url:?}"))?;
+        anyhow::ensure!(
+            parsed.scheme() == "http",
+            "ingestor URL {url:?}: only http:// is supported"
+        );
+        let host = parsed.host_str().context("ingestor URL has no host")?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let address = (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?;
+        let target = match parsed.query() {
+            Some(query) => format!("{}?{query}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
         Ok(Self {
-            client,
-            url,
+            address,
+            head: format!(
+                "POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\n\
+                 Content-Type: application/webhook+json\r\n"
+            ),
             signer,
             events,
+            idle: Mutex::new(Vec::with_capacity(concurrency)),
         })
+    }
+
+    fn request(&self, n: u64) -> Vec<u8> {
+        let body = self.events.message(n).body;
+        let token = self.signer.sign(&body);
+        let mut request = Vec::with_capacity(self.head.len() + token.len() + body.len() + 64);
+        request.extend_from_slice(self.head.as_bytes());
+        request.extend_from_slice(
+            format!(
+                "Authorization: {token}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        request.extend_from_slice(&body);
+        request
+    }
+
+    async fn connection(&self) -> anyhow::Result<Connection> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
+            Some(connection) => Ok(connection),
+            None => Connection::open(self.address).await,
+        }
+    }
+
+    fn put_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
     }
 }
 
 impl<S: Source> Target for Ingestor<S> {
     async fn send(&self, n: u64) -> anyhow::Result<()> {
-        let body = self.events.message(n).body;
-        let token = self.signer.sign(&body);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, "application/webhook+json")
-            .header(AUTHORIZATION, token)
-            .body(body)
-            .send()
+        let request = self.request(n);
+        let mut connection = self.connection().await?;
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, connection.exchange(&request))
             .await
-            // Without the URL, identical failures group together in the report.
-            .map_err(|e| anyhow::Error::new(e.without_url()).context("request failed"))?;
-        let status = response.status();
-        // Read the answer to the end so the connection goes back to the pool.
-        let _ = response.bytes().await;
-        anyhow::ensure!(status.is_success(), "HTTP {status}");
+            .map_err(|_| anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}"))?
+            .context("request failed")?;
+        // A connection that failed or is closing is dropped; the next request opens another.
+        if answer.keep_alive {
+            self.put_back(connection);
+        }
+        anyhow::ensure!(
+            (200..300).contains(&answer.status),
+            "HTTP {}",
+            answer.status
+        );
         Ok(())
+    }
+}
+
+/// One keep-alive connection and the buffer its answers are read into.
+#[derive(Debug)]
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    keep_alive: bool,
+}
+
+impl Connection {
+    async fn open(address: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(address)
+            .await
+            .with_context(|| format!("connecting to {address}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(RESPONSE_BUFFER),
+        })
+    }
+
+    /// Sends one request and reads its whole answer (head and `Content-Length` bytes of body).
+    async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<Answer> {
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        loop {
+            let read = self.stream.read_buf(&mut self.buffer).await?;
+            anyhow::ensure!(read > 0, "the ingestor closed the connection");
+            if let Some(answer) = complete_answer(&self.buffer)? {
+                return Ok(answer);
+            }
+        }
+    }
+}
+
+/// The answer in `buffer` once all of it has arrived; `None` while more is due.
+fn complete_answer(buffer: &[u8]) -> anyhow::Result<Option<Answer>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head_len) = response.parse(buffer)? else {
+        return Ok(None);
+    };
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    let body_len: usize = match header("content-length") {
+        Some(value) => value.parse().context("bad Content-Length")?,
+        None => anyhow::bail!("answer without Content-Length"),
+    };
+    if buffer.len() < head_len + body_len {
+        return Ok(None);
+    }
+    Ok(Some(Answer {
+        status: response.code.unwrap_or_default(),
+        keep_alive: header("connection").as_deref() != Some("close"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_the_whole_body() {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n{}";
+        assert!(complete_answer(answer).expect("parses").is_none());
+        let answer =
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        let answer = complete_answer(answer).expect("parses").expect("complete");
+        assert_eq!(answer.status, 503);
+        assert!(!answer.keep_alive);
+    }
+
+    #[test]
+    fn waits_for_the_whole_head() {
+        assert!(complete_answer(b"HTTP/1.1 200 OK\r\ncontent-le")
+            .expect("parses")
+            .is_none());
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-type Fingerprint = [u8; 16];
+/// What an id is remembered by; computed once per request with [`RecentIds::key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key([u8; 16]);
 
 #[derive(Debug)]
 pub struct RecentIds {
@@ -19,8 +21,8 @@ pub struct RecentIds {
 
 #[derive(Debug, Default)]
 struct Inner {
-    seen: HashMap<Fingerprint, Instant>,
-    order: VecDeque<(Instant, Fingerprint)>,
+    seen: HashMap<Key, Instant>,
+    order: VecDeque<(Instant, Key)>,
 }
 
 impl RecentIds {
@@ -32,23 +34,30 @@ impl RecentIds {
         }
     }
 
-    pub fn contains(&self, id: &str) -> bool {
+    /// The 16-byte fingerprint `id` is remembered by.
+    pub fn key(id: &str) -> Key {
+        let digest = Sha256::digest(id.as_bytes());
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        Key(key)
+    }
+
+    pub fn contains(&self, key: Key) -> bool {
         let now = Instant::now();
         let Ok(inner) = self.inner.lock() else {
             return false;
         };
         inner
             .seen
-            .get(&fingerprint(id))
+            .get(&key)
             .is_some_and(|at| now.duration_since(*at) < self.window)
     }
 
-    pub fn insert(&self, id: &str) {
+    pub fn insert(&self, key: Key) {
         let now = Instant::now();
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let key = fingerprint(id);
         inner.seen.insert(key, now);
         inner.order.push_back((now, key));
         while let Some(&(at, oldest)) = inner.order.front() {
@@ -65,13 +74,6 @@ impl RecentIds {
     }
 }
 
-fn fingerprint(id: &str) -> Fingerprint {
-    let digest = Sha256::digest(id.as_bytes());
-    let mut out = [0; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,27 +81,28 @@ mod tests {
     #[test]
     fn remembers_ids_within_the_window() {
         let recent = RecentIds::new(Duration::from_secs(60), 10);
-        assert!(!recent.contains("EV_1"));
-        recent.insert("EV_1");
-        assert!(recent.contains("EV_1"));
-        assert!(!recent.contains("EV_2"));
+        let (one, two) = (RecentIds::key("EV_1"), RecentIds::key("EV_2"));
+        assert!(!recent.contains(one));
+        recent.insert(one);
+        assert!(recent.contains(one));
+        assert!(!recent.contains(two));
     }
 
     #[test]
     fn forgets_after_the_window() {
         let recent = RecentIds::new(Duration::ZERO, 10);
-        recent.insert("EV_1");
-        assert!(!recent.contains("EV_1"));
+        recent.insert(RecentIds::key("EV_1"));
+        assert!(!recent.contains(RecentIds::key("EV_1")));
     }
 
     #[test]
     fn stays_within_capacity() {
         let recent = RecentIds::new(Duration::from_secs(60), 3);
         for i in 0..10 {
-            recent.insert(&format!("EV_{i}"));
+            recent.insert(RecentIds::key(&format!("EV_{i}")));
         }
-        assert!(!recent.contains("EV_0"));
-        assert!(recent.contains("EV_9"));
+        assert!(!recent.contains(RecentIds::key("EV_0")));
+        assert!(recent.contains(RecentIds::key("EV_9")));
         let inner = recent.inner.lock().expect("lock");
         assert!(inner.seen.len() <= 3 && inner.order.len() <= 3);
     }

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 use tracing::Instrument;
 
 use super::error::WebhookError;
@@ -25,6 +25,13 @@ pub struct WebhookState {
     pub recent: RecentIds,
     pub metrics: IngestorMetrics,
     pub max_body_bytes: usize,
+}
+
+/// The 200 answer's body: which event was taken.
+#[derive(Serialize)]
+struct Answer<'a> {
+    id: &'a str,
+    event: &'a str,
 }
 
 const ACCEPTED_CONTENT_TYPES: [&str; 2] = ["application/webhook+json", "application/json"];
@@ -73,9 +80,12 @@ async fn handle(
     let event = VerifiedEvent::parse(verified)?;
     record_span_fields(&event);
 
-    let answer =
-        HttpResponse::Ok().json(json!({"id": event.message_id(), "event": event.envelope().event}));
-    if state.recent.contains(event.message_id()) {
+    let answer = HttpResponse::Ok().json(Answer {
+        id: event.message_id(),
+        event: &event.envelope().event,
+    });
+    let seen = RecentIds::key(event.message_id());
+    if state.recent.contains(seen) {
         log_event(
             &event,
             "duplicate of an event already queued; not published again",
@@ -98,7 +108,7 @@ async fn handle(
             return Err(cause.into());
         }
     };
-    state.recent.insert(event.message_id());
+    state.recent.insert(seen);
     tracing::debug!(outcome, "event confirmed by the broker");
     Ok((answer, outcome))
 }
