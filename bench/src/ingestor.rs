@@ -81,12 +81,8 @@ impl<S: Source> Ingestor<S> {
         request
     }
 
-    async fn connection(&self) -> anyhow::Result<Connection> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match pooled {
-            Some(connection) => Ok(connection),
-            None => Connection::open(self.address).await,
-        }
+    fn pooled(&self) -> Option<Connection> {
+        self.idle.lock().ok().and_then(|mut idle| idle.pop())
     }
 
     fn put_back(&self, connection: Connection) {
@@ -99,8 +95,20 @@ impl<S: Source> Ingestor<S> {
 impl<S: Source> Target for Ingestor<S> {
     async fn send(&self, n: u64) -> anyhow::Result<()> {
         let request = self.request(n);
-        let mut connection = self.connection().await?;
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, connection.exchange(&request))
+        let exchange = async {
+            // A pooled connection the ingestor closed while it sat idle (its keep-alive timeout)
+            // fails before any answer arrives; the request goes again on a new connection, as
+            // HTTP clients do with stale keep-alive connections.
+            if let Some(mut connection) = self.pooled() {
+                if let Ok(answer) = connection.exchange(&request).await {
+                    return Ok((connection, answer));
+                }
+            }
+            let mut connection = Connection::open(self.address).await?;
+            let answer = connection.exchange(&request).await?;
+            anyhow::Ok((connection, answer))
+        };
+        let (connection, answer) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}"))?
             .context("request failed")?;

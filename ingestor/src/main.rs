@@ -3,12 +3,6 @@ use roomtape_ingestor::webhook::verify::Clock;
 use roomtape_shared::config::{Env, IngestorSettings};
 use roomtape_shared::{shutdown, telemetry};
 
-/// Every webhook allocates and frees a few dozen small buffers across threads (the request, the
-/// verified body, the AMQP frames); glibc's allocator spent ~10 % of the ingestor's CPU on them
-/// in `scripts/bench-ingestor.sh`, mimalloc a fraction of that (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = match IngestorSettings::from_env(&Env::from_process()) {
