@@ -193,7 +193,56 @@ fn complete_answer(buffer: &[u8]) -> anyhow::Result<Option<Answer>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+
     use super::*;
+    use crate::event::Events;
+
+    /// A server that answers one request per connection with `status`, then closes it without
+    /// saying so (as a keep-alive timeout does), and counts the connections it accepted.
+    async fn one_answer_per_connection(status: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut request = vec![0; 8192];
+                let _ = stream.read(&mut request).await;
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\n{{}}");
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (address, accepted)
+    }
+
+    fn client(address: SocketAddr) -> Ingestor<Events> {
+        let url = format!("http://{address}/webhooks/livekit");
+        Ingestor::new(&url, 1, Signer::new("devkey", "secret"), Events::new("t")).expect("client")
+    }
+
+    #[tokio::test]
+    async fn sends_again_on_a_new_connection_when_the_pooled_one_was_closed() {
+        let (address, accepted) = one_answer_per_connection("200 OK").await;
+        let ingestor = client(address);
+        ingestor.send(1).await.expect("first request");
+        ingestor
+            .send(2)
+            .await
+            .expect("second request, after the server closed the first");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn counts_an_error_status_as_a_failure() {
+        let (address, _) = one_answer_per_connection("503 Service Unavailable").await;
+        let error = client(address).send(1).await.expect_err("503 is a failure");
+        assert!(error.to_string().contains("HTTP 503"), "{error:#}");
+    }
 
     #[test]
     fn waits_for_the_whole_body() {
