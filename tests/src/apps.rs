@@ -101,15 +101,21 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
     )
 }
 
-/// The sum of a counter's series in `app`'s `/metrics` whose line contains every one of `labels`.
-pub async fn counter_sum(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(app.url("/metrics"))
+/// `app`'s `/metrics` page, as Prometheus would scrape it.
+pub async fn metrics_text(app: &TestApp) -> String {
+    reqwest::get(app.url("/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
-    text.lines()
+        .expect("text")
+}
+
+/// The sum of a counter's series in `app`'s `/metrics` whose line contains every one of `labels`.
+pub async fn counter_sum(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    metrics_text(app)
+        .await
+        .lines()
         .filter(|line| line.starts_with(name) && labels.iter().all(|l| line.contains(l)))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

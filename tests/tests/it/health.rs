@@ -1,7 +1,7 @@
 //! Both binaries start from settings, serve /healthz, /readyz and /metrics, and stop cleanly.
 
 use roomtape_ingestor::webhook::verify::Clock;
-use roomtape_tests::apps::wait_ready;
+use roomtape_tests::apps::{metrics_text, wait_ready};
 use roomtape_tests::{spawn_ingestor, spawn_processor, TestEnv};
 
 #[tokio::test]
@@ -12,14 +12,7 @@ async fn the_ingestor_serves_health_readiness_and_metrics_and_stops() {
     let http = reqwest::Client::new();
     let health = http.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let metrics = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("roomtape_publish_confirm_seconds"),
         "{metrics}"

@@ -4,7 +4,7 @@
 use lapin::types::AMQPValue;
 use roomtape_ingestor::webhook::verify::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
-use roomtape_tests::apps::wait_ready;
+use roomtape_tests::apps::{metrics_text, wait_ready};
 use roomtape_tests::livekit::{
     post_webhook, python_sign_webhooks, server_claims, sign_claims, sign_webhook, sign_with,
 };
@@ -300,14 +300,7 @@ async fn every_bad_request_gets_its_status_and_nothing_is_published() {
         0,
         "nothing rejected was published"
     );
-    let metrics = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains(
             r#"roomtape_webhook_verification_failures_total{reason="sha256_mismatch"} 1"#
