@@ -4,24 +4,14 @@
 use std::collections::BTreeMap;
 
 use lapin::message::BasicGetMessage;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::Channel;
 use roomtape_shared::config::{AmqpSettings, Env};
-use roomtape_shared::queue::{self, topology::DEAD_QUEUE};
+use roomtape_shared::queue::topology::DEAD_QUEUE;
+use roomtape_shared::queue::{self, headers, publish_confirmed, Outgoing, CONFIRM_TIMEOUT};
 
-use crate::command::CliError;
-
-/// Set by the processor on what it dead-letters.
-const SOURCE_QUEUE_HEADER: &str = "x-roomtape-source-queue";
-/// Dropped on replay: the message starts its retry schedule afresh.
-const RESET_HEADERS: [&str; 3] = [
-    "x-roomtape-error",
-    "x-roomtape-attempt",
-    SOURCE_QUEUE_HEADER,
-];
+use crate::error::CliError;
 
 /// What a replay did.
 #[derive(Debug, Default)]
@@ -72,70 +62,27 @@ pub async fn replay(env: &Env, limit: usize) -> Result<Replayed, CliError> {
 /// The processor's header, or for messages the broker dead-lettered (delivery limit), the
 /// queue in their first `x-death` entry.
 fn source_queue(message: &BasicGetMessage) -> Option<String> {
-    let headers = message.delivery.properties.headers().as_ref()?;
-    let text = |value: &AMQPValue| match value {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    };
-    if let Some(queue) = headers.inner().get(SOURCE_QUEUE_HEADER).and_then(text) {
-        return Some(queue);
-    }
-    match headers.inner().get("x-death")? {
-        AMQPValue::FieldArray(deaths) => deaths.as_slice().iter().find_map(|death| match death {
-            AMQPValue::FieldTable(death) => death.inner().get("queue").and_then(text),
-            _ => None,
-        }),
-        _ => None,
-    }
+    let found = message.delivery.properties.headers().as_ref();
+    headers::text(found, headers::SOURCE_QUEUE).or_else(|| headers::first_death_queue(found))
 }
 
+/// A copy of the dead letter to `queue`, without the headers of its last retry schedule.
 async fn republish(
     channel: &Channel,
     queue: &str,
     message: &BasicGetMessage,
 ) -> Result<(), CliError> {
     let delivery = &message.delivery;
-    let mut headers = FieldTable::default();
+    let mut kept = FieldTable::default();
     if let Some(original) = delivery.properties.headers() {
         for (key, value) in original.inner() {
-            if !RESET_HEADERS.contains(&key.as_str()) {
-                headers.insert(key.clone(), value.clone());
+            if !headers::RETRY_STATE.contains(&key.as_str()) {
+                kept.insert(key.clone(), value.clone());
             }
         }
     }
-    let properties = delivery.properties.clone().with_headers(headers);
-    publish_confirmed(channel, "", queue, &delivery.data, properties).await
-}
-
-/// Publishes with `mandatory` and waits for the confirm: a nack or a message no queue takes is
-/// an error.
-pub(crate) async fn publish_confirmed(
-    channel: &Channel,
-    exchange: &str,
-    routing_key: &str,
-    body: &[u8],
-    properties: BasicProperties,
-) -> Result<(), CliError> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmation = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            options,
-            body,
-            properties,
-        )
-        .await?
-        .await?;
-    if confirmation.is_nack() {
-        return Err(CliError::Nacked);
-    }
-    if confirmation.take_message().is_some() {
-        return Err(CliError::Unroutable);
-    }
+    let properties = delivery.properties.clone().with_headers(kept);
+    let copy = Outgoing::to_queue(queue, &delivery.data, properties);
+    publish_confirmed(channel, copy, CONFIRM_TIMEOUT).await?;
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! Event ids confirmed recently, so LiveKit's retries of an event already queued are answered
 //! 200 without a second publish. Memory is bounded: ids are kept as 16-byte fingerprints, and
-//! past `capacity` the oldest are forgotten (the processor dedupes by event id anyway).
+//! past `capacity` the oldest are forgotten (the processor dedupes by event id anyway). The
+//! window is measured on tokio's clock, which tests pause and advance.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -88,11 +91,28 @@ mod tests {
         assert!(!recent.contains(two));
     }
 
-    #[test]
-    fn forgets_after_the_window() {
-        let recent = RecentIds::new(Duration::ZERO, 10);
-        recent.insert(RecentIds::key("EV_1"));
-        assert!(!recent.contains(RecentIds::key("EV_1")));
+    #[tokio::test(start_paused = true)]
+    async fn forgets_exactly_when_the_window_ends() {
+        let recent = RecentIds::new(Duration::from_secs(300), 10);
+        let id = RecentIds::key("EV_1");
+        recent.insert(id);
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(recent.contains(id), "still inside the window");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!recent.contains(id), "the window has passed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_sighting_restarts_the_window() {
+        let recent = RecentIds::new(Duration::from_secs(300), 10);
+        let id = RecentIds::key("EV_1");
+        recent.insert(id);
+        tokio::time::advance(Duration::from_secs(200)).await;
+        recent.insert(id);
+        tokio::time::advance(Duration::from_secs(200)).await;
+        // The first sighting's entry expires from the order queue without forgetting the id.
+        recent.insert(RecentIds::key("EV_2"));
+        assert!(recent.contains(id));
     }
 
     #[test]

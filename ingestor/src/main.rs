@@ -1,5 +1,5 @@
 use roomtape_ingestor::startup::Application;
-use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{Env, IngestorSettings};
 use roomtape_shared::{shutdown, telemetry};
 

@@ -16,7 +16,8 @@ use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::Publisher;
 use crate::webhook::handler::{self, WebhookState};
-use crate::webhook::verify::{Clock, Verifier};
+use crate::webhook::verify::Verifier;
+use roomtape_shared::clock::Clock;
 
 /// At 2,000 events/s, two minutes of event ids: about 25 MiB (fingerprint, time, order).
 const DEDUPE_CAPACITY: usize = 250_000;

@@ -7,8 +7,9 @@ use base64::Engine;
 use bytes::Bytes;
 use jwt_simple::prelude::MACLike;
 use proptest::prelude::*;
-use roomtape_ingestor::webhook::verify::{Clock, Verifier};
+use roomtape_ingestor::webhook::verify::Verifier;
 use roomtape_shared::auth::hs256_key;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::ApiKeys;
 use sha2::{Digest, Sha256};
 

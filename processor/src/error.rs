@@ -1,102 +1,141 @@
-//! Everything handling a message can fail with, and the one place each becomes an ack, a
-//! delayed retry, a dead letter, or a wait for the database.
+//! Everything handling a message can fail with, and the one place that decides whether a
+//! failure is worth retrying: [`HandleError::disposition`]. Causes are kept as sources; logs and
+//! dead-letter headers show the whole chain.
 
-use crate::storage::objects::HeadError;
+use roomtape_shared::livekit::EgressError;
+use roomtape_shared::queue::PublishError;
+use roomtape_shared::storage::StorageError;
+
+use crate::commands::model::InvalidCommand;
+use crate::events::parse::ParseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// The message can never succeed (not JSON, not an event): dead-letter it at once.
-    #[error("poison message: {0}")]
-    Poison(String),
-    /// This message failed for now (the object is not in the bucket yet): retry it later.
-    #[error(transparent)]
-    Object(#[from] HeadError),
-    /// The database is unreachable: nothing is wrong with the message, so hold it and retry
-    /// in place rather than burning its retries.
-    #[error("database unavailable: {0}")]
-    DatabaseDown(String),
-    /// The database refused this message's data: retry on the schedule, then dead-letter.
-    #[error("database error: {0}")]
-    Database(String),
-    /// LiveKit's API is unreachable or overloaded: retry on the schedule.
-    #[error("LiveKit unavailable: {0}")]
-    LiveKit(String),
-    /// A reply or follow-up command could not be published: retry (what was stored is
-    /// published again).
-    #[error("could not publish: {0}")]
-    Publish(String),
-    /// A setting is missing for this message (e.g. its bucket is not a storage profile):
-    /// dead-letter it, to be replayed once the configuration is fixed.
-    #[error("not configured: {0}")]
-    NotConfigured(String),
+    /// The body is not a LiveKit event.
+    #[error("not a LiveKit event")]
+    NotAnEvent(#[from] ParseError),
+    /// A command that can never succeed, and nobody asked for a reply to say so.
+    #[error("invalid command")]
+    InvalidCommand(#[from] InvalidCommand),
+    /// The egress wrote to a bucket no storage profile names: dead-lettered, to be replayed
+    /// once the configuration is fixed.
+    #[error("bucket {bucket:?} of egress {egress_id} is not a configured storage profile")]
+    UnknownBucket { bucket: String, egress_id: String },
+    /// A recording's file could not be confirmed in its bucket (not there yet, or the bucket
+    /// could not answer).
+    #[error("recording file not confirmed")]
+    Storage(#[from] StorageError),
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("LiveKit's Egress API failed")]
+    LiveKit(#[from] EgressError),
+    /// A follow-up message or reply could not be published.
+    #[error("could not publish")]
+    Publish(#[from] PublishError),
 }
 
-/// What to do with a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a failure means for its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    Ack,
-    /// Republish to the next delay queue (or dead-letter when the schedule is used up).
-    RetryLater(String),
-    DeadLetter(String),
-    /// Keep the delivery unacked and try again in this process after a pause.
-    RetryInPlace(String),
+    /// Nothing is wrong with the message (the database is away): keep it unacked and try again
+    /// in this process, without using up its retries.
+    RetryInPlace,
+    /// It may work later: the next delay queue, while the schedule lasts.
+    RetryLater,
+    /// It will never work: the handler may give up gracefully (a reply, a failed recording),
+    /// else it is dead-lettered.
+    GiveUp,
 }
 
 impl HandleError {
     pub fn disposition(&self) -> Disposition {
         match self {
-            Self::Poison(_) | Self::NotConfigured(_) => Disposition::DeadLetter(self.to_string()),
-            Self::Object(_) | Self::Database(_) | Self::LiveKit(_) | Self::Publish(_) => {
-                Disposition::RetryLater(self.to_string())
+            Self::NotAnEvent(_) | Self::InvalidCommand(_) | Self::UnknownBucket { .. } => {
+                Disposition::GiveUp
             }
-            Self::DatabaseDown(_) => Disposition::RetryInPlace(self.to_string()),
+            Self::Database(error) if connection_lost(error) => Disposition::RetryInPlace,
+            Self::Pool(_) => Disposition::RetryInPlace,
+            Self::LiveKit(error) if !error.is_transient() => Disposition::GiveUp,
+            Self::Storage(_) | Self::Database(_) | Self::LiveKit(_) | Self::Publish(_) => {
+                Disposition::RetryLater
+            }
         }
     }
 
     /// A stable label for metrics.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Poison(_) => "poison",
-            Self::Object(_) => "object_unavailable",
-            Self::DatabaseDown(_) => "database_down",
+            Self::NotAnEvent(_) => "poison",
+            Self::InvalidCommand(_) => "invalid_command",
+            Self::UnknownBucket { .. } => "not_configured",
+            Self::Storage(StorageError::NotFound { .. }) => "object_missing",
+            Self::Storage(_) => "storage_unavailable",
+            Self::Database(error) if connection_lost(error) => "database_down",
+            Self::Pool(_) => "database_down",
             Self::Database(_) => "database_error",
-            Self::NotConfigured(_) => "not_configured",
-            Self::LiveKit(_) => "livekit_unavailable",
+            Self::LiveKit(_) => "livekit_error",
             Self::Publish(_) => "publish_failed",
         }
     }
 }
 
-impl From<tokio_postgres::Error> for HandleError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        use tokio_postgres::error::SqlState;
-        let connection_broke = error.is_closed()
-            || std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<std::io::Error>());
-        let transient = match error.code() {
-            // No SQLSTATE: the connection broke, or our code is wrong (a type mismatch).
-            None => connection_broke,
-            Some(code) => {
-                code.code().starts_with("08") // connection exception
-                    || code.code().starts_with("57P") // admin/crash shutdown, cannot connect now
-                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
-                    || *code == SqlState::T_R_DEADLOCK_DETECTED
-            }
-        };
-        let text = match error.as_db_error() {
-            Some(db) => db.message().to_owned(),
-            None => error.to_string(),
-        };
-        if transient {
-            Self::DatabaseDown(text)
-        } else {
-            Self::Database(text)
+/// Whether PostgreSQL is unreachable or shedding load, as opposed to refusing this message's
+/// data (a constraint, a type error), which retrying in place would not fix.
+fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        // No SQLSTATE: the connection broke, or our code is wrong (a type mismatch).
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error)
+                    .is_some_and(|source| source.is::<std::io::Error>())
+        }
+        Some(code) => {
+            code.code().starts_with("08") // connection exception
+                || code.code().starts_with("57P") // admin/crash shutdown, cannot connect now
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
         }
     }
 }
 
-impl From<deadpool_postgres::PoolError> for HandleError {
-    fn from(error: deadpool_postgres::PoolError) -> Self {
-        Self::DatabaseDown(error.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_can_never_work_is_given_up_and_what_may_work_is_retried() {
+        let not_json = serde_json::from_slice::<serde_json::Value>(b"{").expect_err("not JSON");
+        let poison = HandleError::from(ParseError::NotJson(not_json));
+        assert_eq!(poison.disposition(), Disposition::GiveUp);
+        let unknown = HandleError::UnknownBucket {
+            bucket: "b".into(),
+            egress_id: "EG_1".into(),
+        };
+        assert_eq!(unknown.disposition(), Disposition::GiveUp);
+        let missing = HandleError::from(StorageError::NotFound {
+            bucket: "b".into(),
+            key: "k".into(),
+        });
+        assert_eq!(missing.disposition(), Disposition::RetryLater);
+        assert_eq!(missing.outcome(), "object_missing");
+        let refused = HandleError::from(EgressError::Twirp {
+            method: "StartRoomCompositeEgress",
+            code: "invalid_argument".into(),
+            msg: "bad layout".into(),
+        });
+        assert_eq!(refused.disposition(), Disposition::GiveUp);
+        let down = HandleError::from(EgressError::Twirp {
+            method: "StartRoomCompositeEgress",
+            code: "unavailable".into(),
+            msg: "try later".into(),
+        });
+        assert_eq!(down.disposition(), Disposition::RetryLater);
+        assert_eq!(
+            HandleError::from(PublishError::Nacked).disposition(),
+            Disposition::RetryLater
+        );
     }
 }

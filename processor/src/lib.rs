@@ -1,14 +1,16 @@
 //! `roomtape-processor`: consumes LiveKit events (and recording commands) from RabbitMQ and
 //! keeps `recordings`, `assets`, `rooms` and `webhook_events` in PostgreSQL.
+//!
+//! `worker` runs a queue and settles each message; `events` and `commands` are the two queues'
+//! handlers; `egress` is the recording lifecycle both use; `reconcile` asks LiveKit about
+//! recordings whose webhooks never came; `store` holds the processor's own tables.
 
 pub mod commands;
-pub mod consume;
+pub mod egress;
 pub mod error;
 pub mod events;
-pub mod livekit;
 pub mod metrics;
-pub mod publish;
 pub mod reconcile;
 pub mod startup;
-pub mod storage;
 pub mod store;
+pub mod worker;

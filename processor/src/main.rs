@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use roomtape_processor::startup::Application;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{DatabaseSettings, Env, ProcessorSettings, TelemetrySettings};
 use roomtape_shared::{db, shutdown, telemetry};
 
@@ -25,7 +26,7 @@ async fn run(env: &Env) -> ExitCode {
         Err(error) => return config_error(error),
     };
     telemetry::init(&settings.telemetry);
-    let app = match Application::build(settings).await {
+    let app = match Application::build(settings, Clock::System).await {
         Ok(app) => app,
         Err(error) => {
             tracing::error!("cannot start: {error}");

@@ -3,20 +3,21 @@
 //! `ListEgress`, and what LiveKit says is published to `livekit.events` as the webhook it would
 //! have sent, so it is applied exactly as if it had arrived (HEAD, retries and all).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel};
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::db::recordings;
 use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest, WebhookEvent};
 use roomtape_shared::events::routing_key;
-use roomtape_shared::queue::{self, topology::EVENTS_EXCHANGE};
+use roomtape_shared::livekit::EgressClient;
+use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
+use roomtape_shared::queue::{self, publish_confirmed, Outgoing, PublishError, CONFIRM_TIMEOUT};
 use roomtape_shared::shutdown::Shutdown;
-
-use crate::livekit::{EgressClient, EgressError};
-use crate::publish::{self, PublishError};
-use crate::store::recordings;
+use roomtape_shared::Chain;
 
 /// Recordings checked per round, least recently checked first.
 const BATCH: i64 = 100;
@@ -24,13 +25,15 @@ const BATCH: i64 = 100;
 /// Why a reconciliation round stopped; the next round tries again.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("database: {0}")]
-    Database(String),
-    #[error("broker: {0}")]
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("broker error")]
     Broker(#[from] lapin::Error),
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("cannot encode the event: {0}")]
+    #[error("cannot encode the event")]
     Encode(#[from] serde_json::Error),
 }
 
@@ -41,7 +44,9 @@ pub struct Reconciler {
     pub egress: EgressClient,
     pub amqp: AmqpSettings,
     pub every: Duration,
+    /// Recordings unchanged (and not asked about) for this long are looked up.
     pub after: Duration,
+    pub clock: Clock,
 }
 
 impl Reconciler {
@@ -63,20 +68,19 @@ impl Reconciler {
                 Ok(published) => {
                     tracing::info!(published, "reconciliation published what LiveKit reports")
                 }
-                Err(error) => tracing::warn!(%error, "reconciliation round failed"),
+                Err(error) => tracing::warn!(error = %Chain(&error), "reconciliation round failed"),
             }
         }
     }
 
     /// One round; returns how many events it published.
     pub async fn round(&self) -> Result<usize, ReconcileError> {
-        let database = |e: &dyn std::fmt::Display| ReconcileError::Database(e.to_string());
-        let client = self.pool.get().await.map_err(|e| database(&e))?;
-        let stale = recordings::take_stale(&client, self.after.as_secs_f64(), BATCH)
-            .await
-            .map_err(|e| database(&e))?;
-        // Not held through the LiveKit calls.
-        drop(client);
+        let now = self.clock.now_unix();
+        let stale = {
+            // Not held through the LiveKit calls.
+            let client = self.pool.get().await?;
+            recordings::take_stale(&client, now, self.after, BATCH).await?
+        };
         if stale.is_empty() {
             return Ok(0);
         }
@@ -95,46 +99,41 @@ impl Reconciler {
             match self.egress.list(&request).await {
                 Ok(items) => {
                     for info in items {
-                        publish_as_webhook(&channel, info).await?;
+                        publish_as_webhook(&channel, as_webhook(info, now)).await?;
                         published += 1;
                     }
                 }
                 Err(error) if error.code() == Some("not_found") => {
                     self.forgotten(&egress_id).await;
                 }
-                Err(error) => log_lookup_failure(&egress_id, &error),
+                Err(error) => {
+                    tracing::warn!(%egress_id, error = %Chain(&error), "reconciliation could not look the egress up");
+                }
             }
         }
         let _ = connection.close(200, "reconciled".into()).await;
         Ok(published)
     }
-}
 
-impl Reconciler {
     /// LiveKit no longer knows the egress: its final webhook is lost for good.
     async fn forgotten(&self, egress_id: &str) {
         let reason =
             format!("LiveKit no longer knows egress {egress_id} and its final webhook never came");
         tracing::warn!(%egress_id, "{reason}");
-        let failed = match self.pool.get().await {
-            Ok(client) => recordings::fail_forgotten(&client, egress_id, &reason)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
+        let failed: Result<(), ReconcileError> = async {
+            let client = self.pool.get().await?;
+            recordings::fail_forgotten(&client, egress_id, &reason).await?;
+            Ok(())
+        }
+        .await;
         if let Err(error) = failed {
             // Asked again after RECONCILE_AFTER.
-            tracing::warn!(%egress_id, %error, "could not mark the recording failed");
+            tracing::warn!(%egress_id, error = %Chain(&error), "could not mark the recording failed");
         }
     }
 }
 
-fn log_lookup_failure(egress_id: &str, error: &EgressError) {
-    tracing::warn!(%egress_id, %error, "reconciliation could not look the egress up");
-}
-
-async fn publish_as_webhook(channel: &Channel, info: EgressInfo) -> Result<(), ReconcileError> {
-    let event = as_webhook(info);
+async fn publish_as_webhook(channel: &Channel, event: WebhookEvent) -> Result<(), ReconcileError> {
     let body = serde_json::to_vec(&event)?;
     let properties = BasicProperties::default()
         .with_message_id(event.id.as_str().into())
@@ -143,13 +142,14 @@ async fn publish_as_webhook(channel: &Channel, info: EgressInfo) -> Result<(), R
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
     let key = routing_key(&event.event);
-    publish::confirmed(channel, EVENTS_EXCHANGE, &key, true, &body, properties).await?;
+    let message = Outgoing::to_exchange(EVENTS_EXCHANGE, &key, &body, properties);
+    publish_confirmed(channel, message, CONFIRM_TIMEOUT).await?;
     Ok(())
 }
 
 /// The webhook LiveKit would have sent for `info`. The id is fixed by the egress and its
 /// `updatedAt`, so every processor's reconciler publishes the same event and it applies once.
-fn as_webhook(info: EgressInfo) -> WebhookEvent {
+fn as_webhook(info: EgressInfo, now_unix: u64) -> WebhookEvent {
     let ended = matches!(
         EgressStatus::try_from(info.status),
         Ok(EgressStatus::EgressComplete
@@ -157,10 +157,6 @@ fn as_webhook(info: EgressInfo) -> WebhookEvent {
             | EgressStatus::EgressAborted
             | EgressStatus::EgressLimitReached)
     );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
     WebhookEvent {
         event: if ended {
             "egress_ended"
@@ -169,7 +165,7 @@ fn as_webhook(info: EgressInfo) -> WebhookEvent {
         }
         .to_owned(),
         id: format!("RC_{}_{}", info.egress_id, info.updated_at),
-        created_at: i64::try_from(now).unwrap_or_default(),
+        created_at: i64::try_from(now_unix).unwrap_or_default(),
         egress_info: Some(info),
         ..WebhookEvent::default()
     }

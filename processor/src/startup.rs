@@ -15,13 +15,16 @@ use roomtape_shared::http::{self as ops, OpsState, ReadinessCheck};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::{db, metrics};
 
+use roomtape_shared::clock::Clock;
+use roomtape_shared::livekit::EgressClient;
+use roomtape_shared::storage::ObjectStore;
+
 use crate::commands::CommandProcessor;
-use crate::consume::{self, ConsumerSettings};
+use crate::egress::EgressLifecycle;
 use crate::events::EventProcessor;
-use crate::livekit::EgressClient;
 use crate::metrics::ProcessorMetrics;
 use crate::reconcile::Reconciler;
-use crate::storage::objects::Buckets;
+use crate::worker::{self, ConsumerSettings};
 
 /// How long the ops server gets to answer in-flight requests on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -67,18 +70,23 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Migrates the database and binds the ops listener. The broker is connected when running:
     /// `/readyz` tells when the processor is consuming.
-    pub async fn build(settings: ProcessorSettings) -> Result<Self, StartupError> {
+    /// `clock` tells the reconciler what time it is.
+    pub async fn build(settings: ProcessorSettings, clock: Clock) -> Result<Self, StartupError> {
         let applied = db::migrate(&settings.database).await?;
         tracing::info!(applied, "database schema is up to date");
         let pool = db::pool(&settings.database)?;
         let mut registry = metrics::registry();
         let processor_metrics = ProcessorMetrics::register(&mut registry);
         let egress = EgressClient::new(settings.livekit.clone());
+        let lifecycle = EgressLifecycle::new(
+            pool.clone(),
+            ObjectStore::new(&settings.storage),
+            processor_metrics.clone(),
+        );
         let events = Arc::new(EventProcessor::new(
             pool.clone(),
-            Buckets::new(&settings.storage),
+            lifecycle,
             settings.auto_record.clone(),
-            processor_metrics.clone(),
         ));
         let commands = Arc::new(CommandProcessor::new(
             pool.clone(),
@@ -91,6 +99,7 @@ impl Application {
             amqp: settings.amqp.clone(),
             every: settings.reconcile_interval,
             after: settings.reconcile_after,
+            clock,
         };
         let consuming = Consuming::default();
         let ops_state = web::Data::new(OpsState {
@@ -134,14 +143,14 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        let events = consume::run(
+        let events = worker::run(
             self.events,
             self.consumer.clone(),
             self.metrics.clone(),
             self.consuming.events,
             shutdown.clone(),
         );
-        let commands = consume::run(
+        let commands = worker::run(
             self.commands,
             self.consumer,
             self.metrics,

@@ -1,13 +1,33 @@
-//! Everything the roomtape binaries share: configuration, the LiveKit event model, the RabbitMQ
-//! topology, the database schema, telemetry and the health/metrics endpoints.
+//! Everything the roomtape binaries share. Always there: configuration, the LiveKit event
+//! model, telemetry, metrics, shutdown. Behind features, so each binary links only what it
+//! uses (the CLI links no HTTP server):
+//!
+//! | feature   | module      | what                                                       |
+//! |-----------|-------------|------------------------------------------------------------|
+//! | `queue`   | [`queue`]   | RabbitMQ: connect, topology, confirmed publish, headers, reconnect |
+//! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings` and `assets`     |
+//! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
+//! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
+//! | `http`    | [`http`]    | `/healthz`, `/readyz`, `/metrics` on actix-web              |
 
+#[cfg(feature = "auth")]
 pub mod auth;
+pub mod clock;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
+pub mod error_chain;
 pub mod events;
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "livekit")]
+pub mod livekit;
 pub mod metrics;
+#[cfg(feature = "queue")]
 pub mod queue;
 pub mod shutdown;
+#[cfg(feature = "storage")]
 pub mod storage;
 pub mod telemetry;
+
+pub use error_chain::Chain;

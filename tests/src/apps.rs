@@ -1,8 +1,8 @@
 //! The real apps, built from a test's environment, on port 0.
 
 use roomtape_ingestor::startup::Application as Ingestor;
-use roomtape_ingestor::webhook::verify::Clock;
 use roomtape_processor::startup::Application as Processor;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{Env, IngestorSettings, ProcessorSettings};
 use roomtape_shared::shutdown::Shutdown;
 use tokio::task::JoinHandle;
@@ -55,7 +55,9 @@ pub fn spawn_ingestor(env: &Env, clock: Clock) -> TestApp {
 
 pub async fn spawn_processor(env: &Env) -> TestApp {
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
-    let app = Processor::build(settings).await.expect("build processor");
+    let app = Processor::build(settings, Clock::System)
+        .await
+        .expect("build processor");
     running(app.port(), |shutdown| {
         tokio::spawn(app.run_until_stopped(shutdown))
     })
@@ -84,21 +86,19 @@ pub async fn wait_ready(app: &TestApp) {
 
 /// The processor's event handler on this test's database and bucket, to step directly.
 pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProcessor {
+    use roomtape_processor::egress::EgressLifecycle;
     use roomtape_processor::events::EventProcessor;
     use roomtape_processor::metrics::ProcessorMetrics;
-    use roomtape_processor::storage::objects::Buckets;
+    use roomtape_shared::storage::ObjectStore;
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
     roomtape_shared::db::migrate(&settings.database)
         .await
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
-    EventProcessor::new(
-        pool,
-        Buckets::new(&settings.storage),
-        settings.auto_record,
-        metrics,
-    )
+    let lifecycle =
+        EgressLifecycle::new(pool.clone(), ObjectStore::new(&settings.storage), metrics);
+    EventProcessor::new(pool, lifecycle, settings.auto_record)
 }
 
 /// `app`'s `/metrics` page, as Prometheus would scrape it.

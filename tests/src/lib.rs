@@ -13,6 +13,7 @@ pub mod database;
 pub mod fake_livekit;
 pub mod fixtures;
 pub mod livekit;
+pub mod outbox;
 pub mod proxy;
 pub mod s3;
 pub mod services;

@@ -3,40 +3,29 @@
 //! connection or channel dies, and `/readyz` reports whether one is usable right now.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection};
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
-use roomtape_shared::queue::{self, topology};
+use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff};
+use roomtape_shared::queue::{self, publish_confirmed, topology, Outgoing, PublishError};
 use roomtape_shared::shutdown::Shutdown;
 use tokio::sync::Notify;
 
 use crate::metrics::IngestorMetrics;
 use crate::webhook::VerifiedEvent;
 
-const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const RECONNECT: Backoff = Backoff {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 /// How long connecting may take before trying again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the keeper looks at the channel when nothing woke it.
 const HEALTH_POLL: Duration = Duration::from_secs(1);
-
-/// Why an event was not confirmed; every case is answered 503 so that LiveKit retries.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("not connected to the broker")]
-    NotConnected,
-    #[error("broker error: {0}")]
-    Broker(#[from] lapin::Error),
-    #[error("broker refused the message (nack)")]
-    Nacked,
-    #[error("no queue is bound for routing key {0:?}")]
-    Unroutable(String),
-    #[error("no confirm from the broker within {0:?}")]
-    Timeout(Duration),
-}
 
 /// What a confirmed publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +36,17 @@ pub enum Published {
     /// queue for. It is acknowledged anyway: a 503 would make LiveKit retry it forever, filling
     /// its webhook queue until it drops the events that matter.
     NotSubscribed,
+}
+
+/// Why the keeper's connection ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("cannot connect")]
+    Connect(#[from] lapin::Error),
+    #[error("no answer within {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout,
+    #[error("the connection or channel closed")]
+    Lost,
 }
 
 struct Link {
@@ -105,40 +105,33 @@ impl Publisher {
 
     /// Keeps a usable channel until `shutdown`, then closes it. Run it as a task.
     pub async fn keep_connected(self: Arc<Self>, shutdown: Shutdown) {
-        let mut backoff = RECONNECT_BACKOFF_MIN;
-        loop {
-            if !self.is_ready() {
-                let opened = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open()) => opened,
-                };
-                let failure = match opened {
-                    Ok(Ok(link)) => {
-                        tracing::info!("connected to the broker");
-                        self.replace(Some(Arc::new(link)));
-                        backoff = RECONNECT_BACKOFF_MIN;
-                        None
-                    }
-                    Ok(Err(error)) => Some(error.to_string()),
-                    Err(_) => Some(format!("no answer within {CONNECT_TIMEOUT:?}")),
-                };
-                if let Some(error) = failure {
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot connect to the broker");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
-                    continue;
-                }
+        run_reconnecting("publisher", RECONNECT, &shutdown, || {
+            self.keep_link(&shutdown)
+        })
+        .await;
+        self.close().await;
+    }
+
+    /// Opens a link and watches it until it breaks (`Err`) or `shutdown` (`Ok`).
+    async fn keep_link(&self, shutdown: &Shutdown) -> Result<(), LinkError> {
+        let link = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open()) => {
+                opened.map_err(|_| LinkError::ConnectTimeout)??
             }
+        };
+        tracing::info!("connected to the broker");
+        self.replace(Some(Arc::new(link)));
+        loop {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => return Ok(()),
                 () = self.wake_keeper.notified() => {}
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
+            if !self.is_ready() {
+                return Err(LinkError::Lost);
+            }
         }
-        self.close().await;
     }
 
     async fn open(&self) -> lapin::Result<Link> {
@@ -186,32 +179,18 @@ impl Publisher {
     async fn publish_confirmed(&self, event: &VerifiedEvent) -> Result<Published, PublishError> {
         let link = self.current().ok_or(PublishError::NotConnected)?;
         let key = event.envelope().routing_key();
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..BasicPublishOptions::default()
-        };
-        let confirm = async {
-            link.channel
-                .basic_publish(
-                    topology::EVENTS_EXCHANGE.into(),
-                    key.as_str().into(),
-                    options,
-                    event.body(),
-                    properties(event),
-                )
-                .await?
-                .await
-        };
-        let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
-            .await
-            .map_err(|_| PublishError::Timeout(self.confirm_timeout))??;
-        if confirmation.is_nack() {
-            return Err(PublishError::Nacked);
-        }
-        match confirmation.take_message() {
-            None => Ok(Published::Queued),
-            Some(_) if !topology::is_consumed(&key) => Ok(Published::NotSubscribed),
-            Some(_) => Err(PublishError::Unroutable(key)),
+        let message = Outgoing::to_exchange(
+            topology::EVENTS_EXCHANGE,
+            &key,
+            event.body(),
+            properties(event),
+        );
+        match publish_confirmed(&link.channel, message, self.confirm_timeout).await {
+            Ok(()) => Ok(Published::Queued),
+            Err(PublishError::Unroutable { .. }) if !topology::is_consumed(&key) => {
+                Ok(Published::NotSubscribed)
+            }
+            Err(error) => Err(error),
         }
     }
 }
@@ -222,7 +201,7 @@ fn properties(event: &VerifiedEvent) -> BasicProperties {
         .envelope()
         .created_at
         .and_then(|secs| u64::try_from(secs).ok())
-        .unwrap_or_else(now_unix);
+        .unwrap_or_else(|| Clock::System.now_unix());
     let mut headers = FieldTable::default();
     headers.insert(
         "x-livekit-key".into(),
@@ -235,11 +214,4 @@ fn properties(event: &VerifiedEvent) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_headers(headers)
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }

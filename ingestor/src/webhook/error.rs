@@ -6,7 +6,7 @@ use roomtape_shared::events::EnvelopeError;
 use serde_json::json;
 
 use super::verify::VerifyError;
-use crate::queue::publish::PublishError;
+use roomtape_shared::queue::PublishError;
 
 /// Seconds LiveKit is asked to wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
@@ -23,8 +23,10 @@ pub enum WebhookError {
     Unauthorized(#[from] VerifyError),
     #[error("body is not a LiveKit WebhookEvent: {0}")]
     BadRequest(#[from] EnvelopeError),
-    #[error("event could not be queued, retry later: {0}")]
-    Unavailable(#[from] PublishError),
+    /// The cause is in the log, not in the answer: the broker's internals are not the
+    /// caller's business.
+    #[error("the event could not be queued; retry later")]
+    Unavailable(#[source] PublishError),
 }
 
 impl WebhookError {

@@ -16,6 +16,7 @@ use super::VerifiedEvent;
 use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::{Published, Publisher};
+use roomtape_shared::Chain;
 
 /// What the webhook handler works with; shared by all workers.
 #[derive(Debug)]
@@ -102,10 +103,10 @@ async fn handle(
                 event = %envelope.event,
                 egress_id = envelope.egress_id().unwrap_or_default(),
                 room = envelope.room_name().unwrap_or_default(),
-                %cause,
+                cause = %Chain(&cause),
                 "webhook not queued; answered 503"
             );
-            return Err(cause.into());
+            return Err(WebhookError::Unavailable(cause));
         }
     };
     state.recent.insert(seen);

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use jwt_simple::prelude::{Duration, HS256Key, MACLike, UnixTimeStamp, VerificationOptions};
 use jwt_simple::JWTError;
 use roomtape_shared::auth::hs256_key;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::ApiKeys;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -83,14 +84,6 @@ impl VerifiedBody {
     }
 }
 
-/// Where "now" comes from: the system clock, or a fixed instant in tests.
-#[derive(Debug, Clone, Copy, Default)]
-pub enum Clock {
-    #[default]
-    System,
-    FixedUnix(u64),
-}
-
 #[derive(Deserialize)]
 struct WebhookClaims {
     sha256: Option<String>,
@@ -128,7 +121,7 @@ impl Verifier {
             time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
             artificial_time: match clock {
                 Clock::System => None,
-                Clock::FixedUnix(secs) => Some(UnixTimeStamp::from_secs(secs)),
+                Clock::FixedUnix(_) => Some(UnixTimeStamp::from_secs(clock.now_unix())),
             },
             ..VerificationOptions::default()
         };

@@ -1,23 +1,23 @@
-//! `roomtape.commands`: start and stop recordings through LiveKit's Egress API, and reply.
+//! `roomtape.commands`: start and stop recordings through LiveKit's Egress API; the reply goes
+//! back to the requester (CONTRACTS §4).
 
 pub mod model;
 pub mod reply;
 pub mod request;
 
 use deadpool_postgres::{GenericClient, Pool};
-use lapin::message::Delivery;
-use lapin::Channel;
 use roomtape_shared::config::StorageProfiles;
+use roomtape_shared::db::recordings::{self, Requested};
 use roomtape_shared::events::proto::{EgressInfo, ListEgressRequest};
+use roomtape_shared::livekit::{EgressClient, EgressError};
 use roomtape_shared::queue::topology::COMMANDS_QUEUE;
+use roomtape_shared::Chain;
 use serde_json::{json, Value};
 
-use crate::consume::{original_routing_key, Attempt, Handled, Handler};
+use crate::egress::plan;
 use crate::error::HandleError;
-use crate::events::egress;
-use crate::livekit::{EgressClient, EgressError};
 use crate::store::commands::{self as progress, CommandLock, Progress};
-use crate::store::recordings::{self, Requested};
+use crate::worker::{Handled, Handler, Message, Outbox};
 use model::{Command, Start, Stop};
 
 /// Handles `roomtape.commands`.
@@ -33,55 +33,74 @@ impl Handler for CommandProcessor {
         COMMANDS_QUEUE
     }
 
-    async fn handle(
+    async fn handle<O: Outbox>(
         &self,
-        delivery: &Delivery,
-        attempt: Attempt,
-        publisher: &Channel,
+        message: &Message,
+        _outbox: &O,
     ) -> Result<Handled, HandleError> {
-        let kind = command_kind(delivery);
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.as_str());
-        let reply = match model::parse(kind, &delivery.data, &self.storage) {
+        let kind = command_kind(message);
+        let reply = match model::parse(kind, &message.body, &self.storage) {
             // Nobody to tell: keep it where an operator will see it.
-            Err(invalid) if delivery.properties.reply_to().is_none() => {
-                return Err(HandleError::Poison(format!("invalid command: {invalid}")));
-            }
+            Err(invalid) if message.reply_to.is_none() => return Err(invalid.into()),
             Err(invalid) => {
                 tracing::warn!(error = %invalid, "invalid command");
                 reply::error("invalid_command", invalid)
             }
-            Ok(Command::Start(start)) => match message_id.filter(|id| !id.is_empty()) {
-                Some(id) => self.start(id, &start, attempt).await?,
+            Ok(Command::Start(start)) => match command_id(message) {
+                Some(id) => self.start(id, &start).await?,
                 None => reply::error(
                     "invalid_command",
                     "message_id is required: it is the command's idempotency key",
                 ),
             },
-            Ok(Command::Stop(stop)) => self.stop(&stop, attempt).await?,
+            Ok(Command::Stop(stop)) => self.stop(&stop).await?,
         };
-        reply::send(publisher, delivery, &reply)
-            .await
-            .map_err(|e| HandleError::Publish(e.to_string()))?;
-        let outcome = if reply["ok"] == true { "ok" } else { "error" };
-        Ok(Handled::new(kind, outcome))
+        Ok(answered(kind, reply))
+    }
+
+    /// LiveKit refused the command, or stayed unavailable through every retry: the requester
+    /// gets an error reply (stored for a start, so a repeat gets the same answer).
+    async fn give_up<O: Outbox>(
+        &self,
+        message: &Message,
+        error: &HandleError,
+        _outbox: &O,
+    ) -> Result<Option<Handled>, HandleError> {
+        let HandleError::LiveKit(error) = error else {
+            return Ok(None);
+        };
+        tracing::warn!(error = %Chain(error), attempt = message.attempt.number, "LiveKit refused the command");
+        let kind = command_kind(message);
+        let reply = match (kind, command_id(message)) {
+            ("recording.start", Some(id)) => {
+                let reply = reply::error(start_error_code(error), Chain(error));
+                let lock = CommandLock::take(self.pool.get().await?, id).await?;
+                let stored = self.store_failure(lock.client(), id, reply).await;
+                lock.release().await;
+                stored?
+            }
+            _ => reply::error("egress_error", Chain(error)),
+        };
+        Ok(Some(answered(kind, reply)))
     }
 }
 
+fn answered(kind: &str, reply: Value) -> Handled {
+    let outcome = if reply["ok"] == true { "ok" } else { "error" };
+    Handled::new(kind, outcome).with_reply(reply)
+}
+
+fn command_id(message: &Message) -> Option<&str> {
+    message.message_id.as_deref().filter(|id| !id.is_empty())
+}
+
 /// The routing key names the command; sent straight to the queue, the AMQP `type` does.
-fn command_kind(delivery: &Delivery) -> &str {
-    let key = original_routing_key(delivery);
+fn command_kind(message: &Message) -> &str {
+    let key = message.routing_key.as_str();
     if key.starts_with("recording.") {
         return key;
     }
-    delivery
-        .properties
-        .kind()
-        .as_ref()
-        .map_or(key, |kind| kind.as_str())
+    message.kind.as_deref().unwrap_or(key)
 }
 
 impl CommandProcessor {
@@ -94,18 +113,11 @@ impl CommandProcessor {
     }
 
     /// Starts the recording at most once per `command_id`, however often the command arrives.
-    pub async fn start(
-        &self,
-        command_id: &str,
-        start: &Start,
-        attempt: Attempt,
-    ) -> Result<Value, HandleError> {
+    pub async fn start(&self, command_id: &str, start: &Start) -> Result<Value, HandleError> {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
         let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
-        let result = self
-            .start_locked(lock.client(), command_id, start, attempt)
-            .await;
+        let result = self.start_locked(lock.client(), command_id, start).await;
         lock.release().await;
         result
     }
@@ -115,32 +127,37 @@ impl CommandProcessor {
         client: &impl GenericClient,
         command_id: &str,
         start: &Start,
-        attempt: Attempt,
     ) -> Result<Value, HandleError> {
         let earlier = match progress::progress(client, command_id).await? {
             Some(Progress::Done(reply)) => return Ok(reply),
-            Some(Progress::Calling) => self.started_earlier(command_id, start).await,
+            Some(Progress::Calling) => self.started_earlier(command_id, start).await?,
             None => {
                 progress::calling(client, command_id, &start.room_name).await?;
-                Ok(None)
+                None
             }
         };
-        let started = match earlier {
-            Ok(Some(info)) => Ok(info),
-            Ok(None) => {
+        let info = match earlier {
+            Some(info) => info,
+            None => {
                 let request = request::room_composite(start, command_id);
-                self.egress.start_room_composite(&request).await
+                self.egress.start_room_composite(&request).await?
             }
-            Err(error) => Err(error),
         };
-        match started {
-            Ok(info) => self.record_started(client, command_id, start, &info).await,
-            Err(error) => {
-                let reply = give_up_or_retry(&error, attempt, start_error_code(&error))?;
-                progress::done(client, command_id, None, &reply).await?;
-                Ok(reply)
-            }
+        self.record_started(client, command_id, start, &info).await
+    }
+
+    /// The reply a start gets once it is given up, unless an earlier delivery finished it.
+    async fn store_failure(
+        &self,
+        client: &impl GenericClient,
+        command_id: &str,
+        reply: Value,
+    ) -> Result<Value, HandleError> {
+        if let Some(Progress::Done(earlier)) = progress::progress(client, command_id).await? {
+            return Ok(earlier);
         }
+        progress::done(client, command_id, None, &reply).await?;
+        Ok(reply)
     }
 
     /// An egress an interrupted delivery of this command started, if LiveKit knows one.
@@ -191,7 +208,7 @@ impl CommandProcessor {
 
     /// Stops one egress, or every unfinished recording of a room. Stopping what already ended
     /// is success.
-    pub async fn stop(&self, stop: &Stop, attempt: Attempt) -> Result<Value, HandleError> {
+    pub async fn stop(&self, stop: &Stop) -> Result<Value, HandleError> {
         let client = self.pool.get().await?;
         let egress_ids = match stop {
             Stop::Egress(id) => vec![id.clone()],
@@ -200,12 +217,12 @@ impl CommandProcessor {
         for egress_id in &egress_ids {
             match self.egress.stop(egress_id).await {
                 Ok(info) => {
-                    recordings::apply(&client, &egress::plan(&info, None, None).update).await?;
+                    recordings::apply(&client, &plan::plan(&info, None, None).update).await?;
                 }
                 Err(error) if matches!(error.code(), Some("failed_precondition" | "not_found")) => {
                     tracing::info!(%egress_id, "already ended");
                 }
-                Err(error) => return give_up_or_retry(&error, attempt, "egress_error"),
+                Err(error) => return Err(error.into()),
             }
         }
         Ok(match stop {
@@ -219,20 +236,6 @@ impl CommandProcessor {
             Stop::Room(room) => json!({"ok": true, "room_name": room, "egress_ids": egress_ids}),
         })
     }
-}
-
-/// A transient LiveKit failure is retried while the schedule allows; anything else, or the
-/// last attempt, becomes an error reply with `code`.
-fn give_up_or_retry(
-    error: &EgressError,
-    attempt: Attempt,
-    code: &str,
-) -> Result<Value, HandleError> {
-    if error.is_transient() && !attempt.is_last {
-        return Err(HandleError::LiveKit(error.to_string()));
-    }
-    tracing::warn!(%error, attempt = attempt.number, "LiveKit refused the command");
-    Ok(reply::error(code, error))
 }
 
 fn start_error_code(error: &EgressError) -> &'static str {

@@ -73,15 +73,19 @@ pub enum Command {
 /// Why a command is refused; the reply's `invalid_command` message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Invalid(pub String);
+pub struct InvalidCommand(pub String);
 
-fn invalid(message: impl Into<String>) -> Invalid {
-    Invalid(message.into())
+fn invalid(message: impl Into<String>) -> InvalidCommand {
+    InvalidCommand(message.into())
 }
 
 /// `kind` is the routing key (`recording.start` / `recording.stop`) or, for messages sent
 /// straight to the queue, the AMQP `type`.
-pub fn parse(kind: &str, body: &[u8], storage: &StorageProfiles) -> Result<Command, Invalid> {
+pub fn parse(
+    kind: &str,
+    body: &[u8],
+    storage: &StorageProfiles,
+) -> Result<Command, InvalidCommand> {
     match kind {
         "recording.start" => {
             let message: StartMessage =
@@ -107,7 +111,7 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn start(message: StartMessage, storage: &StorageProfiles) -> Result<Start, Invalid> {
+fn start(message: StartMessage, storage: &StorageProfiles) -> Result<Start, InvalidCommand> {
     let room_name = non_empty(message.room_name).ok_or_else(|| invalid("room_name is required"))?;
     let layout = message.layout.unwrap_or_else(|| "speaker".into());
     if !LAYOUTS.contains(&layout.as_str()) {

@@ -1,13 +1,14 @@
 //! Auto-record: a room that matches the configured rule gets a `recording.start` command when
 //! it starts, once per room session (the command's id is the session's sid).
 
-use lapin::{BasicProperties, Channel};
+use lapin::BasicProperties;
 use roomtape_shared::config::AutoRecordSettings;
 use roomtape_shared::events::proto::Room;
 use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
+use roomtape_shared::queue::{Outgoing, PublishError};
 use serde_json::json;
 
-use crate::publish::{self, PublishError};
+use crate::worker::Outbox;
 
 /// Whether `room` is to be recorded from its start.
 pub fn wanted(rule: &AutoRecordSettings, room: &Room) -> bool {
@@ -19,20 +20,17 @@ pub fn wanted(rule: &AutoRecordSettings, room: &Room) -> bool {
 }
 
 /// Publishes the start command (confirmed); its `message_id` makes repeats harmless.
-pub async fn request(publisher: &Channel, room: &Room) -> Result<(), PublishError> {
-    let body = json!({"room_name": room.name, "metadata": {"auto_record": true}});
+pub async fn request(outbox: &impl Outbox, room: &Room) -> Result<(), PublishError> {
+    let body = json!({"room_name": room.name, "metadata": {"auto_record": true}}).to_string();
     let properties = BasicProperties::default()
         .with_message_id(format!("auto:{}:{}", room.name, room.sid).into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
-    let body = body.to_string();
-    publish::confirmed(
-        publisher,
+    let command = Outgoing::to_exchange(
         COMMANDS_EXCHANGE,
         "recording.start",
-        true,
         body.as_bytes(),
         properties,
-    )
-    .await
+    );
+    outbox.publish(command).await
 }

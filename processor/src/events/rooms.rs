@@ -4,7 +4,8 @@ use deadpool_postgres::GenericClient;
 use roomtape_shared::events::proto::{participant_info, WebhookEvent};
 use tokio_postgres::Error;
 
-use crate::store::{from_secs, rooms};
+use crate::store::rooms;
+use roomtape_shared::db::from_secs;
 
 /// Applies a `room_*` or `participant_*` event. Events of other names change nothing.
 pub async fn apply(client: &impl GenericClient, event: &WebhookEvent) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Error;
 
-use super::prepared;
+use roomtape_shared::db::prepared;
 
 /// What an earlier delivery of the same command got to.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use super::prepared;
+use roomtape_shared::db::prepared;
 
 /// Marks the room active. A late `room_started` of a session already seen changes nothing
 /// but a missing start time.

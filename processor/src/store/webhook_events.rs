@@ -3,17 +3,25 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use super::prepared;
+use roomtape_shared::db::prepared;
+use roomtape_shared::db::recordings::Status;
 
-/// Whether the event was already processed (a cheap check before doing any work).
-pub async fn seen(client: &impl GenericClient, event_id: &str) -> Result<bool, Error> {
-    let row = prepared::query_opt(
+/// Whether the event was already processed, and the status of `egress_id`'s recording (if it
+/// has a row): one round trip before a finished egress's files are checked.
+pub async fn seen_and_status(
+    client: &impl GenericClient,
+    event_id: &str,
+    egress_id: &str,
+) -> Result<(bool, Option<Status>), Error> {
+    let row = prepared::query_one(
         client,
-        "SELECT 1 FROM webhook_events WHERE event_id = $1",
-        &[&event_id],
+        "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE event_id = $1),
+                (SELECT status FROM recordings WHERE egress_id = $2)",
+        &[&event_id, &egress_id],
     )
     .await?;
-    Ok(row.is_some())
+    let status: Option<&str> = row.get(1);
+    Ok((row.get(0), status.and_then(Status::parse)))
 }
 
 /// Records the event; `false` if another delivery recorded it first, in which case the caller

@@ -28,26 +28,6 @@ pub struct StorageProfile {
     pub force_path_style: bool,
 }
 
-impl StorageProfile {
-    /// The public URL of `key`: under the public base if there is one, else path-style on the
-    /// endpoint. Each key segment is percent-encoded.
-    pub fn object_url(&self, key: &str) -> Url {
-        let mut url = self.public_base_url.clone().unwrap_or_else(|| {
-            let mut url = self.endpoint.clone();
-            push_segments(&mut url, [self.bucket.as_str()]);
-            url
-        });
-        push_segments(&mut url, key.split('/'));
-        url
-    }
-}
-
-fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-}
-
 /// The variable names one profile is read from.
 struct ProfileVars {
     name: String,

@@ -1,11 +1,16 @@
-//! PostgreSQL: the connection pool and the embedded schema migrations.
+//! PostgreSQL: the connection pool, the embedded schema migrations, and the queries on
+//! `recordings` and `assets` that every process needs.
 
+pub mod assets;
 mod migrate;
+pub mod prepared;
+pub mod recordings;
 
 pub use migrate::{migrate, MigrateError};
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
@@ -31,4 +36,16 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, deadpool_postgres::Buil
         .wait_timeout(Some(POOL_TIMEOUT))
         .create_timeout(Some(POOL_TIMEOUT))
         .build()
+}
+
+/// A LiveKit nanosecond timestamp as a database timestamp; 0 (unset) is `None`.
+pub fn from_nanos(nanos: i64) -> Option<DateTime<Utc>> {
+    (nanos > 0).then(|| DateTime::from_timestamp_nanos(nanos))
+}
+
+/// A LiveKit seconds timestamp as a database timestamp; 0 (unset) is `None`.
+pub fn from_secs(secs: i64) -> Option<DateTime<Utc>> {
+    (secs > 0)
+        .then(|| DateTime::from_timestamp(secs, 0))
+        .flatten()
 }

@@ -1,6 +1,12 @@
-//! RabbitMQ: connecting, and the topology every process declares (CONTRACTS §3).
+//! RabbitMQ, as every roomtape process uses it: connecting, the topology (CONTRACTS §3), the
+//! confirmed publish, the `x-roomtape-*` headers, and reconnecting with backoff.
 
+pub mod headers;
+pub mod publish;
+pub mod reconnect;
 pub mod topology;
+
+pub use publish::{publish_confirmed, Outgoing, PublishError, CONFIRM_TIMEOUT};
 
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;

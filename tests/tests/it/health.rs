@@ -1,6 +1,6 @@
 //! Both binaries start from settings, serve /healthz, /readyz and /metrics, and stop cleanly.
 
-use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_shared::clock::Clock;
 use roomtape_tests::apps::{metrics_text, wait_ready};
 use roomtape_tests::{spawn_ingestor, spawn_processor, TestEnv};
 

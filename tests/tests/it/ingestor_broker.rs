@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lapin::options::QueueDeleteOptions;
-use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::livekit::{post_webhook, sign_webhook};

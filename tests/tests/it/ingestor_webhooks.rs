@@ -2,7 +2,7 @@
 //! contract's properties; what is rejected gets its status and leaves the queue empty.
 
 use lapin::types::AMQPValue;
-use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 use roomtape_tests::apps::{metrics_text, wait_ready};
 use roomtape_tests::livekit::{

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use roomtape_ingestor::webhook::verify::Clock;
-use roomtape_processor::consume::Attempt;
 use roomtape_processor::events::EventProcessor;
+use roomtape_shared::clock::Clock;
 use roomtape_tests::apps::{event_processor, wait_ready};
 use roomtape_tests::fixtures::Egress;
 use roomtape_tests::livekit::{post_webhook, sign_webhook};
+use roomtape_tests::outbox::handle;
 use roomtape_tests::{eventually, spawn_ingestor, spawn_processor, TestEnv};
 use serde_json::Value;
 
@@ -40,8 +40,7 @@ async fn asset_count(test: &TestEnv, egress_id: &str) -> i64 {
 }
 
 async fn step(processor: &EventProcessor, body: &str) {
-    processor
-        .process(body.as_bytes(), None, Attempt::first(2), None)
+    handle(processor, body)
         .await
         .unwrap_or_else(|e| panic!("{e}: {body}"));
 }

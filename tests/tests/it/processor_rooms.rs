@@ -1,10 +1,10 @@
 //! Room and participant events → `rooms`: counts right in any order, duplicates once, never
 //! negative, recorders not counted.
 
-use roomtape_processor::consume::Attempt;
 use roomtape_processor::events::EventProcessor;
 use roomtape_tests::apps::event_processor;
 use roomtape_tests::fixtures::{participant_event, room_event};
+use roomtape_tests::outbox::handle;
 use roomtape_tests::TestEnv;
 
 async fn room(test: &TestEnv, name: &str) -> (String, i32, i32) {
@@ -24,8 +24,7 @@ async fn room(test: &TestEnv, name: &str) -> (String, i32, i32) {
 /// Applies each event in turn.
 async fn apply(processor: &EventProcessor, events: &[String]) {
     for body in events {
-        processor
-            .process(body.as_bytes(), None, Attempt::first(2), None)
+        handle(processor, body)
             .await
             .unwrap_or_else(|e| panic!("{e}: {body}"));
     }

@@ -5,12 +5,14 @@ mod token;
 use std::time::Duration;
 
 use prost::Message;
-use roomtape_shared::config::LiveKitSettings;
-use roomtape_shared::events::proto::{
+use serde::Deserialize;
+
+use crate::config::LiveKitSettings;
+use crate::events::proto::{
     EgressInfo, ListEgressRequest, ListEgressResponse, RoomCompositeEgressRequest,
     StopEgressRequest,
 };
-use serde::Deserialize;
+pub use token::TokenError;
 
 /// How long one API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,17 +28,43 @@ pub enum EgressError {
         msg: String,
     },
     /// LiveKit could not be reached or did not answer in time.
-    #[error("LiveKit {method} unreachable: {reason}")]
+    #[error("LiveKit {method} at {url} unreachable")]
     Unreachable {
         method: &'static str,
-        reason: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
     },
-    /// LiveKit answered something that is not a Twirp response.
-    #[error("LiveKit {method}: unexpected response: {reason}")]
-    Protocol {
+    /// LiveKit answered an HTTP error that is not a Twirp error (a proxy in front of it).
+    #[error("LiveKit {method} at {url}: HTTP {status}")]
+    Status {
         method: &'static str,
-        reason: String,
+        url: String,
+        status: u16,
     },
+    /// LiveKit answered 2xx with a body that is not the expected protobuf.
+    #[error("LiveKit {method}: the response is not a {method} response")]
+    Decode {
+        method: &'static str,
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The request could not be made at all (no key, an unusable URL).
+    #[error("cannot call LiveKit {method}")]
+    Request {
+        method: &'static str,
+        #[source]
+        source: RequestError,
+    },
+}
+
+/// Why a request could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("LIVEKIT_URL cannot take an API path")]
+    Url(#[from] url::ParseError),
 }
 
 impl EgressError {
@@ -51,18 +79,13 @@ impl EgressError {
     /// Worth trying again later: LiveKit is down, overloaded or timed out.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Twirp { code, .. } => {
-                matches!(
-                    code.as_str(),
-                    "unavailable"
-                        | "internal"
-                        | "deadline_exceeded"
-                        | "resource_exhausted"
-                        | "unknown"
-                )
-            }
+            Self::Twirp { code, .. } => matches!(
+                code.as_str(),
+                "unavailable" | "internal" | "deadline_exceeded" | "resource_exhausted" | "unknown"
+            ),
             Self::Unreachable { .. } => true,
-            Self::Protocol { .. } => false,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Decode { .. } | Self::Request { .. } => false,
         }
     }
 }
@@ -114,41 +137,32 @@ impl EgressClient {
         method: &'static str,
         request: &Req,
     ) -> Result<Resp, EgressError> {
+        let request_error = |source: RequestError| EgressError::Request { method, source };
         let url = self
             .settings
             .url
             .join(&format!("twirp/livekit.Egress/{method}"))
-            .map_err(|e| EgressError::Protocol {
-                method,
-                reason: e.to_string(),
-            })?;
-        let token = token::egress_token(&self.settings.keys)
-            .map_err(|reason| EgressError::Protocol { method, reason })?;
+            .map_err(|e| request_error(e.into()))?;
+        let token =
+            token::egress_token(&self.settings.keys).map_err(|e| request_error(e.into()))?;
+        let unreachable = |source| EgressError::Unreachable {
+            method,
+            url: url.to_string(),
+            source,
+        };
         let response = self
             .http
-            .post(url)
+            .post(url.clone())
             .bearer_auth(token)
             .header("content-type", "application/protobuf")
             .body(request.encode_to_vec())
             .send()
             .await
-            .map_err(|e| EgressError::Unreachable {
-                method,
-                reason: e.to_string(),
-            })?;
+            .map_err(unreachable)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| EgressError::Unreachable {
-                method,
-                reason: e.to_string(),
-            })?;
+        let body = response.bytes().await.map_err(unreachable)?;
         if status.is_success() {
-            return Resp::decode(body).map_err(|e| EgressError::Protocol {
-                method,
-                reason: e.to_string(),
-            });
+            return Resp::decode(body).map_err(|source| EgressError::Decode { method, source });
         }
         match serde_json::from_slice::<TwirpError>(&body) {
             Ok(error) => Err(EgressError::Twirp {
@@ -156,13 +170,10 @@ impl EgressClient {
                 code: error.code,
                 msg: error.msg,
             }),
-            Err(_) if status.is_server_error() => Err(EgressError::Unreachable {
+            Err(_) => Err(EgressError::Status {
                 method,
-                reason: format!("HTTP {status}"),
-            }),
-            Err(_) => Err(EgressError::Protocol {
-                method,
-                reason: format!("HTTP {status}"),
+                url: url.to_string(),
+                status: status.as_u16(),
             }),
         }
     }

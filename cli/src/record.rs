@@ -1,193 +1,29 @@
-//! Arguments, the request/reply exchange over RabbitMQ, and what is printed.
+//! `roomtape record start|stop`: the command message built from the arguments, published to
+//! `roomtape.commands`, and the processor's reply awaited over RabbitMQ's direct reply-to.
 
-use std::io::Write;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
-use roomtape_shared::config::{AmqpSettings, ConfigError, Env};
-use roomtape_shared::queue::{self, topology::COMMANDS_EXCHANGE};
+use roomtape_shared::config::{AmqpSettings, Env};
+use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
+use roomtape_shared::queue::{self, publish_confirmed, Outgoing, CONFIRM_TIMEOUT};
 use serde_json::{json, Value};
 
-use crate::dlq::publish_confirmed;
+use crate::args::Record;
+use crate::error::CliError;
 
 /// RabbitMQ's direct reply-to pseudo-queue: replies come back on this channel, no queue needed.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "roomtape",
-    version,
-    about = "Start and stop LiveKit recordings through roomtape"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Top,
-    /// Print the processor's JSON reply instead of a summary.
-    #[arg(long, global = true)]
-    json: bool,
-    /// How long to wait for the reply.
-    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
+/// Sends the command and returns the processor's reply.
+pub async fn run(record: &Record, env: &Env, timeout: Duration) -> Result<Value, CliError> {
+    let (routing_key, body, message_id) = request(record)?;
+    exchange(env, routing_key, &body, &message_id, timeout).await
 }
 
-#[derive(Debug, Subcommand)]
-enum Top {
-    /// Recordings of LiveKit rooms.
-    #[command(subcommand)]
-    Record(Box<Record>),
-    /// The dead-letter queue, roomtape.dead.
-    #[command(subcommand)]
-    Dlq(Dlq),
-}
-
-#[derive(Debug, Subcommand)]
-enum Dlq {
-    /// Move dead letters back to the queue they failed on, for a fresh retry schedule.
-    Replay {
-        /// At most this many messages.
-        #[arg(long, default_value_t = 1000)]
-        limit: usize,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum Record {
-    /// Start recording a room.
-    Start(StartArgs),
-    /// Stop a recording, or every active recording of a room.
-    Stop(StopArgs),
-}
-
-#[derive(Debug, Args)]
-struct StartArgs {
-    /// The LiveKit room to record.
-    room_name: String,
-    /// speaker, grid, single-speaker (or their -light / -dark variants).
-    #[arg(long)]
-    layout: Option<String>,
-    /// mp4, webm or ogg.
-    #[arg(long = "format")]
-    file_format: Option<String>,
-    #[arg(long)]
-    audio_only: bool,
-    #[arg(long)]
-    video_only: bool,
-    /// The storage profile to write to (default: the configured default).
-    #[arg(long)]
-    storage: Option<String>,
-    /// Object key template, e.g. recordings/{room_name}/{time}.
-    #[arg(long)]
-    filepath: Option<String>,
-    #[arg(long)]
-    stream_id: Option<String>,
-    #[arg(long)]
-    user_id: Option<String>,
-    /// A JSON object stored with the recording.
-    #[arg(long)]
-    metadata: Option<String>,
-    /// The command's idempotency key (default: a new UUID). Repeat it to retry safely.
-    #[arg(long)]
-    id: Option<String>,
-}
-
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-struct StopArgs {
-    #[arg(long)]
-    egress_id: Option<String>,
-    /// Stop every active recording of this room.
-    #[arg(long = "room")]
-    room_name: Option<String>,
-}
-
-/// Why the tool could not get a reply.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("--metadata is not a JSON object: {0}")]
-    Metadata(String),
-    #[error("broker: {0}")]
-    Broker(#[from] lapin::Error),
-    #[error(
-        "the broker could not route the command: is roomtape-processor deployed on this vhost?"
-    )]
-    Unroutable,
-    #[error("no reply within {0:?}: is roomtape-processor running? The command may still be carried out; to retry it without starting a second recording, repeat it with --id {1}")]
-    Timeout(Duration, String),
-    #[error("the broker refused the command (nack)")]
-    Nacked,
-    #[error("the reply is not JSON: {0}")]
-    BadReply(#[from] serde_json::Error),
-}
-
-/// Runs the command; writes what it prints to `out`; returns the process exit code
-/// (0 ok, 1 the processor refused, 2 configuration, 3 no reply).
-pub async fn execute(cli: Cli, env: &Env, out: &mut impl Write) -> u8 {
-    let record = match &cli.command {
-        Top::Record(record) => record,
-        Top::Dlq(Dlq::Replay { limit }) => return replay(env, *limit, cli.json, out).await,
-    };
-    let (routing_key, body, message_id) = match request(record) {
-        Ok(request) => request,
-        Err(error) => return report(out, &error),
-    };
-    let reply = match exchange(env, routing_key, &body, &message_id, cli.timeout).await {
-        Ok(reply) => reply,
-        Err(error) => return report(out, &error),
-    };
-    let ok = reply["ok"] == true;
-    let _ = if cli.json {
-        writeln!(out, "{reply}")
-    } else {
-        writeln!(out, "{}", summary(&reply))
-    };
-    u8::from(!ok)
-}
-
-fn report(out: &mut impl Write, error: &CliError) -> u8 {
-    let _ = writeln!(out, "roomtape: {error}");
-    match error {
-        CliError::Config(_) | CliError::Metadata(_) => 2,
-        _ => 3,
-    }
-}
-
-async fn replay(env: &Env, limit: usize, json: bool, out: &mut impl Write) -> u8 {
-    let replayed = match crate::dlq::replay(env, limit).await {
-        Ok(replayed) => replayed,
-        Err(error) => return report(out, &error),
-    };
-    let _ = if json {
-        writeln!(
-            out,
-            "{}",
-            json!({"replayed": replayed.by_queue, "left": replayed.left})
-        )
-    } else {
-        let moved: Vec<String> = replayed
-            .by_queue
-            .iter()
-            .map(|(q, n)| format!("{n} to {q}"))
-            .collect();
-        let moved = if moved.is_empty() {
-            "nothing".to_owned()
-        } else {
-            moved.join(", ")
-        };
-        writeln!(
-            out,
-            "replayed {moved}; {} left in roomtape.dead (no source queue)",
-            replayed.left
-        )
-    };
-    0
-}
-
+/// The routing key, body and idempotency key of the command.
 fn request(record: &Record) -> Result<(&'static str, Value, String), CliError> {
     match record {
         Record::Start(args) => {
@@ -259,14 +95,9 @@ async fn exchange(
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
     let body = body.to_string();
-    publish_confirmed(
-        &channel,
-        COMMANDS_EXCHANGE,
-        routing_key,
-        body.as_bytes(),
-        properties,
-    )
-    .await?;
+    let command =
+        Outgoing::to_exchange(COMMANDS_EXCHANGE, routing_key, body.as_bytes(), properties);
+    publish_confirmed(&channel, command, CONFIRM_TIMEOUT).await?;
     let reply = tokio::time::timeout(timeout, replies.next())
         .await
         .map_err(|_| CliError::Timeout(timeout, message_id.to_owned()))?;
@@ -279,7 +110,7 @@ async fn exchange(
 }
 
 /// One line for people.
-fn summary(reply: &Value) -> String {
+pub fn summary(reply: &Value) -> String {
     if reply["ok"] != true {
         return format!(
             "error ({}): {}",
@@ -307,7 +138,10 @@ fn summary(reply: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::args::{Cli, Top};
 
     fn record_of(cli: &Cli) -> &Record {
         match &cli.command {

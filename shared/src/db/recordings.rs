@@ -40,7 +40,7 @@ impl Status {
         matches!(self, Self::Ready | Self::Failed | Self::Aborted)
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Starting,
             Self::Active,
@@ -161,17 +161,6 @@ pub async fn apply(
     }))
 }
 
-/// The recording's current status, if there is a row.
-pub async fn status(client: &impl GenericClient, egress_id: &str) -> Result<Option<Status>, Error> {
-    let row = prepared::query_opt(
-        client,
-        "SELECT status FROM recordings WHERE egress_id = $1",
-        &[&egress_id],
-    )
-    .await?;
-    Ok(row.and_then(|row| Status::parse(row.get(0))))
-}
-
 /// What a start command knows about the recording it asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requested {
@@ -253,26 +242,31 @@ pub async fn snapshot(
     Ok(row.map(|row| row.get(0)))
 }
 
-/// Recordings that are not final, have not changed for `older_than_secs`, and were not asked
-/// about within that time either; least recently asked first. They are marked as asked.
+/// Recordings that are not final, have not changed for `after` before `now_unix`, and were not
+/// asked about within that time either; least recently asked first, at most `limit`. They are
+/// marked as asked at `now_unix`.
 pub async fn take_stale(
     client: &impl GenericClient,
-    older_than_secs: f64,
+    now_unix: u64,
+    after: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<String>, Error> {
+    let now = now_unix as f64;
+    let after = after.as_secs_f64();
     let rows = prepared::query(
         client,
-        "UPDATE recordings SET reconciled_at = now()
+        "UPDATE recordings SET reconciled_at = to_timestamp($1)
              WHERE egress_id IN (
                  SELECT egress_id FROM recordings
                  WHERE recording_status_rank(status) < 4
-                   AND updated_at < now() - make_interval(secs => $1)
-                   AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1))
+                   AND updated_at < to_timestamp($1) - make_interval(secs => $2)
+                   AND (reconciled_at IS NULL
+                        OR reconciled_at < to_timestamp($1) - make_interval(secs => $2))
                  ORDER BY reconciled_at NULLS FIRST, updated_at
-                 LIMIT $2
+                 LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING egress_id",
-        &[&older_than_secs, &limit],
+        &[&now, &after, &limit],
     )
     .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())

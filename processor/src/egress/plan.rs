@@ -4,8 +4,8 @@
 use roomtape_shared::events::proto::{egress_info, EgressInfo, EgressStatus, FileInfo};
 use serde_json::Value;
 
-use crate::store::recordings::{EgressUpdate, Status};
-use crate::store::{from_nanos, recordings};
+use roomtape_shared::db::recordings::{EgressUpdate, Status};
+use roomtape_shared::db::{from_nanos, recordings};
 
 /// A file LiveKit says it wrote.
 #[derive(Debug, Clone, PartialEq)]

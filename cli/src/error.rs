@@ -1,0 +1,35 @@
+//! Everything the tool can fail with, and the exit status each means.
+
+use roomtape_shared::config::ConfigError;
+use roomtape_shared::queue::PublishError;
+
+/// Exit statuses, listed in `--help`.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_UNAVAILABLE: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--metadata is not a JSON object: {0}")]
+    Metadata(String),
+    #[error("cannot talk to RabbitMQ")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker did not take the command: is roomtape-processor deployed on this vhost?")]
+    Publish(#[from] PublishError),
+    #[error("no reply within {0:?}: is roomtape-processor running? The command may still be carried out; to retry it without starting a second recording, repeat it with --id {1}")]
+    Timeout(std::time::Duration, String),
+    #[error("the reply is not JSON")]
+    BadReply(#[from] serde_json::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Metadata(_) => EXIT_USAGE,
+            _ => EXIT_UNAVAILABLE,
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Object storage: the buckets recordings are written to (R2, Storj, any S3 server), one client
+//! per storage profile. Everything roomtape does to an object is here: HEAD (is the recording
+//! there, how big), its public URL, a presigned GET, DELETE.
+
+mod client;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::presigning::PresigningConfig;
+use url::Url;
+
+use crate::config::{StorageProfile, StorageProfiles};
+pub use client::client;
+
+/// Presigned URLs cannot live longer than this (SigV4's limit).
+pub const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What the bucket says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size_bytes: i64,
+    pub content_type: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// Why an object operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The bucket answered that the object is not there.
+    #[error("s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
+    /// The bucket could not answer: unreachable, timed out, refused our credentials, 5xx.
+    #[error("{operation} s3://{bucket}/{key} failed: {reason}")]
+    Unavailable {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        /// The HTTP status, or the client's description when there was no response.
+        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("a presigned URL may live at most 7 days, not {0:?}")]
+    PresignTooLong(Duration),
+}
+
+/// One S3 client per storage profile, built once.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    entries: Vec<(StorageProfile, aws_sdk_s3::Client)>,
+    default: usize,
+}
+
+impl ObjectStore {
+    pub fn new(profiles: &StorageProfiles) -> Self {
+        let default_name = &profiles.default_profile().name;
+        let entries: Vec<_> = profiles.iter().map(|p| (p.clone(), client(p))).collect();
+        let default = entries
+            .iter()
+            .position(|(p, _)| &p.name == default_name)
+            .unwrap_or(0);
+        Self { entries, default }
+    }
+
+    /// The profile an egress wrote to: the one whose bucket it names (and whose endpoint host
+    /// matches, when it names one), or the default when the egress names no S3 destination.
+    pub fn profile_for(
+        &self,
+        bucket: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> Option<&StorageProfile> {
+        let Some(bucket) = bucket.filter(|b| !b.is_empty()) else {
+            return self.entries.get(self.default).map(|(p, _)| p);
+        };
+        let host_of = |url: &str| Url::parse(url).ok()?.host_str().map(str::to_owned);
+        let wanted_host = endpoint.and_then(host_of);
+        self.profiles().filter(|p| p.bucket == bucket).find(|p| {
+            wanted_host.is_none() || p.endpoint.host_str().map(str::to_owned) == wanted_host
+        })
+    }
+
+    pub fn profiles(&self) -> impl Iterator<Item = &StorageProfile> {
+        self.entries.iter().map(|(p, _)| p)
+    }
+
+    /// HEADs `key` in `profile`'s bucket; returns the answer and how long it took.
+    pub async fn head(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+    ) -> (Result<ObjectInfo, StorageError>, Duration) {
+        let started = Instant::now();
+        let result = self
+            .client_for(profile)
+            .head_object()
+            .bucket(&profile.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|out| ObjectInfo {
+                size_bytes: out.content_length().unwrap_or_default(),
+                content_type: out.content_type().map(str::to_owned),
+                etag: out.e_tag().map(|e| e.trim_matches('"').to_owned()),
+            })
+            .map_err(|error| {
+                let not_found = error
+                    .as_service_error()
+                    .is_some_and(HeadObjectError::is_not_found);
+                classify("HEAD", profile, key, error, not_found)
+            });
+        (result, started.elapsed())
+    }
+
+    /// A GET URL for `key` that works without credentials for `expires` (at most 7 days).
+    pub async fn presigned_get(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+        expires: Duration,
+    ) -> Result<Url, StorageError> {
+        let config = PresigningConfig::expires_in(expires)
+            .ok()
+            .filter(|_| expires <= MAX_PRESIGN)
+            .ok_or(StorageError::PresignTooLong(expires))?;
+        let request = self
+            .client_for(profile)
+            .get_object()
+            .bucket(&profile.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|error| classify("presign GET", profile, key, error, false))?;
+        Url::parse(request.uri()).map_err(|error| StorageError::Unavailable {
+            operation: "presign GET",
+            bucket: profile.bucket.clone(),
+            key: key.to_owned(),
+            reason: "the client built an invalid URL".to_owned(),
+            source: Box::new(error),
+        })
+    }
+
+    /// Deletes `key`; deleting what is not there is success (S3 answers 204 either way).
+    pub async fn delete(&self, profile: &StorageProfile, key: &str) -> Result<(), StorageError> {
+        self.client_for(profile)
+            .delete_object()
+            .bucket(&profile.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|error| classify("DELETE", profile, key, error, false))
+    }
+
+    fn client_for(&self, profile: &StorageProfile) -> aws_sdk_s3::Client {
+        match self.entries.iter().find(|(p, _)| p.name == profile.name) {
+            Some((_, client)) => client.clone(),
+            // A profile from elsewhere (the caller's own settings): a client of its own.
+            None => client(profile),
+        }
+    }
+}
+
+/// The public URL of `key` in `profile`: under the public base if there is one, else
+/// path-style on the endpoint. Each key segment is percent-encoded.
+pub fn public_url(profile: &StorageProfile, key: &str) -> Url {
+    let mut url = profile.public_base_url.clone().unwrap_or_else(|| {
+        let mut url = profile.endpoint.clone();
+        push_segments(&mut url, [profile.bucket.as_str()]);
+        url
+    });
+    push_segments(&mut url, key.split('/'));
+    url
+}
+
+fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+}
+
+fn classify<E>(
+    operation: &'static str,
+    profile: &StorageProfile,
+    key: &str,
+    error: SdkError<E>,
+    not_found: bool,
+) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    if not_found || status == Some(404) {
+        return StorageError::NotFound {
+            bucket: profile.bucket.clone(),
+            key: key.to_owned(),
+        };
+    }
+    let reason = match status {
+        Some(status) => format!("HTTP {status}"),
+        None => DisplayErrorContext(&error).to_string(),
+    };
+    StorageError::Unavailable {
+        operation,
+        bucket: profile.bucket.clone(),
+        key: key.to_owned(),
+        reason,
+        source: Box::new(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    fn profiles(pairs: &[(&str, &str)]) -> StorageProfiles {
+        StorageProfiles::from_env(&Env::from_pairs(pairs.iter().copied())).expect("profiles")
+    }
+
+    #[test]
+    fn public_urls_use_the_custom_domain_and_encode_each_segment() {
+        let profiles = profiles(&[
+            ("CLOUDFLARE_R2_ACCESS_KEY_ID", "k"),
+            ("CLOUDFLARE_R2_SECRET_ACCESS_KEY", "s"),
+            ("CLOUDFLARE_R2_STORAGE_BUCKET_NAME", "meet-recordings"),
+            (
+                "CLOUDFLARE_R2_ENDPOINT_URL",
+                "https://0123456789abcdef.r2.cloudflarestorage.com",
+            ),
+            ("CLOUDFLARE_R2_CUSTOM_DOMAIN", "media.example.com"),
+        ]);
+        assert_eq!(
+            public_url(profiles.default_profile(), "recordings/standup/2023 11.mp4").as_str(),
+            "https://media.example.com/recordings/standup/2023%2011.mp4"
+        );
+    }
+
+    #[test]
+    fn without_a_public_base_urls_are_path_style_on_the_endpoint() {
+        let profiles = profiles(&[
+            ("STORJ_ACCESS_KEY_ID", "storj-key"),
+            ("STORJ_SECRET_ACCESS_KEY", "storj-secret"),
+            ("STORJ_BUCKET", "livepeer-videos"),
+            ("STORJ_ENDPOINT", "https://gateway.storjshare.io"),
+        ]);
+        let storj = profiles.get("storj").expect("named storj");
+        assert_eq!(
+            public_url(storj, "livekit-recordings/u/s_1.mp4").as_str(),
+            "https://gateway.storjshare.io/livepeer-videos/livekit-recordings/u/s_1.mp4"
+        );
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_longer_than_seven_days_are_refused() {
+        let profiles = profiles(&[
+            ("S3_ENDPOINT", "http://127.0.0.1:9"),
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "k"),
+            ("S3_SECRET_ACCESS_KEY", "s"),
+        ]);
+        let store = ObjectStore::new(&profiles);
+        let profile = profiles.default_profile();
+        let too_long = MAX_PRESIGN + Duration::from_secs(1);
+        assert!(matches!(
+            store.presigned_get(profile, "a.mp4", too_long).await,
+            Err(StorageError::PresignTooLong(_))
+        ));
+        let url = store
+            .presigned_get(profile, "a b.mp4", Duration::from_secs(3600))
+            .await
+            .expect("presign");
+        assert!(
+            url.as_str().starts_with("http://127.0.0.1:9/b/a%20b.mp4?"),
+            "{url}"
+        );
+        assert!(url
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Expires=3600")));
+    }
+}
