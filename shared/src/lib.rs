@@ -1,10 +1,10 @@
 //! Everything the roomtape binaries share. Always there: configuration, the LiveKit event
-//! model, telemetry, metrics, shutdown. Behind features, so each binary links only what it
+//! model, RabbitMQ ([`queue`]: connect, topology, confirmed publish, headers, reconnect),
+//! telemetry, metrics, shutdown, the clock. Behind features, so each binary links only what it
 //! uses (the CLI links no HTTP server):
 //!
 //! | feature   | module      | what                                                       |
 //! |-----------|-------------|------------------------------------------------------------|
-//! | `queue`   | [`queue`]   | RabbitMQ: connect, topology, confirmed publish, headers, reconnect |
 //! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings` and `assets`     |
 //! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
@@ -23,7 +23,6 @@ pub mod http;
 #[cfg(feature = "livekit")]
 pub mod livekit;
 pub mod metrics;
-#[cfg(feature = "queue")]
 pub mod queue;
 pub mod shutdown;
 #[cfg(feature = "storage")]

@@ -55,76 +55,54 @@ mod tests {
 
     use super::*;
 
-    /// Sessions fail at once; the pauses between them double up to the maximum. Time is paused,
-    /// so the loop's sleeps advance a virtual clock that the test reads.
-    #[tokio::test(start_paused = true)]
-    async fn pauses_double_up_to_the_maximum_and_stop_on_shutdown() {
-        let shutdown = Shutdown::new();
-        let starts = Arc::new(Mutex::new(Vec::new()));
-        let origin = Instant::now();
-        let backoff = Backoff {
-            min: Duration::from_millis(100),
-            max: Duration::from_millis(500),
-        };
-        let recorded = starts.clone();
-        let stopper = shutdown.clone();
-        run_reconnecting("test", backoff, &shutdown, move || {
-            let recorded = recorded.clone();
-            let stopper = stopper.clone();
-            async move {
-                let mut starts = recorded.lock().expect("lock");
-                starts.push(origin.elapsed());
-                if starts.len() == 6 {
-                    stopper.cancel();
-                }
-                Err::<(), _>("refused")
-            }
-        })
-        .await;
-        let starts = starts.lock().expect("lock").clone();
-        let ms: Vec<u128> = starts.iter().map(Duration::as_millis).collect();
-        assert_eq!(ms, [0, 100, 300, 700, 1200, 1700]);
-    }
+    const BACKOFF: Backoff = Backoff {
+        min: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+    };
 
-    /// A session that lasted longer than the maximum pause resets the backoff.
-    #[tokio::test(start_paused = true)]
-    async fn a_long_session_resets_the_backoff() {
+    /// Runs the loop with sessions that last `length(n)` for the `n`th start (1-based), then
+    /// fail, until the `last`th start; returns when each session started, in milliseconds of
+    /// tokio's paused clock.
+    async fn starts(last: usize, length: fn(usize) -> Duration) -> Vec<u128> {
         let shutdown = Shutdown::new();
         let starts = Arc::new(Mutex::new(Vec::new()));
         let origin = Instant::now();
-        let backoff = Backoff {
-            min: Duration::from_millis(100),
-            max: Duration::from_millis(500),
-        };
-        let recorded = starts.clone();
-        let stopper = shutdown.clone();
-        run_reconnecting("test", backoff, &shutdown, move || {
-            let recorded = recorded.clone();
-            let stopper = stopper.clone();
+        run_reconnecting("test", BACKOFF, &shutdown, || {
+            let (starts, shutdown) = (starts.clone(), shutdown.clone());
             async move {
                 let count = {
-                    let mut starts = recorded.lock().expect("lock");
-                    starts.push(origin.elapsed());
+                    let mut starts = starts.lock().expect("lock");
+                    starts.push(origin.elapsed().as_millis());
                     starts.len()
                 };
-                if count == 3 {
-                    // Connected for a while, then lost.
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                if count == 5 {
-                    stopper.cancel();
+                tokio::time::sleep(length(count)).await;
+                if count == last {
+                    shutdown.cancel();
                 }
                 Err::<(), _>("lost")
             }
         })
         .await;
-        let ms: Vec<u128> = starts
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(Duration::as_millis)
-            .collect();
-        // 0, +100, +200, (2 s session) +100 (reset), +200.
-        assert_eq!(ms, [0, 100, 300, 2400, 2600]);
+        let starts = starts.lock().expect("lock").clone();
+        starts
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_double_up_to_the_maximum_and_stop_on_shutdown() {
+        let refused_at_once = |_| Duration::ZERO;
+        assert_eq!(
+            starts(6, refused_at_once).await,
+            [0, 100, 300, 700, 1200, 1700]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_longer_than_the_maximum_pause_resets_the_backoff() {
+        let third_lasts_two_seconds = |n| Duration::from_secs(if n == 3 { 2 } else { 0 });
+        // 0, +100, +200, then a 2 s session and +100 (reset), +200.
+        assert_eq!(
+            starts(5, third_lasts_two_seconds).await,
+            [0, 100, 300, 2400, 2600]
+        );
     }
 }
