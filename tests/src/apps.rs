@@ -101,6 +101,19 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
     EventProcessor::new(pool, lifecycle, settings.auto_record)
 }
 
+/// The processor's command handler on this test's database, calling the LiveKit at
+/// `LIVEKIT_URL`, to step directly.
+pub async fn command_processor(env: &Env) -> roomtape_processor::commands::CommandProcessor {
+    use roomtape_processor::commands::CommandProcessor;
+    use roomtape_shared::livekit::EgressClient;
+    let settings = ProcessorSettings::from_env(env).expect("processor settings");
+    roomtape_shared::db::migrate(&settings.database)
+        .await
+        .expect("migrate");
+    let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
+    CommandProcessor::new(pool, EgressClient::new(settings.livekit), settings.storage)
+}
+
 /// `app`'s `/metrics` page, as Prometheus would scrape it.
 pub async fn metrics_text(app: &TestApp) -> String {
     reqwest::get(app.url("/metrics"))

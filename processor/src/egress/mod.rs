@@ -65,7 +65,7 @@ pub enum Verdict {
     /// Nothing to write (no egress id, or the recording is already final); the event is still
     /// recorded as processed.
     Unchanged,
-    Change(RecordingChange),
+    Change(Box<RecordingChange>),
 }
 
 /// An egress event, as the lifecycle needs it.
@@ -103,7 +103,9 @@ impl EgressLifecycle {
             return Ok(Verdict::Unchanged);
         };
         if !plan.finished {
-            return Ok(Verdict::Change(RecordingChange::update(plan.update)));
+            return Ok(Verdict::Change(Box::new(RecordingChange::update(
+                plan.update,
+            ))));
         }
         let (seen, status) = {
             let client = self.pool.get().await?;
@@ -118,12 +120,12 @@ impl EgressLifecycle {
         }
         if plan.backup_storage_used {
             let update = in_backup_storage(&plan);
-            return Ok(Verdict::Change(RecordingChange::update(update)));
+            return Ok(Verdict::Change(Box::new(RecordingChange::update(update))));
         }
         if plan.files.is_empty() {
             let reason = "egress completed without a file result".to_owned();
             let update = plan::failed(&plan, reason);
-            return Ok(Verdict::Change(RecordingChange::update(update)));
+            return Ok(Verdict::Change(Box::new(RecordingChange::update(update))));
         }
         match self.verified(&plan).await {
             Err(HandleError::Storage(error)) => {
@@ -133,7 +135,7 @@ impl EgressLifecycle {
                     .await?;
                 Err(error.into())
             }
-            verified => verified.map(Verdict::Change),
+            verified => verified.map(|change| Verdict::Change(Box::new(change))),
         }
     }
 

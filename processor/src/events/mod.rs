@@ -82,7 +82,7 @@ impl Handler for EventProcessor {
             Some(egress) => match self.egress.verdict(egress).await? {
                 Verdict::Duplicate => return Ok(Handled::new(event.name(), "duplicate")),
                 Verdict::Unchanged => None,
-                Verdict::Change(change) => Some(change),
+                Verdict::Change(change) => Some(*change),
             },
             None => None,
         };

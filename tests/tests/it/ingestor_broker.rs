@@ -52,6 +52,10 @@ async fn broker_down_is_503_and_broker_back_is_200_without_a_restart() {
     );
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(
+        body["error"]["message"], "the event could not be queued; retry later",
+        "the broker's error stays in the log"
+    );
     let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
     assert_eq!(
         ready.status(),

@@ -1,0 +1,109 @@
+//! The worker on a real broker with a handler of the test's own: messages waiting in the
+//! prefetch are handed over as batches, and each message of a batch is settled by its own
+//! result (one poison message is dead-lettered, the others acked).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roomtape_processor::error::HandleError;
+use roomtape_processor::events::parse;
+use roomtape_processor::metrics::ProcessorMetrics;
+use roomtape_processor::worker::{self, ConsumerSettings, Handled, Handler, Message, Outbox};
+use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::queue::topology::{self, DEAD_QUEUE, EVENTS_EXCHANGE, EVENTS_QUEUE};
+use roomtape_shared::shutdown::Shutdown;
+use roomtape_tests::{eventually, TestEnv};
+
+/// Remembers the size of every batch (the worker hands a lone message to `handle`) and how
+/// many messages it handled; a body of `poison` fails as not an event.
+#[derive(Default)]
+struct Batches {
+    sizes: Mutex<Vec<usize>>,
+    handled: Mutex<usize>,
+}
+
+impl Handler for Batches {
+    fn queue(&self) -> &'static str {
+        EVENTS_QUEUE
+    }
+
+    fn batch_limit(&self) -> usize {
+        8
+    }
+
+    async fn handle<O: Outbox>(&self, message: &Message, _: &O) -> Result<Handled, HandleError> {
+        *self.handled.lock().expect("lock") += 1;
+        match parse::parse(&message.body) {
+            Ok(_) => Ok(Handled::new("room_started", "applied")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn handle_batch<O: Outbox>(
+        &self,
+        messages: &[Message],
+        outbox: &O,
+    ) -> Vec<Result<Handled, HandleError>> {
+        self.sizes.lock().expect("lock").push(messages.len());
+        let mut results = Vec::new();
+        for message in messages {
+            results.push(self.handle(message, outbox).await);
+        }
+        results
+    }
+}
+
+#[tokio::test]
+async fn waiting_messages_come_in_batches_and_each_is_settled_on_its_own() {
+    let test = TestEnv::new().await;
+    let amqp = AmqpSettings::from_env(&test.env()).expect("amqp settings");
+    topology::declare(&test.vhost.channel().await, &amqp.retry_delays)
+        .await
+        .expect("topology");
+    let mut messages: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|n| {
+            let body = format!(r#"{{"event":"room_started","id":"EV_{n}"}}"#);
+            (format!("EV_{n}"), body.into_bytes())
+        })
+        .collect();
+    messages[17].1 = b"poison".to_vec();
+    test.vhost
+        .publish_all(EVENTS_EXCHANGE, "room.started", &messages)
+        .await;
+
+    let handler = Arc::new(Batches::default());
+    let settings = ConsumerSettings {
+        amqp,
+        prefetch: 32,
+        concurrency: 1,
+    };
+    let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
+    let shutdown = Shutdown::new();
+    let worker = tokio::spawn(worker::run(
+        handler.clone(),
+        settings,
+        metrics,
+        Arc::new(AtomicBool::new(false)),
+        shutdown.clone(),
+    ));
+    eventually(Duration::from_secs(10), "every message settled", || async {
+        let queued = test.vhost.ready_count(EVENTS_QUEUE).await;
+        let dead = test.vhost.ready_count(DEAD_QUEUE).await;
+        (queued == 0 && dead == 1).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    worker.await.expect("worker stops");
+
+    let sizes = handler.sizes.lock().expect("lock").clone();
+    assert_eq!(
+        *handler.handled.lock().expect("lock"),
+        30,
+        "each message once"
+    );
+    assert!(sizes.iter().all(|&size| size <= 8), "{sizes:?}");
+    assert!(sizes.iter().any(|&size| size > 1), "batched: {sizes:?}");
+    let dead = test.vhost.get(DEAD_QUEUE).await.expect("the dead letter");
+    assert_eq!(dead.delivery.data, b"poison");
+}
