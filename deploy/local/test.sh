@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The test command (README): starts PostgreSQL, RabbitMQ and s3s-fs if they are not running
-# (installing them if missing), then runs every test of the workspace against them.
+# (installing them if missing), cross-checks the webhook test vectors with the official LiveKit
+# SDKs (tests/fixtures/livekit/crosscheck.sh), then runs every test of the workspace against them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(deploy/local/services.sh)"
+if [ "${ROOMTAPE_SKIP_CROSSCHECK:-}" = 1 ]; then
+  echo "test: ROOMTAPE_SKIP_CROSSCHECK=1, skipping the official-SDK cross-check of the webhook vectors" >&2
+else
+  tests/fixtures/livekit/crosscheck.sh
+fi
 # Outside the clone, so a fresh clone reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
 echo "test: building and running the tests (target dir $CARGO_TARGET_DIR)" >&2
