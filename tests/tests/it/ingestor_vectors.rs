@@ -3,7 +3,7 @@
 //! the clock set to the vector's `now_unix`: accepted ones are queued, rejected ones leave no
 //! trace.
 
-use roomtape_ingestor::webhook::verify::Clock;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::{spawn_ingestor, TestEnv};
