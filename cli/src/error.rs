@@ -17,12 +17,23 @@ pub enum CliError {
     Metadata(String),
     #[error("cannot talk to RabbitMQ")]
     Broker(#[from] lapin::Error),
-    #[error("the broker did not take the command: is roomtape-processor deployed on this vhost?")]
-    Publish(#[from] PublishError),
+    #[error("no queue takes the message: is roomtape-processor deployed on this vhost?")]
+    NotDeployed(#[source] PublishError),
+    #[error("the broker did not take the message")]
+    Publish(#[source] PublishError),
     #[error("no reply within {0:?}: is roomtape-processor running? The command may still be carried out; to retry it without starting a second recording, repeat it with --id {1}")]
     Timeout(std::time::Duration, String),
     #[error("the reply is not JSON")]
     BadReply(#[from] serde_json::Error),
+}
+
+impl From<PublishError> for CliError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::Unroutable { .. } => Self::NotDeployed(error),
+            other => Self::Publish(other),
+        }
+    }
 }
 
 impl CliError {
