@@ -18,6 +18,7 @@ use roomtape_shared::{db, metrics};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::livekit::EgressClient;
 use roomtape_shared::storage::ObjectStore;
+use roomtape_shared::Chain;
 
 use crate::commands::CommandProcessor;
 use crate::egress::EgressLifecycle;
@@ -173,11 +174,16 @@ fn readiness(pool: Pool, consuming: Consuming) -> ReadinessCheck {
             if !attached {
                 return Err("not consuming: broker unreachable".to_owned());
             }
-            let client = pool.get().await.map_err(|e| format!("database: {e}"))?;
+            // The cause goes to the log; the answer only says which dependency is away.
+            let unreachable = |error: &(dyn std::error::Error + 'static)| {
+                tracing::warn!(error = %Chain(error), "readiness: the database does not answer");
+                "database unreachable".to_owned()
+            };
+            let client = pool.get().await.map_err(|e| unreachable(&e))?;
             client
                 .simple_query("SELECT 1")
                 .await
-                .map_err(|e| format!("database: {e}"))?;
+                .map_err(|e| unreachable(&e))?;
             Ok(())
         }
         .boxed()
