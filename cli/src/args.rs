@@ -8,38 +8,35 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "roomtape",
     version,
-    about = "Start and stop LiveKit recordings through roomtape",
-    after_help = "Exit status: 0 ok, 1 the processor refused, 2 bad arguments or settings, 3 no reply or broker unavailable."
+    about = "The roomtape operator tool: recordings, commands, dead letters, checks",
+    after_help = "Exit status: 0 ok; 1 refused or a check failed; 2 bad arguments or settings; 3 a service did not answer.\nSettings come from the environment and ./.env (see the README)."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Top,
-    /// Print the processor's JSON reply instead of a summary.
+    /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long to wait for the reply.
+    /// How long to wait for a reply (record), or for a recording to be ready (simulate).
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Top {
-    /// Recordings of LiveKit rooms.
+    /// Start and stop recordings of LiveKit rooms.
     #[command(subcommand)]
     Record(Box<Record>),
-    /// The dead-letter queue, roomtape.dead.
+    /// Recordings: list, show, presigned URL, delete, sweep old ones.
     #[command(subcommand)]
-    Dlq(Dlq),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Dlq {
-    /// Move dead letters back to the queue they failed on, for a fresh retry schedule.
-    Replay {
-        /// At most this many messages.
-        #[arg(long, default_value_t = 1000)]
-        limit: usize,
-    },
+    Recordings(crate::recordings::RecordingsCommand),
+    /// The dead-letter queue, roomtape.dead: list, show, replay, purge.
+    #[command(subcommand)]
+    Dlq(crate::dlq::DlqCommand),
+    /// Check the configuration and every service roomtape depends on.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Play one realistic recording into a running deployment and wait until it is ready.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]

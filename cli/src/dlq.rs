@@ -1,5 +1,6 @@
-//! `roomtape dlq replay`: moves dead letters back to the queue they failed on, for another full
-//! retry schedule, once the cause is fixed. Each copy is confirmed before its original is acked.
+//! `roomtape dlq`: the dead-letter queue. `replay` moves dead letters back to the queue they
+//! failed on, for another full retry schedule, once the cause is fixed. Each copy is confirmed
+//! before its original is acked.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,50 @@ use roomtape_shared::config::{AmqpSettings, Env};
 use roomtape_shared::queue::topology::DEAD_QUEUE;
 use roomtape_shared::queue::{self, headers, publish_confirmed, Outgoing, CONFIRM_TIMEOUT};
 
-use crate::error::CliError;
+use crate::error::{CliError, EXIT_OK};
+use crate::output::Output;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Move dead letters back to the queue they failed on, for a fresh retry schedule.
+    Replay {
+        /// At most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+pub async fn run(command: &DlqCommand, env: &Env, out: &mut Output<'_>) -> Result<u8, CliError> {
+    match command {
+        DlqCommand::Replay { limit } => {
+            let replayed = replay(env, *limit).await?;
+            print_replayed(out, &replayed);
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn print_replayed(out: &mut Output<'_>, replayed: &Replayed) {
+    if out.json {
+        let value = serde_json::json!({"replayed": replayed.by_queue, "left": replayed.left});
+        out.json_value(&value);
+        return;
+    }
+    let moved: Vec<String> = replayed
+        .by_queue
+        .iter()
+        .map(|(q, n)| format!("{n} to {q}"))
+        .collect();
+    let moved = if moved.is_empty() {
+        "nothing".to_owned()
+    } else {
+        moved.join(", ")
+    };
+    out.line(format!(
+        "replayed {moved}; {} left in roomtape.dead (no source queue)",
+        replayed.left
+    ));
+}
 
 /// What a replay did.
 #[derive(Debug, Default)]

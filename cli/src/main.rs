@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use clap::Parser;
 use roomtape_cli::{execute, Cli};
 use roomtape_shared::config::Env;
@@ -5,6 +7,7 @@ use roomtape_shared::config::Env;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let code = execute(cli, &Env::from_process(), &mut std::io::stdout()).await;
+    let terminal = std::io::stdout().is_terminal();
+    let code = execute(cli, &Env::from_process(), &mut std::io::stdout(), terminal).await;
     std::process::ExitCode::from(code)
 }

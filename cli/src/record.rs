@@ -13,14 +13,30 @@ use roomtape_shared::queue::{self, publish_confirmed, Outgoing, CONFIRM_TIMEOUT}
 use serde_json::{json, Value};
 
 use crate::args::Record;
-use crate::error::CliError;
+use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
+use crate::output::Output;
 
 /// RabbitMQ's direct reply-to pseudo-queue: replies come back on this channel, no queue needed.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
-/// Sends the command and returns the processor's reply.
-pub async fn run(record: &Record, env: &Env, timeout: Duration) -> Result<Value, CliError> {
+/// Sends the command and prints the processor's reply: exit 0 if it says ok, 1 if it refused.
+pub async fn run(
+    record: &Record,
+    env: &Env,
+    timeout: Duration,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
     let (routing_key, body, message_id) = request(record)?;
-    exchange(env, routing_key, &body, &message_id, timeout).await
+    let reply = exchange(env, routing_key, &body, &message_id, timeout).await?;
+    if out.json {
+        out.json_value(&reply);
+    } else {
+        out.line(summary(&reply));
+    }
+    Ok(if reply["ok"] == true {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
+    })
 }
 
 /// The routing key, body and idempotency key of the command.
@@ -110,7 +126,7 @@ async fn exchange(
 }
 
 /// One line for people.
-pub fn summary(reply: &Value) -> String {
+fn summary(reply: &Value) -> String {
     if reply["ok"] != true {
         return format!(
             "error ({}): {}",
@@ -146,7 +162,7 @@ mod tests {
     fn record_of(cli: &Cli) -> &Record {
         match &cli.command {
             Top::Record(record) => record,
-            Top::Dlq(_) => panic!("not a record command"),
+            _ => panic!("not a record command"),
         }
     }
 

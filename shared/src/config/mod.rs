@@ -11,7 +11,7 @@ mod storage;
 pub use env::{ConfigError, Env};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
-    AmqpSettings, AutoRecordSettings, DatabaseSettings, IngestorSettings, LogFormat,
+    ingestor_url, AmqpSettings, AutoRecordSettings, DatabaseSettings, IngestorSettings, LogFormat,
     ProcessorSettings, TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};

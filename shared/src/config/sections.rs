@@ -232,3 +232,10 @@ impl ProcessorSettings {
         Ok(settings)
     }
 }
+
+/// Where the `roomtape` tool finds the ingestor (`ROOMTAPE_INGESTOR_URL`).
+pub fn ingestor_url(env: &Env) -> Result<url::Url, ConfigError> {
+    const VAR: &str = "ROOMTAPE_INGESTOR_URL";
+    let raw = env.get(VAR).unwrap_or("http://127.0.0.1:8080");
+    url::Url::parse(raw).map_err(|e| ConfigError::invalid(VAR, e))
+}

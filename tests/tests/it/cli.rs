@@ -11,7 +11,7 @@ async fn run(test: &TestEnv, args: &[&str]) -> (u8, String) {
     let mut out = Vec::new();
     let mut argv = vec!["roomtape"];
     argv.extend_from_slice(args);
-    let code = execute(Cli::parse_from(argv), &test.env(), &mut out).await;
+    let code = execute(Cli::parse_from(argv), &test.env(), &mut out, false).await;
     (code, String::from_utf8(out).expect("utf-8"))
 }
 
