@@ -1,6 +1,7 @@
 //! Everything the tool can fail with, and the exit status each means.
 
 use roomtape_shared::config::ConfigError;
+use roomtape_shared::library::LibraryError;
 use roomtape_shared::queue::PublishError;
 
 /// Exit statuses, listed in `--help`.
@@ -25,6 +26,16 @@ pub enum CliError {
     Timeout(std::time::Duration, String),
     #[error("the reply is not JSON")]
     BadReply(#[from] serde_json::Error),
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error("cannot set up the database pool")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    #[error("{0}: pass --yes to confirm without a terminal")]
+    NeedsConfirmation(String),
+    #[error("not confirmed; nothing was changed")]
+    NotConfirmed,
+    #[error("cannot read the answer")]
+    Prompt(#[source] std::io::Error),
 }
 
 impl From<PublishError> for CliError {
@@ -39,7 +50,14 @@ impl From<PublishError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Metadata(_) => EXIT_USAGE,
+            Self::Config(_) | Self::Metadata(_) | Self::NeedsConfirmation(_) => EXIT_USAGE,
+            Self::NotConfirmed => EXIT_REFUSED,
+            Self::Library(error) => match error {
+                LibraryError::Database(_) | LibraryError::Pool(_) | LibraryError::Storage(_) => {
+                    EXIT_UNAVAILABLE
+                }
+                _ => EXIT_REFUSED,
+            },
             _ => EXIT_UNAVAILABLE,
         }
     }

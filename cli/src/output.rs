@@ -54,12 +54,18 @@ impl<'a> Output<'a> {
         table
             .load_preset(NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(header.iter().map(|h| self.paint(h, Style::new().bold())));
+            .set_header(
+                header
+                    .iter()
+                    .map(|h| self.paint(&h.to_uppercase(), Style::new().bold())),
+            );
         for row in rows {
             table.add_row(row);
         }
         for line in table.lines() {
-            self.line(line.trim_end());
+            // Every line starts with the same one-space cell padding.
+            let line = line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned();
+            self.line(line);
         }
     }
 
@@ -80,4 +86,27 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     }
     bar.set_message(what.to_owned());
     bar
+}
+
+/// Asks `question` on a terminal; without one, only `--yes` confirms.
+pub fn confirm(question: &str, yes: bool) -> Result<(), crate::error::CliError> {
+    use std::io::{BufRead, IsTerminal};
+
+    use crate::error::CliError;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::NeedsConfirmation(question.to_owned()));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CliError::Prompt)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::NotConfirmed),
+    }
 }

@@ -1,22 +1,385 @@
-//! `roomtape recordings`: list, show, presigned URL, delete, sweep.
+//! `roomtape recordings`: list, show, presigned URL, delete, sweep. The work is done by
+//! `roomtape_shared::library`, which the HTTP API uses too; this module reads arguments and
+//! prints.
 
-use roomtape_shared::config::Env;
+use std::time::Duration;
 
-use crate::error::{CliError, EXIT_USAGE};
-use crate::output::Output;
+use chrono::{DateTime, Utc};
+use roomtape_shared::config::{DatabaseSettings, Env, StorageProfiles};
+use roomtape_shared::db::recordings::{Filter, Recording};
+use roomtape_shared::library::Library;
+use roomtape_shared::storage::{ObjectStore, MAX_PRESIGN};
+use roomtape_shared::{db, Chain};
+use serde_json::json;
+
+use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
+use crate::output::{confirm, progress, Output};
 
 #[derive(Debug, clap::Subcommand)]
-pub enum RecordingsCommand {}
+pub enum RecordingsCommand {
+    /// Recordings, newest first.
+    List {
+        /// Only this room.
+        #[arg(long)]
+        room: Option<String>,
+        /// Only this status: starting, active, stopping, stopped, ready, failed, aborted.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only recordings created since: an RFC 3339 time or an age such as 7d or 12h.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<DateTime<Utc>>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One recording with its files and the events applied to it.
+    Show { egress_id: String },
+    /// A presigned GET URL of the recording's file.
+    Url {
+        egress_id: String,
+        /// How long the URL works (at most 7d).
+        #[arg(long, default_value = "1h", value_parser = parse_expiry)]
+        expires: Duration,
+    },
+    /// Delete a recording: its objects first, then its rows.
+    Delete {
+        egress_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Delete a recording that is not finished (starting … stopped) too.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete every finished recording (ready, failed, aborted) older than an age.
+    Sweep {
+        /// An age such as 30d: recordings that ended (else were created) before it.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
 
 pub async fn run(
     command: &RecordingsCommand,
-    _env: &Env,
+    env: &Env,
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
-    match *command {}
-    #[allow(unreachable_code)]
-    {
-        out.line("not built yet");
-        Ok(EXIT_USAGE)
+    let library = library(env)?;
+    match command {
+        RecordingsCommand::List {
+            room,
+            status,
+            since,
+            limit,
+        } => {
+            let filter = Filter {
+                room_name: room.clone(),
+                status: status.clone(),
+                since: *since,
+                before_id: None,
+                limit: *limit,
+            };
+            print_list(out, &library.list(&filter).await?);
+        }
+        RecordingsCommand::Show { egress_id } => {
+            let details = library.details(egress_id).await?;
+            if out.json {
+                out.json_value(&json!(details));
+            } else {
+                print_details(out, &details);
+            }
+        }
+        RecordingsCommand::Url { egress_id, expires } => {
+            let url = library.download_url(egress_id, *expires).await?;
+            if out.json {
+                let expires = humantime::format_duration(*expires).to_string();
+                out.json_value(
+                    &json!({"egress_id": egress_id, "url": url.as_str(), "expires_in": expires}),
+                );
+            } else {
+                out.line(url);
+            }
+        }
+        RecordingsCommand::Delete {
+            egress_id,
+            yes,
+            force,
+        } => {
+            confirm(
+                &format!("delete recording {egress_id} and its files?"),
+                *yes,
+            )?;
+            let deleted = library.delete(egress_id, *force).await?;
+            if out.json {
+                out.json_value(&json!({"egress_id": egress_id, "deleted": deleted}));
+            } else {
+                out.line(format!(
+                    "deleted {egress_id}: {} object(s), {}",
+                    deleted.objects,
+                    size(Some(deleted.bytes))
+                ));
+            }
+        }
+        RecordingsCommand::Sweep {
+            older_than,
+            dry_run,
+            yes,
+        } => return sweep(&library, *older_than, *dry_run, *yes, out).await,
+    }
+    Ok(EXIT_OK)
+}
+
+fn library(env: &Env) -> Result<Library, CliError> {
+    let pool = db::pool(&DatabaseSettings::from_env(env)?)?;
+    let store = ObjectStore::new(&StorageProfiles::from_env(env)?);
+    Ok(Library::new(pool, store))
+}
+
+/// Deletes what is old enough, with progress; one recording that cannot be deleted does not
+/// stop the others, but makes the exit status 1.
+async fn sweep(
+    library: &Library,
+    older_than: Duration,
+    dry_run: bool,
+    yes: bool,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now() - age;
+    let candidates = library.finished_before(cutoff).await?;
+    let bytes: i64 = candidates.iter().filter_map(|r| r.file_size_bytes).sum();
+    if dry_run {
+        if out.json {
+            out.json_value(&json!({"dry_run": true, "would_delete": candidates, "bytes": bytes}));
+        } else {
+            print_list(out, &candidates);
+            out.line(format!(
+                "would delete {} recording(s), {} (dry run: nothing deleted)",
+                candidates.len(),
+                size(Some(bytes))
+            ));
+        }
+        return Ok(EXIT_OK);
+    }
+    if candidates.is_empty() {
+        out.line("nothing to sweep");
+        return Ok(EXIT_OK);
+    }
+    let question = format!(
+        "delete {} recording(s) that ended before {}, {}?",
+        candidates.len(),
+        cutoff.format("%Y-%m-%d %H:%M UTC"),
+        size(Some(bytes))
+    );
+    confirm(&question, yes)?;
+    let bar = progress(candidates.len() as u64, "sweeping");
+    let (mut deleted, mut freed, mut failures) = (Vec::new(), 0, Vec::new());
+    for recording in &candidates {
+        match library.delete(&recording.egress_id, false).await {
+            Ok(gone) => {
+                freed += gone.bytes;
+                deleted.push(recording.egress_id.clone());
+            }
+            Err(error) => failures.push((recording.egress_id.clone(), Chain(&error).to_string())),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if out.json {
+        let failed: Vec<_> = failures
+            .iter()
+            .map(|(id, error)| json!({"egress_id": id, "error": error}))
+            .collect();
+        out.json_value(&json!({"deleted": deleted, "bytes": freed, "failed": failed}));
+    } else {
+        for (egress_id, error) in &failures {
+            out.line(format!("could not delete {egress_id}: {error}"));
+        }
+        out.line(format!(
+            "swept {} recording(s), {}; {} failed",
+            deleted.len(),
+            size(Some(freed)),
+            failures.len()
+        ));
+    }
+    Ok(if failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
+    })
+}
+
+fn print_list(out: &mut Output<'_>, recordings: &[Recording]) {
+    if out.json {
+        out.json_value(&json!(recordings));
+        return;
+    }
+    if recordings.is_empty() {
+        out.line("no recordings");
+        return;
+    }
+    let rows = recordings
+        .iter()
+        .map(|r| {
+            vec![
+                r.egress_id.clone(),
+                r.room_name.clone(),
+                r.status.clone(),
+                time(r.started_at.or(Some(r.created_at))),
+                duration(r.duration_seconds),
+                size(r.file_size_bytes),
+                r.file_url.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.table(
+        &[
+            "egress", "room", "status", "started", "duration", "size", "url",
+        ],
+        rows,
+    );
+}
+
+fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Details) {
+    let r = &details.recording;
+    let fields = [
+        ("egress", r.egress_id.clone()),
+        ("room", r.room_name.clone()),
+        ("status", r.status.clone()),
+        ("started", time(r.started_at)),
+        ("ended", time(r.ended_at)),
+        ("duration", duration(r.duration_seconds)),
+        ("size", size(r.file_size_bytes)),
+        ("layout", r.layout.clone().unwrap_or_default()),
+        ("storage", storage(r)),
+        ("url", r.file_url.clone().unwrap_or_default()),
+        ("stream id", r.stream_id.clone().unwrap_or_default()),
+        ("user id", r.user_id.clone().unwrap_or_default()),
+        ("error", r.error.clone().unwrap_or_default()),
+    ];
+    for (name, value) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+        out.line(format!("{name:<10} {value}"));
+    }
+    out.line("");
+    let assets = details
+        .assets
+        .iter()
+        .map(|a| {
+            vec![
+                a.storage_key.clone(),
+                size(Some(a.file_size_bytes)),
+                duration(a.duration_seconds),
+                a.content_type.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.table(&["file", "size", "duration", "type"], assets);
+    out.line("");
+    let events = details
+        .events
+        .iter()
+        .map(|e| {
+            vec![
+                time(Some(e.processed_at)),
+                e.event.clone(),
+                e.egress_status.clone().unwrap_or_default(),
+                e.event_id.clone(),
+            ]
+        })
+        .collect();
+    out.table(&["applied", "event", "egress status", "event id"], events);
+}
+
+fn storage(r: &Recording) -> String {
+    match (&r.storage_provider, &r.storage_bucket, &r.storage_key) {
+        (Some(provider), Some(bucket), Some(key)) => format!("{provider} s3://{bucket}/{key}"),
+        (Some(provider), None, Some(key)) => format!("{provider} {key}"),
+        _ => String::new(),
+    }
+}
+
+fn time(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn duration(seconds: Option<f64>) -> String {
+    let Some(seconds) = seconds else {
+        return String::new();
+    };
+    let total = seconds.round() as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+fn size(bytes: Option<i64>) -> String {
+    let Some(bytes) = bytes else {
+        return String::new();
+    };
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// An RFC 3339 time, or an age (`7d`, `12h`) before now.
+fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let age = humantime::parse_duration(text).map_err(|_| {
+        format!("{text:?} is neither an RFC 3339 time nor an age such as 7d or 12h")
+    })?;
+    let age = chrono::Duration::from_std(age).map_err(|e| e.to_string())?;
+    Ok(Utc::now() - age)
+}
+
+fn parse_expiry(text: &str) -> Result<Duration, String> {
+    let expires = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if expires > MAX_PRESIGN {
+        return Err("a presigned URL may live at most 7d".to_owned());
+    }
+    Ok(expires)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_durations_and_ages_read_as_people_write_them() {
+        assert_eq!(size(Some(512)), "512 B");
+        assert_eq!(size(Some(283_115_520)), "270.0 MiB");
+        assert_eq!(duration(Some(1800.4)), "30:00");
+        assert_eq!(duration(Some(3723.0)), "1:02:03");
+        let week_ago = parse_since("7d").expect("age");
+        let delta = Utc::now() - week_ago;
+        assert!((delta.num_seconds() - 7 * 86_400).abs() < 5);
+        assert_eq!(
+            parse_since("2026-11-01T00:00:00Z")
+                .expect("time")
+                .to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        assert!(parse_since("last tuesday").is_err());
+        assert!(parse_expiry("8d").is_err());
+        assert_eq!(parse_expiry("7d"), Ok(MAX_PRESIGN));
     }
 }

@@ -7,6 +7,7 @@
 //! |-----------|-------------|------------------------------------------------------------|
 //! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings` and `assets`     |
 //! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
+//! | `library` | [`library`] | recordings for operators and the API: list, show, link, delete |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
 //! | `http`    | [`http`]    | `/healthz`, `/readyz`, `/metrics` on actix-web              |
 
@@ -20,6 +21,8 @@ pub mod error_chain;
 pub mod events;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "library")]
+pub mod library;
 #[cfg(feature = "livekit")]
 pub mod livekit;
 pub mod metrics;

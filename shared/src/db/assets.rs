@@ -50,3 +50,42 @@ pub async fn upsert(
     .await
     .map(drop)
 }
+
+/// A recording's file, as listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Asset {
+    pub storage_bucket: String,
+    pub storage_key: String,
+    pub playback_url: String,
+    pub file_size_bytes: i64,
+    pub duration_seconds: Option<f64>,
+    pub content_type: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The files of `egress_id`'s recording.
+pub async fn of_recording(
+    client: &impl GenericClient,
+    egress_id: &str,
+) -> Result<Vec<Asset>, Error> {
+    let rows = prepared::query(
+        client,
+        "SELECT storage_bucket, storage_key, playback_url, file_size_bytes, duration_seconds,
+                content_type, created_at
+             FROM assets WHERE egress_id = $1 ORDER BY id",
+        &[&egress_id],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Asset {
+            storage_bucket: row.get(0),
+            storage_key: row.get(1),
+            playback_url: row.get(2),
+            file_size_bytes: row.get(3),
+            duration_seconds: row.get(4),
+            content_type: row.get(5),
+            created_at: row.get(6),
+        })
+        .collect())
+}

@@ -14,6 +14,7 @@ mod migrations;
 mod processor_lifecycle;
 mod processor_reliability;
 mod processor_rooms;
+mod recordings;
 mod reconcile;
 mod storage;
 mod worker;
