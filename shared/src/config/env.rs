@@ -10,6 +10,69 @@ pub enum ConfigError {
     Missing(String),
     #[error("configuration: {var} is invalid: {reason}")]
     Invalid { var: String, reason: String },
+    /// Every problem of a process's settings, so they are fixed in one go.
+    #[error("configuration: {}", several(.0))]
+    Several(Vec<ConfigError>),
+}
+
+/// `DATABASE_URL and AMQP_URL are required but not set; PROCESSOR_PREFETCH is invalid: …`
+fn several(problems: &[ConfigError]) -> String {
+    let missing: Vec<&str> = problems
+        .iter()
+        .filter_map(|p| match p {
+            ConfigError::Missing(var) => Some(var.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut parts = Vec::new();
+    match missing.as_slice() {
+        [] => {}
+        [one] => parts.push(format!("{one} is required but not set")),
+        [rest @ .., last] => parts.push(format!(
+            "{} and {last} are required but not set",
+            rest.join(", ")
+        )),
+    }
+    parts.extend(problems.iter().filter_map(|p| match p {
+        ConfigError::Invalid { var, reason } => Some(format!("{var} is invalid: {reason}")),
+        _ => None,
+    }));
+    parts.join("; ")
+}
+
+/// Gathers the problems of several settings, so start-up names them all at once instead of
+/// one per run.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with its problem noted.
+    pub fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(ConfigError::Several(problems)) => {
+                self.0.extend(problems);
+                None
+            }
+            Err(problem) => {
+                self.0.push(problem);
+                None
+            }
+        }
+    }
+
+    pub fn note(&mut self, problem: ConfigError) {
+        self.check::<()>(Err(problem));
+    }
+
+    /// `Ok` if nothing was noted; the one problem, or all of them.
+    pub fn finish(mut self) -> Result<(), ConfigError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(self.0.remove(0)),
+            _ => Err(ConfigError::Several(self.0)),
+        }
+    }
 }
 
 impl ConfigError {

@@ -8,7 +8,7 @@ mod livekit;
 mod sections;
 mod storage;
 
-pub use env::{ConfigError, Env};
+pub use env::{ConfigError, Env, Problems};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
     ingestor_url, AmqpSettings, AutoRecordSettings, DatabaseSettings, IngestorSettings, LogFormat,

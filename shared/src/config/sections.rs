@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ApiKeys, ConfigError, Env, LiveKitSettings, StorageProfiles};
+use super::{ApiKeys, ConfigError, Env, LiveKitSettings, Problems, StorageProfiles};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,15 +130,46 @@ pub struct IngestorSettings {
 }
 
 impl IngestorSettings {
+    /// Every missing or malformed setting is named in the one error.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let mut problems = Problems::default();
+        let bind =
+            problems.check(env.parse_or("INGESTOR_BIND", SocketAddr::from(([0, 0, 0, 0], 8080))));
+        let keys = problems.check(ApiKeys::from_env(env));
+        let amqp = problems.check(AmqpSettings::from_env(env));
+        let max_body_bytes = problems.check(env.parse_or("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024));
+        let confirm_timeout_ms = problems.check(env.parse_or("PUBLISH_CONFIRM_TIMEOUT_MS", 5000));
+        let dedupe_window_secs = problems.check(env.parse_or("WEBHOOK_DEDUPE_WINDOW_SECS", 300));
+        let telemetry = problems.check(TelemetrySettings::from_env(env));
+        problems.finish()?;
+        let (
+            Some(bind),
+            Some(keys),
+            Some(amqp),
+            Some(max_body_bytes),
+            Some(confirm_timeout_ms),
+            Some(dedupe_window_secs),
+            Some(telemetry),
+        ) = (
+            bind,
+            keys,
+            amqp,
+            max_body_bytes,
+            confirm_timeout_ms,
+            dedupe_window_secs,
+            telemetry,
+        )
+        else {
+            return Err(ConfigError::Several(Vec::new()));
+        };
         Ok(Self {
-            bind: env.parse_or("INGESTOR_BIND", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            keys: ApiKeys::from_env(env)?,
-            amqp: AmqpSettings::from_env(env)?,
-            max_body_bytes: env.parse_or("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
-            confirm_timeout_ms: env.parse_or("PUBLISH_CONFIRM_TIMEOUT_MS", 5000)?,
-            dedupe_window_secs: env.parse_or("WEBHOOK_DEDUPE_WINDOW_SECS", 300)?,
-            telemetry: TelemetrySettings::from_env(env)?,
+            bind,
+            keys,
+            amqp,
+            max_body_bytes,
+            confirm_timeout_ms,
+            dedupe_window_secs,
+            telemetry,
         })
     }
 }
@@ -204,26 +235,76 @@ fn duration_or(env: &Env, var: &str, default: Duration) -> Result<Duration, Conf
 }
 
 impl ProcessorSettings {
+    /// Every missing or malformed setting is named in the one error.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut settings = Self {
-            bind: env.parse_or("PROCESSOR_BIND", SocketAddr::from(([0, 0, 0, 0], 9090)))?,
-            amqp: AmqpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            livekit: LiveKitSettings::from_env(env)?,
-            storage: StorageProfiles::from_env(env)?,
-            prefetch: env.parse_or("PROCESSOR_PREFETCH", 32)?,
-            concurrency: env.parse_or("PROCESSOR_CONCURRENCY", 16)?,
-            auto_record: AutoRecordSettings::from_env(env)?,
-            reconcile_interval: duration_or(env, "RECONCILE_INTERVAL", Duration::from_secs(60))?,
-            reconcile_after: duration_or(env, "RECONCILE_AFTER", Duration::from_secs(300))?,
-            telemetry: TelemetrySettings::from_env(env)?,
-        };
-        if settings.concurrency == 0 {
-            return Err(ConfigError::invalid(
+        let mut p = Problems::default();
+        let bind = p.check(env.parse_or("PROCESSOR_BIND", SocketAddr::from(([0, 0, 0, 0], 9090))));
+        let amqp = p.check(AmqpSettings::from_env(env));
+        let database = p.check(DatabaseSettings::from_env(env));
+        let livekit = p.check(LiveKitSettings::from_env(env));
+        let storage = p.check(StorageProfiles::from_env(env));
+        let prefetch = p.check(env.parse_or("PROCESSOR_PREFETCH", 32));
+        let concurrency = p.check(env.parse_or("PROCESSOR_CONCURRENCY", 16));
+        if concurrency == Some(0) {
+            p.note(ConfigError::invalid(
                 "PROCESSOR_CONCURRENCY",
                 "must be at least 1",
             ));
         }
+        let auto_record = p.check(AutoRecordSettings::from_env(env));
+        let every = p.check(duration_or(
+            env,
+            "RECONCILE_INTERVAL",
+            Duration::from_secs(60),
+        ));
+        let after = p.check(duration_or(
+            env,
+            "RECONCILE_AFTER",
+            Duration::from_secs(300),
+        ));
+        let telemetry = p.check(TelemetrySettings::from_env(env));
+        p.finish()?;
+        let (
+            Some(bind),
+            Some(amqp),
+            Some(database),
+            Some(livekit),
+            Some(storage),
+            Some(prefetch),
+            Some(concurrency),
+            Some(auto_record),
+            Some(reconcile_interval),
+            Some(reconcile_after),
+            Some(telemetry),
+        ) = (
+            bind,
+            amqp,
+            database,
+            livekit,
+            storage,
+            prefetch,
+            concurrency,
+            auto_record,
+            every,
+            after,
+            telemetry,
+        )
+        else {
+            return Err(ConfigError::Several(Vec::new()));
+        };
+        let mut settings = Self {
+            bind,
+            amqp,
+            database,
+            livekit,
+            storage,
+            prefetch,
+            concurrency,
+            auto_record,
+            reconcile_interval,
+            reconcile_after,
+            telemetry,
+        };
         if env.get("DATABASE_POOL_SIZE").is_none() {
             // Each consumer runs up to `concurrency` handlers, each with one connection; the
             // rest is for readiness checks and the reconciler.

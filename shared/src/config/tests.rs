@@ -243,3 +243,19 @@ fn secrets_never_appear_in_debug_output() {
         "non-secret values are still shown"
     );
 }
+
+#[test]
+fn with_nothing_set_every_missing_setting_is_named_in_one_line() {
+    let error = ProcessorSettings::from_env(&env(&[("PROCESSOR_PREFETCH", "many")]))
+        .expect_err("nothing set");
+    assert_eq!(
+        error.to_string(),
+        "configuration: AMQP_URL, DATABASE_URL, LIVEKIT_URL, LIVEKIT_API_KEY and S3_ENDPOINT are \
+         required but not set; PROCESSOR_PREFETCH is invalid: invalid digit found in string"
+    );
+    let error = IngestorSettings::from_env(&env(&[])).expect_err("nothing set");
+    assert_eq!(
+        error.to_string(),
+        "configuration: LIVEKIT_API_KEY and AMQP_URL are required but not set"
+    );
+}
