@@ -5,6 +5,7 @@ mod broker;
 mod cli;
 mod commands;
 mod config;
+mod dlq;
 mod handlers;
 mod health;
 mod ingestor_broker;
