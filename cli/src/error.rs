@@ -3,6 +3,7 @@
 use roomtape_shared::config::ConfigError;
 use roomtape_shared::library::LibraryError;
 use roomtape_shared::queue::PublishError;
+use roomtape_shared::storage::StorageError;
 
 /// Exit statuses, listed in `--help`.
 pub const EXIT_OK: u8 = 0;
@@ -36,6 +37,32 @@ pub enum CliError {
     NotConfirmed,
     #[error("cannot read the answer")]
     Prompt(#[source] std::io::Error),
+    #[error("the bucket {bucket} of storage profile {profile} ({endpoint}) does not exist: create it first (roomtape simulate does not)")]
+    NoBucket {
+        bucket: String,
+        profile: String,
+        endpoint: String,
+    },
+    #[error("the bucket did not take the request")]
+    Storage(#[source] StorageError),
+    #[error("cannot reach the ingestor at {0} (ROOMTAPE_INGESTOR_URL)")]
+    IngestorUnreachable(String, #[source] reqwest::Error),
+    #[error("the ingestor at {url} answered {status} to {event}: {body}{hint}")]
+    IngestorRefused {
+        url: String,
+        event: &'static str,
+        status: reqwest::StatusCode,
+        body: String,
+        hint: &'static str,
+    },
+    #[error("cannot read recordings from PostgreSQL (DATABASE_URL)")]
+    DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("recording {egress_id} of room {room} is not ready: {reason}")]
+    NotReady {
+        egress_id: String,
+        room: String,
+        reason: String,
+    },
 }
 
 impl From<PublishError> for CliError {
@@ -52,6 +79,9 @@ impl CliError {
         match self {
             Self::Config(_) | Self::Metadata(_) | Self::NeedsConfirmation(_) => EXIT_USAGE,
             Self::NotConfirmed => EXIT_REFUSED,
+            Self::NoBucket { .. } => EXIT_USAGE,
+            Self::NotReady { .. } => EXIT_REFUSED,
+            Self::IngestorRefused { status, .. } if !status.is_server_error() => EXIT_REFUSED,
             Self::Library(error) => match error {
                 LibraryError::Database(_) | LibraryError::Pool(_) | LibraryError::Storage(_) => {
                     EXIT_UNAVAILABLE

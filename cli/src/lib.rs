@@ -36,7 +36,7 @@ pub async fn execute(cli: Cli, env: &Env, out: &mut (dyn Write + Send), terminal
         Top::Recordings(command) => recordings::run(command, env, &mut out).await,
         Top::Dlq(command) => dlq::run(command, env, &mut out).await,
         Top::Doctor(args) => doctor::run(args, env, &mut out).await,
-        Top::Simulate(args) => simulate::run(args, env, &mut out).await,
+        Top::Simulate(args) => simulate::run(args, env, cli.timeout, &mut out).await,
     };
     match result {
         Ok(code) => code,

@@ -3,16 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
+pub use roomtape_shared::auth::body_sha256;
+use roomtape_shared::auth::{webhook_claims, WebhookSigner};
 
 use crate::TestApp;
-
-/// Standard padded base64 of SHA-256 over `body`: the `sha256` claim.
-pub fn body_sha256(body: &[u8]) -> String {
-    STANDARD.encode(Sha256::digest(body))
-}
 
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -21,7 +17,8 @@ pub fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// Signs `claims` as an HS256 JWT with `secret` (any length, as LiveKit allows).
+/// Signs arbitrary `claims` (tampered ones, for rejection tests) as an HS256 JWT with `secret`
+/// (any length, as LiveKit allows). Well-formed webhook tokens come from [`sign_webhook`].
 pub fn sign_claims(claims: &serde_json::Value, secret: &str) -> String {
     sign_with("HS256", claims, secret)
 }
@@ -48,18 +45,15 @@ fn hmac(alg: &str, key: &[u8], message: &[u8]) -> Vec<u8> {
     }
 }
 
-/// LiveKit server's webhook claims for `body`, issued now.
+/// LiveKit server's webhook claims for `body`, issued now (to tamper with).
 pub fn server_claims(api_key: &str, body: &[u8]) -> serde_json::Value {
-    let now = now_unix();
-    serde_json::json!({"iss": api_key, "exp": now + 300, "nbf": now, "iat": now, "sha256": body_sha256(body)})
+    webhook_claims(api_key, body, now_unix())
 }
 
-/// A server-shaped token for `body` with the test key pair.
+/// A server-shaped token for `body` with the test key pair (the shared signer `roomtape
+/// simulate` uses too).
 pub fn sign_webhook(body: &[u8]) -> String {
-    sign_claims(
-        &server_claims(crate::services::API_KEY, body),
-        crate::services::API_SECRET,
-    )
+    WebhookSigner::new(crate::services::API_KEY, crate::services::API_SECRET).sign(body)
 }
 
 /// Tokens signed by the official Python SDK: `AccessToken(key, secret)` with `sha256` set, one

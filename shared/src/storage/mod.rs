@@ -1,6 +1,7 @@
 //! Object storage: the buckets recordings are written to (R2, Storj, any S3 server), one client
 //! per storage profile. Everything roomtape does to an object is here: HEAD (is the recording
-//! there, how big), its public URL, a presigned GET, DELETE.
+//! there, how big), its public URL, a presigned GET, DELETE, and (for `roomtape simulate`) PUT
+//! and whether a bucket exists.
 
 mod client;
 
@@ -111,6 +112,44 @@ impl ObjectStore {
                 classify("HEAD", profile, key, error, not_found)
             });
         (result, started.elapsed())
+    }
+
+    /// Whether `profile`'s bucket exists (HEAD on the bucket).
+    pub async fn bucket_exists(&self, profile: &StorageProfile) -> Result<bool, StorageError> {
+        let answer = self
+            .client_for(profile)
+            .head_bucket()
+            .bucket(&profile.bucket)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(error) => match classify("HEAD bucket", profile, "", error, false) {
+                StorageError::NotFound { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Writes `body` as `key` (what an egress does; used by `roomtape simulate`). A bucket that
+    /// does not exist is `NotFound`.
+    pub async fn put(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client_for(profile)
+            .put_object()
+            .bucket(&profile.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|error| classify("PUT", profile, key, error, false))
     }
 
     /// A GET URL for `key` that works without credentials for `expires` (at most 7 days).

@@ -17,5 +17,6 @@ mod processor_reliability;
 mod processor_rooms;
 mod recordings;
 mod reconcile;
+mod simulate;
 mod storage;
 mod worker;
