@@ -1,14 +1,353 @@
-//! `roomtape doctor`.
+//! `roomtape doctor`: one line per check of the configuration and of every service roomtape
+//! depends on, with what to fix when one fails. Exit status 1 when a check that is not
+//! `--skip`ped fails. Every check has a deadline, so a service that hangs fails its line rather
+//! than the whole run.
 
-use roomtape_shared::config::Env;
+use std::future::Future;
+use std::time::Duration;
 
-use crate::error::{CliError, EXIT_USAGE};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::Channel;
+use roomtape_shared::config::{
+    ingestor_url, AmqpSettings, DatabaseSettings, Env, LiveKitSettings, StorageProfile,
+    StorageProfiles,
+};
+use roomtape_shared::events::proto::ListEgressRequest;
+use roomtape_shared::livekit::{EgressClient, EgressError};
+use roomtape_shared::queue;
+use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_QUEUE};
+use roomtape_shared::storage::{self, ObjectStore};
+use roomtape_shared::{db, Chain};
+use serde_json::json;
+
+use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::Output;
 
-#[derive(Debug, clap::Args)]
-pub struct DoctorArgs {}
+/// How long one check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the storage checks write, read and delete.
+const PROBE_KEY: &str = "roomtape-doctor/probe.txt";
+const PROBE_BODY: &[u8] = b"roomtape doctor probe\n";
 
-pub async fn run(_args: &DoctorArgs, _env: &Env, out: &mut Output<'_>) -> Result<u8, CliError> {
-    out.line("not built yet");
-    Ok(EXIT_USAGE)
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Run a check but leave it out of the exit status (repeatable): settings, database,
+    /// broker, storage, livekit, ingestor.
+    #[arg(long, value_name = "CHECK")]
+    skip: Vec<String>,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Check {
+    /// The group `--skip` names (`storage`), and the line's own name (`storage default: put`).
+    group: &'static str,
+    name: String,
+    ok: bool,
+    detail: String,
+    skipped: bool,
+}
+
+/// The report as it is being written.
+#[derive(Debug, Default)]
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn pass(&mut self, group: &'static str, name: impl Into<String>, detail: impl Into<String>) {
+        self.add(group, name, true, detail);
+    }
+
+    fn fail(&mut self, group: &'static str, name: impl Into<String>, detail: impl Into<String>) {
+        self.add(group, name, false, detail);
+    }
+
+    fn add(
+        &mut self,
+        group: &'static str,
+        name: impl Into<String>,
+        ok: bool,
+        detail: impl Into<String>,
+    ) {
+        self.checks.push(Check {
+            group,
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+            skipped: false,
+        });
+    }
+}
+
+pub async fn run(args: &DoctorArgs, env: &Env, out: &mut Output<'_>) -> Result<u8, CliError> {
+    let mut report = Report::default();
+    database(env, &mut report).await;
+    broker(env, &mut report).await;
+    storage_profiles(env, &mut report).await;
+    livekit(env, &mut report).await;
+    ingestor(env, &mut report).await;
+    for check in &mut report.checks {
+        check.skipped = args
+            .skip
+            .iter()
+            .any(|skip| skip == check.group || *skip == check.name);
+    }
+    let failed = report.checks.iter().filter(|c| !c.ok && !c.skipped).count();
+    if out.json {
+        out.json_value(&json!({"ok": failed == 0, "checks": report.checks}));
+    } else {
+        for check in &report.checks {
+            let detail = if check.skipped && !check.ok {
+                format!("{} (skipped)", check.detail)
+            } else {
+                check.detail.clone()
+            };
+            out.check(check.ok, &check.name, detail);
+        }
+        out.line(match failed {
+            0 => "all checks passed".to_owned(),
+            n => format!("{n} check(s) failed"),
+        });
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_REFUSED })
+}
+
+/// Runs `check` within the deadline; a timeout is an error naming it.
+async fn within<T, E: std::error::Error + 'static>(
+    check: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(result) => result.map_err(|error| Chain(&error).to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+async fn database(env: &Env, report: &mut Report) {
+    let settings = match DatabaseSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(error) => return report.fail("database", "database", error.to_string()),
+    };
+    let connected = within(settings.config.connect(tokio_postgres::NoTls)).await;
+    let (client, connection) = match connected {
+        Ok(pair) => pair,
+        Err(error) => {
+            let fix = "is PostgreSQL running, and DATABASE_URL right?";
+            return report.fail("database", "database", format!("{error}; {fix}"));
+        }
+    };
+    let driver = tokio::spawn(connection);
+    let latest = db::latest_version();
+    match within(db::applied_version(&client)).await {
+        Ok(version) if version >= latest => {
+            report.pass("database", "database", format!("reachable; schema at V{version}"))
+        }
+        Ok(version) => report.fail(
+            "database",
+            "database",
+            format!("schema at V{version}, this build needs V{latest}: run `roomtape-processor migrate`"),
+        ),
+        Err(error) => report.fail("database", "database", error),
+    }
+    drop(client);
+    let _ = driver.await;
+}
+
+async fn broker(env: &Env, report: &mut Report) {
+    let settings = match AmqpSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(error) => return report.fail("broker", "broker", error.to_string()),
+    };
+    let connection = match within(queue::connect(&settings, "roomtape-doctor")).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            let fix = "is RabbitMQ running, and AMQP_URL right (user, password, vhost)?";
+            return report.fail("broker", "broker", format!("{error}; {fix}"));
+        }
+    };
+    report.pass("broker", "broker", "reachable");
+    let mut counts = Vec::new();
+    for queue in [EVENTS_QUEUE, COMMANDS_QUEUE, DEAD_QUEUE] {
+        // Passive: a missing queue closes the channel, so each gets its own.
+        let declared = match within(connection.create_channel()).await {
+            Ok(channel) => within(passive_declare(&channel, queue)).await,
+            Err(error) => Err(error),
+        };
+        counts.push((queue, declared));
+    }
+    let missing: Vec<&str> = counts
+        .iter()
+        .filter(|(_, declared)| declared.is_err())
+        .map(|(queue, _)| *queue)
+        .collect();
+    if missing.is_empty() {
+        report.pass("broker", "broker topology", "exchanges and queues declared");
+    } else {
+        let fix = "start roomtape-processor or roomtape-ingestor once: they declare it";
+        report.fail(
+            "broker",
+            "broker topology",
+            format!("missing {}; {fix}", missing.join(", ")),
+        );
+    }
+    for (queue, declared) in &counts {
+        let Ok((messages, consumers)) = declared else {
+            continue;
+        };
+        match *queue {
+            DEAD_QUEUE if *messages == 0 => report.pass("broker", "dead letters", "none"),
+            DEAD_QUEUE => report.fail(
+                "broker",
+                "dead letters",
+                format!("{messages} in {DEAD_QUEUE}; see `roomtape dlq list`, fix the cause, then `roomtape dlq replay`"),
+            ),
+            _ if *consumers > 0 => report.pass("broker", format!("consumers {queue}"), format!("{consumers} consuming, {messages} waiting")),
+            _ => report.fail("broker", format!("consumers {queue}"), format!("nobody consumes it ({messages} waiting): is roomtape-processor running?")),
+        }
+    }
+    let _ = connection.close(200, "checked".into()).await;
+}
+
+/// Messages and consumers of `queue`, which must exist.
+async fn passive_declare(channel: &Channel, queue: &str) -> lapin::Result<(u32, u32)> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await?;
+    Ok((declared.message_count(), declared.consumer_count()))
+}
+
+async fn storage_profiles(env: &Env, report: &mut Report) {
+    let profiles = match StorageProfiles::from_env(env) {
+        Ok(profiles) => profiles,
+        Err(error) => return report.fail("storage", "storage", error.to_string()),
+    };
+    let store = ObjectStore::new(&profiles);
+    for profile in profiles.iter() {
+        storage_profile(&store, profile, report).await;
+    }
+}
+
+/// PUT, HEAD, presigned GET and DELETE of a probe object; the public URL if there is a base.
+async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: &mut Report) {
+    let name = |step: &str| format!("storage {} {step}", profile.name);
+    let fix = format!(
+        "check the endpoint, bucket {:?} and keys of storage profile {}",
+        profile.bucket, profile.name
+    );
+    let put = store.put(profile, PROBE_KEY, PROBE_BODY.to_vec(), "text/plain");
+    if let Err(error) = within(put).await {
+        return report.fail("storage", name("put"), format!("{error}; {fix}"));
+    }
+    report.pass(
+        "storage",
+        name("put"),
+        format!("s3://{}/{PROBE_KEY}", profile.bucket),
+    );
+    match within(async { store.head(profile, PROBE_KEY).await.0 }).await {
+        Ok(object) => report.pass(
+            "storage",
+            name("head"),
+            format!("{} bytes", object.size_bytes),
+        ),
+        Err(error) => report.fail("storage", name("head"), format!("{error}; {fix}")),
+    }
+    let presigned = within(store.presigned_get(profile, PROBE_KEY, Duration::from_secs(300))).await;
+    match presigned {
+        Ok(url) => {
+            serves_probe(
+                report,
+                name("presigned get"),
+                url.as_str(),
+                "the presigned URL",
+            )
+            .await
+        }
+        Err(error) => report.fail("storage", name("presigned get"), error),
+    }
+    if profile.public_base_url.is_some() {
+        let url = storage::public_url(profile, PROBE_KEY);
+        serves_probe(
+            report,
+            name("public url"),
+            url.as_str(),
+            "S3_PUBLIC_BASE_URL (or the custom domain)",
+        )
+        .await;
+    }
+    match within(store.delete(profile, PROBE_KEY)).await {
+        Ok(()) => report.pass("storage", name("delete"), "probe removed"),
+        Err(error) => report.fail("storage", name("delete"), format!("{error}; {fix}")),
+    }
+}
+
+/// Whether `url` answers the probe's bytes.
+async fn serves_probe(report: &mut Report, name: String, url: &str, what: &str) {
+    let fetched =
+        within(async { reqwest::get(url).await?.error_for_status()?.bytes().await }).await;
+    match fetched {
+        Ok(body) if body.as_ref() == PROBE_BODY => report.pass("storage", name, "serves the probe"),
+        Ok(_) => report.fail(
+            "storage",
+            name,
+            format!("{what} serves something else than the probe"),
+        ),
+        Err(error) => report.fail("storage", name, format!("{error}; check {what}")),
+    }
+}
+
+async fn livekit(env: &Env, report: &mut Report) {
+    let settings = match LiveKitSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(error) => return report.fail("livekit", "livekit", error.to_string()),
+    };
+    let url = settings.url.to_string();
+    let client = EgressClient::new(settings);
+    let listed =
+        tokio::time::timeout(CHECK_TIMEOUT, client.list(&ListEgressRequest::default())).await;
+    match listed {
+        Ok(Ok(egresses)) => report.pass("livekit", "livekit", format!("credentials accepted at {url} ({} egress(es))", egresses.len())),
+        Ok(Err(EgressError::Unreachable { .. })) | Err(_) => report.fail(
+            "livekit",
+            "livekit",
+            format!("no LiveKit server answers at {url} (the local set-up runs none; `--skip livekit` leaves this out)"),
+        ),
+        Ok(Err(error)) => report.fail(
+            "livekit",
+            "livekit",
+            format!("{}; check LIVEKIT_API_KEY and LIVEKIT_API_SECRET", Chain(&error)),
+        ),
+    }
+}
+
+async fn ingestor(env: &Env, report: &mut Report) {
+    let base = match ingestor_url(env) {
+        Ok(url) => url,
+        Err(error) => return report.fail("ingestor", "ingestor", error.to_string()),
+    };
+    let Ok(url) = base.join("readyz") else {
+        return report.fail("ingestor", "ingestor", format!("{base} cannot take a path"));
+    };
+    match within(reqwest::get(url.clone())).await {
+        Ok(response) if response.status().is_success() => {
+            report.pass("ingestor", "ingestor", format!("{url} ready"))
+        }
+        Ok(response) => report.fail(
+            "ingestor",
+            "ingestor",
+            format!(
+                "{url} answered {}: it cannot publish; check the broker",
+                response.status()
+            ),
+        ),
+        Err(error) => report.fail(
+            "ingestor",
+            "ingestor",
+            format!("{error}; is roomtape-ingestor running at ROOMTAPE_INGESTOR_URL ({base})?"),
+        ),
+    }
 }

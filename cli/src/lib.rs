@@ -4,9 +4,6 @@
 //! `doctor`, `simulate`) with its own arguments and a `run`; `output` holds the printing
 //! conventions they share; `error` says what failed and which exit status that is.
 
-// TEMP-SKELETON: removed once every subcommand is built.
-#![allow(dead_code, unused_variables)]
-
 mod args;
 mod dlq;
 mod doctor;

@@ -20,6 +20,39 @@ pub enum MigrateError {
     Migration(#[source] refinery::Error),
 }
 
+/// The newest migration this build embeds.
+pub fn latest_version() -> i64 {
+    migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The newest migration applied to the database behind `client` (0 when none is).
+pub async fn applied_version(
+    client: &tokio_postgres::Client,
+) -> Result<i64, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT COALESCE(max(version), 0)::bigint FROM refinery_schema_history",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Applies every migration not yet applied; returns how many ran. Safe to run twice, and by two
 /// processes at once.
 pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, MigrateError> {

@@ -6,7 +6,7 @@ mod migrate;
 pub mod prepared;
 pub mod recordings;
 
-pub use migrate::{migrate, MigrateError};
+pub use migrate::{applied_version, latest_version, migrate, MigrateError};
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod dlq;
+mod doctor;
 mod handlers;
 mod health;
 mod ingestor_broker;
