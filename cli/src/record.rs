@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{AmqpSettings, Env};
 use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
 use roomtape_shared::queue::{self, publish_confirmed, Outgoing, CONFIRM_TIMEOUT};
@@ -109,6 +110,8 @@ async fn exchange(
         .with_correlation_id(message_id.into())
         .with_reply_to(REPLY_TO.into())
         .with_content_type("application/json".into())
+        // The processor counts a start's deadline (COMMAND_START_DEADLINE) from here.
+        .with_timestamp(Clock::System.now_unix())
         .with_delivery_mode(2);
     let body = body.to_string();
     let command =

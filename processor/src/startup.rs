@@ -93,6 +93,8 @@ impl Application {
             pool.clone(),
             egress.clone(),
             settings.storage.clone(),
+            settings.command_start_deadline,
+            clock,
         ));
         let reconciler = Reconciler {
             pool: pool.clone(),

@@ -102,8 +102,11 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
 }
 
 /// The processor's command handler on this test's database, calling the LiveKit at
-/// `LIVEKIT_URL`, to step directly.
-pub async fn command_processor(env: &Env) -> roomtape_processor::commands::CommandProcessor {
+/// `LIVEKIT_URL`, with `clock` telling it the time, to step directly.
+pub async fn command_processor(
+    env: &Env,
+    clock: Clock,
+) -> roomtape_processor::commands::CommandProcessor {
     use roomtape_processor::commands::CommandProcessor;
     use roomtape_shared::livekit::EgressClient;
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
@@ -111,7 +114,13 @@ pub async fn command_processor(env: &Env) -> roomtape_processor::commands::Comma
         .await
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
-    CommandProcessor::new(pool, EgressClient::new(settings.livekit), settings.storage)
+    CommandProcessor::new(
+        pool,
+        EgressClient::new(settings.livekit),
+        settings.storage,
+        settings.command_start_deadline,
+        clock,
+    )
 }
 
 /// `app`'s `/metrics` page, as Prometheus would scrape it.

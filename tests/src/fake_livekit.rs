@@ -30,6 +30,8 @@ struct State {
     egresses: Vec<EgressInfo>,
     calls: Vec<Call>,
     failures: VecDeque<&'static str>,
+    /// How long the next calls take to answer (after they took effect).
+    delays: VecDeque<std::time::Duration>,
     next_id: u32,
 }
 
@@ -107,6 +109,12 @@ impl FakeLiveKit {
         self.with(|s| s.failures.extend(std::iter::repeat_n(code, times)));
     }
 
+    /// The next `times` calls take effect at once but are answered only after `delay`, as a
+    /// LiveKit that stored the egress and is slow to say so.
+    pub fn slow_next(&self, delay: std::time::Duration, times: usize) {
+        self.with(|s| s.delays.extend(std::iter::repeat_n(delay, times)));
+    }
+
     /// Adds an egress LiveKit knows about (as if started earlier).
     pub fn insert(&self, info: EgressInfo) {
         self.with(|s| s.egresses.push(info));
@@ -176,6 +184,21 @@ fn protobuf(message: &impl Message) -> HttpResponse {
 }
 
 async fn twirp(
+    method: web::Path<String>,
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Arc<Mutex<State>>>,
+    keys: web::Data<Keys>,
+) -> HttpResponse {
+    let delay = state.lock().expect("state").delays.pop_front();
+    let response = answer(method, request, body, state, keys);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+fn answer(
     method: web::Path<String>,
     request: HttpRequest,
     body: web::Bytes,

@@ -5,7 +5,10 @@ pub mod model;
 pub mod reply;
 pub mod request;
 
+use std::time::Duration;
+
 use deadpool_postgres::{GenericClient, Pool};
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::StorageProfiles;
 use roomtape_shared::db::recordings::{self, Requested};
 use roomtape_shared::events::proto::{EgressInfo, ListEgressRequest};
@@ -26,6 +29,9 @@ pub struct CommandProcessor {
     pool: Pool,
     egress: EgressClient,
     storage: StorageProfiles,
+    /// `COMMAND_START_DEADLINE`: how long after it was sent a start may still reach LiveKit.
+    deadline: Duration,
+    clock: Clock,
 }
 
 impl Handler for CommandProcessor {
@@ -47,7 +53,7 @@ impl Handler for CommandProcessor {
                 reply::error("invalid_command", invalid)
             }
             Ok(Command::Start(start)) => match command_id(message) {
-                Some(id) => self.start(id, &start).await?,
+                Some(id) => self.start(id, &start, message.published_at).await?,
                 None => reply::error(
                     "invalid_command",
                     "message_id is required: it is the command's idempotency key",
@@ -58,8 +64,19 @@ impl Handler for CommandProcessor {
         Ok(answered(kind, reply))
     }
 
-    /// LiveKit refused the command, or stayed unavailable through every retry: the requester
-    /// gets an error reply (stored for a start, so a repeat gets the same answer).
+    /// A start is not retried past its deadline.
+    fn retry_allowed(&self, message: &Message, delay: Duration) -> bool {
+        match (command_kind(message), message.published_at) {
+            ("recording.start", Some(sent_at)) => {
+                self.clock.now_unix() + delay.as_secs() < sent_at + self.deadline.as_secs()
+            }
+            _ => true,
+        }
+    }
+
+    /// LiveKit refused the command, or could not be reached before the start's deadline (or
+    /// through every retry): the requester gets an error reply, stored for a start so that it
+    /// is never carried out afterwards and a repeat gets the same answer.
     async fn give_up<O: Outbox>(
         &self,
         message: &Message,
@@ -73,7 +90,11 @@ impl Handler for CommandProcessor {
         let kind = command_kind(message);
         let reply = match (kind, command_id(message)) {
             ("recording.start", Some(id)) => {
-                let reply = reply::error(start_error_code(error), Chain(error));
+                // Retries were left: the deadline is what stopped them.
+                let reply = match error.is_transient() && message.attempt.can_retry() {
+                    true => self.deadline_exceeded(Chain(error)),
+                    false => reply::error(start_error_code(error), Chain(error)),
+                };
                 let lock = CommandLock::take(self.pool.get().await?, id).await?;
                 let stored = self.store_failure(lock.client(), id, reply).await;
                 lock.release().await;
@@ -103,21 +124,46 @@ fn command_kind(message: &Message) -> &str {
     message.kind.as_deref().unwrap_or(key)
 }
 
+/// What the start deadline allows a call to LiveKit.
+enum Budget {
+    /// This long (the rest of the deadline).
+    Left(Duration),
+    /// Nothing: the deadline has passed.
+    Spent,
+}
+
 impl CommandProcessor {
-    pub fn new(pool: Pool, egress: EgressClient, storage: StorageProfiles) -> Self {
+    pub fn new(
+        pool: Pool,
+        egress: EgressClient,
+        storage: StorageProfiles,
+        deadline: Duration,
+        clock: Clock,
+    ) -> Self {
         Self {
             pool,
             egress,
             storage,
+            deadline,
+            clock,
         }
     }
 
-    /// Starts the recording at most once per `command_id`, however often the command arrives.
-    pub async fn start(&self, command_id: &str, start: &Start) -> Result<Value, HandleError> {
+    /// Starts the recording at most once per `command_id`, however often the command arrives,
+    /// and never after its deadline (counted from `sent_at`, the message's timestamp, else from
+    /// when the command was first seen) or after a stop for the room sent later.
+    pub async fn start(
+        &self,
+        command_id: &str,
+        start: &Start,
+        sent_at: Option<u64>,
+    ) -> Result<Value, HandleError> {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
         let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
-        let result = self.start_locked(lock.client(), command_id, start).await;
+        let result = self
+            .start_locked(lock.client(), command_id, start, sent_at)
+            .await;
         lock.release().await;
         result
     }
@@ -127,23 +173,84 @@ impl CommandProcessor {
         client: &impl GenericClient,
         command_id: &str,
         start: &Start,
+        sent_at: Option<u64>,
     ) -> Result<Value, HandleError> {
-        let earlier = match progress::progress(client, command_id).await? {
+        let (earlier, first_seen) = match progress::progress(client, command_id).await? {
             Some(Progress::Done(reply)) => return Ok(reply),
-            Some(Progress::Calling) => self.started_earlier(command_id, start).await?,
+            Some(Progress::Calling { first_seen }) => {
+                (self.started_earlier(command_id, start).await?, first_seen)
+            }
             None => {
                 progress::calling(client, command_id, &start.room_name).await?;
-                None
+                (None, self.clock.now_unix())
             }
         };
-        let info = match earlier {
-            Some(info) => info,
-            None => {
-                let request = request::room_composite(start, command_id);
-                self.egress.start_room_composite(&request).await?
+        if let Some(info) = earlier {
+            return self.record_started(client, command_id, start, &info).await;
+        }
+        let sent_at = sent_at.unwrap_or(first_seen);
+        if progress::stopped_since(client, &start.room_name, sent_at).await? {
+            let reply = cancelled(&start.room_name);
+            return self.store_failure(client, command_id, reply).await;
+        }
+        let left = match self.budget(sent_at) {
+            Budget::Left(left) => left,
+            Budget::Spent => {
+                let waited = self.clock.now_unix().saturating_sub(sent_at);
+                let cause = format!("it waited {waited}s before it could be sent");
+                let reply = self.deadline_exceeded(cause);
+                return self.store_failure(client, command_id, reply).await;
             }
         };
-        self.record_started(client, command_id, start, &info).await
+        let request = request::room_composite(start, command_id);
+        let call = self.egress.start_room_composite(&request);
+        match tokio::time::timeout(left, call).await {
+            Ok(started) => {
+                self.record_started(client, command_id, start, &started?)
+                    .await
+            }
+            Err(_) => {
+                // LiveKit may have stored the egress and still be answering: stop what it has.
+                self.stop_started_by(command_id, start).await;
+                let cause =
+                    format!("LiveKit did not answer StartRoomCompositeEgress within {left:?}");
+                let reply = self.deadline_exceeded(cause);
+                self.store_failure(client, command_id, reply).await
+            }
+        }
+    }
+
+    /// How much of the deadline of a start sent at `sent_at` is left.
+    fn budget(&self, sent_at: u64) -> Budget {
+        let end = sent_at + self.deadline.as_secs();
+        match end.checked_sub(self.clock.now_unix()) {
+            Some(left) if left > 0 => Budget::Left(Duration::from_secs(left)),
+            _ => Budget::Spent,
+        }
+    }
+
+    fn deadline_exceeded(&self, cause: impl std::fmt::Display) -> Value {
+        let deadline = humantime::format_duration(self.deadline);
+        reply::error(
+            "deadline_exceeded",
+            format!("the start could not reach LiveKit within COMMAND_START_DEADLINE ({deadline}) and will not be carried out: {cause}"),
+        )
+    }
+
+    /// Stops any egress LiveKit started for `command_id` (best effort: logged when it fails).
+    async fn stop_started_by(&self, command_id: &str, start: &Start) {
+        let found = self.started_earlier(command_id, start).await;
+        match found {
+            Ok(Some(info)) => {
+                if let Err(error) = self.egress.stop(&info.egress_id).await {
+                    tracing::error!(egress_id = %info.egress_id, error = %Chain(&error), "could not stop an egress started past its deadline");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(error = %Chain(&error), "could not ask LiveKit for an egress started past its deadline");
+            }
+        }
     }
 
     /// The reply a start gets once it is given up, unless an earlier delivery finished it.
@@ -153,10 +260,11 @@ impl CommandProcessor {
         command_id: &str,
         reply: Value,
     ) -> Result<Value, HandleError> {
-        if let Some(Progress::Done(earlier)) = progress::progress(client, command_id).await? {
-            return Ok(earlier);
+        if !progress::done(client, command_id, None, &reply).await? {
+            if let Some(Progress::Done(earlier)) = progress::progress(client, command_id).await? {
+                return Ok(earlier);
+            }
         }
-        progress::done(client, command_id, None, &reply).await?;
         Ok(reply)
     }
 
@@ -199,20 +307,32 @@ impl CommandProcessor {
             },
         )
         .await?;
-        tracing::info!(egress_id = %info.egress_id, room = %start.room_name, "recording started");
         let status = recording["status"].clone();
         let reply = json!({"ok": true, "egress_id": info.egress_id, "status": status, "recording": recording});
-        progress::done(client, command_id, Some(&info.egress_id), &reply).await?;
-        Ok(reply)
+        if progress::done(client, command_id, Some(&info.egress_id), &reply).await? {
+            tracing::info!(egress_id = %info.egress_id, room = %start.room_name, "recording started");
+            return Ok(reply);
+        }
+        // A stop for the room cancelled the start while LiveKit was starting it.
+        tracing::warn!(egress_id = %info.egress_id, "start cancelled while LiveKit started it; stopping the egress");
+        let stopped = self.egress.stop(&info.egress_id).await?;
+        recordings::apply(client, &plan::plan(&stopped, None, None).update).await?;
+        match progress::progress(client, command_id).await? {
+            Some(Progress::Done(reply)) => Ok(reply),
+            _ => Ok(cancelled(&start.room_name)),
+        }
     }
 
     /// Stops one egress, or every unfinished recording of a room. Stopping what already ended
     /// is success.
     pub async fn stop(&self, stop: &Stop) -> Result<Value, HandleError> {
         let client = self.pool.get().await?;
-        let egress_ids = match stop {
-            Stop::Egress(id) => vec![id.clone()],
-            Stop::Room(room) => recordings::unfinished_in_room(&client, room).await?,
+        let (egress_ids, cancelled_starts) = match stop {
+            Stop::Egress(id) => (vec![id.clone()], Vec::new()),
+            Stop::Room(room) => (
+                recordings::unfinished_in_room(&client, room).await?,
+                progress::stop_room(&client, room, &cancelled(room)).await?,
+            ),
         };
         for egress_id in &egress_ids {
             match self.egress.stop(egress_id).await {
@@ -233,9 +353,18 @@ impl CommandProcessor {
                     .map_or(Value::Null, |r| r["status"].clone());
                 json!({"ok": true, "egress_id": id, "status": status, "recording": recording})
             }
-            Stop::Room(room) => json!({"ok": true, "room_name": room, "egress_ids": egress_ids}),
+            Stop::Room(room) => json!({"ok": true, "room_name": room, "egress_ids": egress_ids,
+                                        "cancelled_commands": cancelled_starts}),
         })
     }
+}
+
+/// The reply of a start that a stop for its room overtook.
+fn cancelled(room: &str) -> Value {
+    reply::error(
+        "cancelled",
+        format!("a stop for room {room} arrived while the start was pending; it will not be carried out"),
+    )
 }
 
 fn start_error_code(error: &EgressError) -> &'static str {

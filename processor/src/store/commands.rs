@@ -8,8 +8,9 @@ use roomtape_shared::db::prepared;
 /// What an earlier delivery of the same command got to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    /// LiveKit may or may not have started an egress: ask it before calling again.
-    Calling,
+    /// LiveKit may or may not have started an egress: ask it before calling again. The command
+    /// was first seen at this time (seconds since the epoch).
+    Calling { first_seen: u64 },
     /// Finished; this is the reply it got.
     Done(serde_json::Value),
 }
@@ -81,7 +82,8 @@ pub async fn progress(
 ) -> Result<Option<Progress>, Error> {
     let row = prepared::query_opt(
         client,
-        "SELECT state, reply FROM recording_commands WHERE message_id = $1",
+        "SELECT state, reply, extract(epoch FROM created_at)::bigint
+             FROM recording_commands WHERE message_id = $1",
         &[&message_id],
     )
     .await?;
@@ -91,7 +93,9 @@ pub async fn progress(
             row.get::<_, Option<serde_json::Value>>(1),
         ) {
             ("done", Some(reply)) => Progress::Done(reply),
-            _ => Progress::Calling,
+            _ => Progress::Calling {
+                first_seen: u64::try_from(row.get::<_, i64>(2)).unwrap_or_default(),
+            },
         }
     }))
 }
@@ -112,17 +116,62 @@ pub async fn calling(
     .map(drop)
 }
 
+/// Stores the command's reply; `false` if it was already done (a stop cancelled it meanwhile).
 pub async fn done(
     client: &impl GenericClient,
     message_id: &str,
     egress_id: Option<&str>,
     reply: &serde_json::Value,
-) -> Result<(), Error> {
-    prepared::execute(client,
-            "UPDATE recording_commands SET state = 'done', egress_id = $2, reply = $3, updated_at = now()
-             WHERE message_id = $1",
-            &[&message_id, &egress_id, reply],
-        )
-        .await
-        .map(drop)
+) -> Result<bool, Error> {
+    let updated = prepared::execute(
+        client,
+        "UPDATE recording_commands SET state = 'done', egress_id = $2, reply = $3, updated_at = now()
+             WHERE message_id = $1 AND state = 'calling'",
+        &[&message_id, &egress_id, reply],
+    )
+    .await?;
+    Ok(updated == 1)
+}
+
+/// A stop for the whole room: pending starts of it are answered `reply` (cancelled), and a start
+/// sent before now that has not been seen yet will be refused when it arrives. Returns the ids
+/// of the starts it cancelled.
+pub async fn stop_room(
+    client: &impl GenericClient,
+    room_name: &str,
+    reply: &serde_json::Value,
+) -> Result<Vec<String>, Error> {
+    prepared::execute(
+        client,
+        "INSERT INTO room_stop_requests (room_name) VALUES ($1)
+             ON CONFLICT (room_name) DO UPDATE SET requested_at = now()",
+        &[&room_name],
+    )
+    .await?;
+    let rows = prepared::query(
+        client,
+        "UPDATE recording_commands SET state = 'done', reply = $2, updated_at = now()
+             WHERE room_name = $1 AND state = 'calling'
+             RETURNING message_id",
+        &[&room_name, reply],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Whether a stop for the room arrived at or after `sent_at` (seconds since the epoch).
+pub async fn stopped_since(
+    client: &impl GenericClient,
+    room_name: &str,
+    sent_at: u64,
+) -> Result<bool, Error> {
+    let sent_at = sent_at as f64;
+    let row = prepared::query_opt(
+        client,
+        "SELECT 1 FROM room_stop_requests
+             WHERE room_name = $1 AND requested_at >= to_timestamp($2)",
+        &[&room_name, &sent_at],
+    )
+    .await?;
+    Ok(row.is_some())
 }

@@ -1,34 +1,30 @@
 //! A delivery, decoded once into what handlers need: no AMQP types reach them.
 
+use std::time::Duration;
+
 use lapin::message::Delivery;
 use roomtape_shared::queue::headers;
 
-/// Which try this is, and whether the retry schedule allows another.
+/// Which try this is, and when the retry schedule would try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
     pub number: u32,
-    /// How many retries the schedule has in all.
-    pub schedule_len: usize,
+    /// The delay before the next try if this one fails; `None` when the schedule is used up.
+    pub next_delay: Option<Duration>,
 }
 
 impl Attempt {
-    pub fn first(schedule_len: usize) -> Self {
+    /// Try `number` (1 for the first delivery) of a message retried after `delays`.
+    pub fn nth(number: u32, delays: &[Duration]) -> Self {
         Self {
-            number: 1,
-            schedule_len,
+            number,
+            next_delay: delays.get(number as usize - 1).copied(),
         }
     }
 
     /// Whether a failure now can still be retried through a delay queue.
     pub fn can_retry(self) -> bool {
-        (self.number as usize) <= self.schedule_len
-    }
-
-    pub fn next(self) -> Self {
-        Self {
-            number: self.number + 1,
-            ..self
-        }
+        self.next_delay.is_some()
     }
 }
 
@@ -60,13 +56,13 @@ impl Message {
             routing_key: routing_key.to_owned(),
             reply_to: None,
             correlation_id: None,
-            attempt: Attempt::first(0),
+            attempt: Attempt::nth(1, &[]),
             published_at: None,
         }
     }
 
     /// Decodes `delivery`, taking its body (the worker keeps the rest for settling).
-    pub fn take_from(delivery: &mut Delivery, schedule_len: usize) -> Self {
+    pub fn take_from(delivery: &mut Delivery, retry_delays: &[Duration]) -> Self {
         let properties = &delivery.properties;
         let header_map = properties.headers().as_ref();
         let text =
@@ -81,10 +77,7 @@ impl Message {
             kind: text(properties.kind()),
             reply_to: text(properties.reply_to()),
             correlation_id: text(properties.correlation_id()),
-            attempt: Attempt {
-                number,
-                schedule_len,
-            },
+            attempt: Attempt::nth(number, retry_delays),
             published_at: *properties.timestamp(),
             body: std::mem::take(&mut delivery.data),
         }
@@ -102,10 +95,10 @@ mod tests {
 
     #[test]
     fn the_schedule_allows_one_retry_per_delay() {
-        let first = Attempt::first(2);
-        assert!(first.can_retry());
-        assert!(first.next().can_retry());
-        assert!(!first.next().next().can_retry());
-        assert!(!Attempt::first(0).can_retry());
+        let delays = [Duration::from_secs(1), Duration::from_secs(5)];
+        assert_eq!(Attempt::nth(1, &delays).next_delay, Some(delays[0]));
+        assert_eq!(Attempt::nth(2, &delays).next_delay, Some(delays[1]));
+        assert!(!Attempt::nth(3, &delays).can_retry());
+        assert!(!Attempt::nth(1, &[]).can_retry());
     }
 }

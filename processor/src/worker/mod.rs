@@ -89,7 +89,12 @@ pub async fn decide<H: Handler, O: Outbox>(
     };
     match error.disposition() {
         Disposition::RetryInPlace => Step::Hold(error),
-        Disposition::RetryLater if message.attempt.can_retry() => {
+        Disposition::RetryLater
+            if message
+                .attempt
+                .next_delay
+                .is_some_and(|delay| handler.retry_allowed(message, delay)) =>
+        {
             Step::Settle(Settlement::Retry(error))
         }
         Disposition::RetryLater | Disposition::GiveUp => {
@@ -262,7 +267,7 @@ impl<H: Handler> Work<H> {
         let queue = self.handler.queue();
         let mut messages: Vec<Message> = deliveries
             .iter_mut()
-            .map(|delivery| Message::take_from(delivery, self.retry_delays.len()))
+            .map(|delivery| Message::take_from(delivery, &self.retry_delays))
             .collect();
         let gauge = self.metrics.in_flight(queue);
         gauge.inc_by(messages.len() as i64);
@@ -286,15 +291,8 @@ impl<H: Handler> Work<H> {
                 match decide(self.handler.as_ref(), &message, result, &self.publisher).await {
                     Step::Settle(settlement) => {
                         gauge.dec();
-                        settle::settle(
-                            &self.publisher,
-                            queue,
-                            &delivery,
-                            &message,
-                            &self.retry_delays,
-                            settlement,
-                        )
-                        .await;
+                        settle::settle(&self.publisher, queue, &delivery, &message, settlement)
+                            .await;
                     }
                     Step::Hold(error) => {
                         tracing::warn!(error = %Chain(&error), retry_in = ?hold, "holding the message until it can be handled");

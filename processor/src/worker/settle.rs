@@ -3,8 +3,6 @@
 //! so a message is never in neither place; if the copy fails, the original is returned to its
 //! queue.
 
-use std::time::Duration;
-
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -23,7 +21,6 @@ pub async fn settle(
     queue: &str,
     delivery: &Delivery,
     message: &Message,
-    retry_delays: &[Duration],
     settlement: Settlement,
 ) {
     let settlement = match settlement {
@@ -39,10 +36,10 @@ pub async fn settle(
     };
     let moved = match &settlement {
         Settlement::Ack(_) => Ok(()),
-        Settlement::Retry(error) => match retry_delays.get(message.attempt.number as usize - 1) {
+        Settlement::Retry(error) => match message.attempt.next_delay {
             Some(delay) => {
                 let reason = Chain(error).to_string();
-                let next = message.attempt.next().number;
+                let next = message.attempt.number + 1;
                 tracing::info!(retry_in = ?delay, next_attempt = next, error = %reason, "retrying later");
                 let added = [
                     (headers::ATTEMPT, AMQPValue::LongUInt(next)),
@@ -50,7 +47,7 @@ pub async fn settle(
                 ];
                 copy_to(
                     channel,
-                    &retry_queue(queue, *delay),
+                    &retry_queue(queue, delay),
                     delivery,
                     message,
                     &added,

@@ -195,6 +195,9 @@ pub struct ProcessorSettings {
     /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
     /// it is checked.
     pub reconcile_after: Duration,
+    /// `COMMAND_START_DEADLINE` (default `20s`): a start that has not reached LiveKit this long
+    /// after it was sent is answered `deadline_exceeded` and never carried out.
+    pub command_start_deadline: Duration,
     pub telemetry: TelemetrySettings,
 }
 
@@ -262,6 +265,11 @@ impl ProcessorSettings {
             "RECONCILE_AFTER",
             Duration::from_secs(300),
         ));
+        let deadline = p.check(duration_or(
+            env,
+            "COMMAND_START_DEADLINE",
+            Duration::from_secs(20),
+        ));
         let telemetry = p.check(TelemetrySettings::from_env(env));
         p.finish()?;
         let (
@@ -275,6 +283,7 @@ impl ProcessorSettings {
             Some(auto_record),
             Some(reconcile_interval),
             Some(reconcile_after),
+            Some(command_start_deadline),
             Some(telemetry),
         ) = (
             bind,
@@ -287,6 +296,7 @@ impl ProcessorSettings {
             auto_record,
             every,
             after,
+            deadline,
             telemetry,
         )
         else {
@@ -303,6 +313,7 @@ impl ProcessorSettings {
             auto_record,
             reconcile_interval,
             reconcile_after,
+            command_start_deadline,
             telemetry,
         };
         if env.get("DATABASE_POOL_SIZE").is_none() {
