@@ -64,7 +64,11 @@ impl<'a> Output<'a> {
         }
         for line in table.lines() {
             // Every line starts with the same one-space cell padding.
-            let line = line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned();
+            let line = line
+                .strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_owned();
             self.line(line);
         }
     }
