@@ -45,7 +45,7 @@ impl<'a> Output<'a> {
             ("✗", AnsiColor::Red)
         };
         let mark = self.paint(mark, Style::new().fg_color(Some(color.into())).bold());
-        self.line(format!("{mark} {name:<28} {detail}"));
+        self.line(format!("{mark} {name:<30} {detail}"));
     }
 
     /// A table with a header row, columns aligned, no borders.

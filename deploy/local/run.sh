@@ -1,30 +1,63 @@
 #!/usr/bin/env bash
-# The run command (README): starts the services, migrates the database, and runs the ingestor
-# (webhooks on :8080) and the processor (health and metrics on :9090) until Ctrl-C.
-# Settings come from deploy/local/local.env; a .env in the repository root overrides nothing
-# set here, and your own environment overrides both.
+# The run command (README): starts PostgreSQL, RabbitMQ and the local S3 server (installing them
+# if missing), builds release binaries, runs the ingestor (webhooks on :8080) and the processor
+# (health and metrics on :9090), plays one simulated recording through them so you can see it
+# arrive, then keeps them running until Ctrl-C.
+# Settings: deploy/local/local.env; your own environment overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(deploy/local/services.sh)"
+# Outside the clone, shared with the test command and deploy/local/roomtape.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
-
 set -a
 # shellcheck source=local.env
 . deploy/local/local.env
 set +a
-export DATABASE_URL="${DATABASE_URL:-$ROOMTAPE_LOCAL_DATABASE_URL}"
-export S3_ACCESS_KEY_ID="${S3_ACCESS_KEY_ID:-$ROOMTAPE_TEST_S3_ACCESS_KEY}"
-export S3_SECRET_ACCESS_KEY="${S3_SECRET_ACCESS_KEY:-$ROOMTAPE_TEST_S3_SECRET_KEY}"
 
-echo "run: building roomtape" >&2
-cargo build --locked --bin roomtape-ingestor --bin roomtape-processor
-bin="$CARGO_TARGET_DIR/debug"
+say() { echo "run: $*" >&2; }
+
+say "building release binaries into $CARGO_TARGET_DIR/release (the first build takes several minutes)"
+cargo build --release --locked --bin roomtape-ingestor --bin roomtape-processor --bin roomtape
+bin="$CARGO_TARGET_DIR/release"
 "$bin/roomtape-processor" migrate
 
 pids=()
-stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
+stop() {
+  trap - EXIT INT TERM
+  say "stopping"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
 trap stop EXIT INT TERM
 "$bin/roomtape-processor" & pids+=($!)
 "$bin/roomtape-ingestor" & pids+=($!)
-echo "run: ingestor on http://127.0.0.1:${INGESTOR_BIND##*:}/webhooks/livekit, processor metrics on http://127.0.0.1:${PROCESSOR_BIND##*:}/metrics; Ctrl-C stops both" >&2
+
+ingestor="http://${INGESTOR_BIND}"
+processor="http://${PROCESSOR_BIND}"
+ready() { curl -fsS -o /dev/null "$1/readyz" 2>/dev/null; }
+deadline=$((SECONDS + 60))
+until ready "$ingestor" && ready "$processor"; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    say "the services are not ready after 60 s; see their logs above"
+    exit 1
+  fi
+  sleep 0.5
+done
+
+say "playing one simulated recording through the ingestor and the processor"
+if ! deploy/local/roomtape simulate; then
+  say "the simulated recording did not become ready (the reason is above); the services keep running"
+fi
+
+cat >&2 <<NEXT
+
+roomtape is running.
+  webhook URL for LiveKit   $ingestor/webhooks/livekit   (API key $LIVEKIT_API_KEY)
+  the operator tool         deploy/local/roomtape --help
+  recordings                deploy/local/roomtape recordings list
+  a link that plays one     deploy/local/roomtape recordings url EG_…
+  check everything          deploy/local/roomtape doctor --skip livekit
+  health and metrics        $ingestor/readyz  $processor/readyz  $processor/metrics
+Ctrl-C stops both services.
+NEXT
 wait -n "${pids[@]}"

@@ -60,9 +60,16 @@ ensure_postgres() {
       "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='roomtape') THEN CREATE ROLE roomtape LOGIN CREATEDB PASSWORD 'roomtape'; END IF; END\$\$;" >&2
     PG_ADMIN_URL="postgres://roomtape:roomtape@127.0.0.1:5432/postgres"
   fi
+  # The local deployment's own role and database (deploy/local/local.env names them). With trust
+  # auth the admin is a superuser, and so is this role: earlier runs may have left tables owned
+  # by postgres in the database.
+  if [ -z "$(psql "$PG_ADMIN_URL" -qtAc "SELECT 1 FROM pg_roles WHERE rolname='roomtape'")" ]; then
+    log "creating PostgreSQL role roomtape"
+    psql "$PG_ADMIN_URL" -qtAc "CREATE ROLE roomtape LOGIN SUPERUSER PASSWORD 'roomtape'" >&2
+  fi
   if [ -z "$(psql "$PG_ADMIN_URL" -qtAc "SELECT 1 FROM pg_database WHERE datname='roomtape'")" ]; then
     log "creating database roomtape"
-    psql "$PG_ADMIN_URL" -qtAc "CREATE DATABASE roomtape" >&2
+    psql "$PG_ADMIN_URL" -qtAc "CREATE DATABASE roomtape OWNER roomtape" >&2
   fi
 }
 

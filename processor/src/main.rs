@@ -29,7 +29,7 @@ async fn run(env: &Env) -> ExitCode {
     let app = match Application::build(settings, Clock::System).await {
         Ok(app) => app,
         Err(error) => {
-            tracing::error!("cannot start: {error}");
+            tracing::error!("cannot start: {}", roomtape_shared::Chain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -59,12 +59,7 @@ async fn migrate(env: &Env) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!(
-                "roomtape-processor: {error}: {}",
-                std::error::Error::source(&error)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            );
+            eprintln!("roomtape-processor: {}", roomtape_shared::Chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -33,11 +33,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why the processor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("database migrations failed: {0}")]
+    #[error("database migrations failed")]
     Migrate(#[from] db::MigrateError),
-    #[error("cannot build the database pool: {0}")]
+    #[error("cannot build the database pool")]
     Pool(#[from] deadpool_postgres::BuildError),
-    #[error("cannot bind the ops listener: {0}")]
+    #[error("cannot bind the ops listener")]
     Bind(#[from] std::io::Error),
 }
 

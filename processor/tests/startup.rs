@@ -52,3 +52,41 @@ fn a_malformed_setting_is_named() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("DATABASE_URL is invalid"), "{stderr}");
 }
+
+#[test]
+fn with_nothing_set_every_missing_setting_is_named_in_one_line() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roomtape-processor"));
+    command.env_clear().current_dir(std::env::temp_dir());
+    let output = command.output().expect("run roomtape-processor");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "roomtape-processor: configuration: AMQP_URL, DATABASE_URL, LIVEKIT_URL, LIVEKIT_API_KEY \
+         and S3_ENDPOINT are required but not set"
+    );
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_named_with_its_address() {
+    // Port 9 (discard) refuses connections on the loopback.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roomtape-processor"));
+    command.env_clear().current_dir(std::env::temp_dir());
+    for (name, value) in COMPLETE {
+        command.env(name, value);
+    }
+    command.env(
+        "DATABASE_URL",
+        "postgres://postgres:db-password@127.0.0.1:9/roomtape",
+    );
+    let output = command.output().expect("run roomtape-processor");
+    // The error is logged (stdout), after start-up began.
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("cannot connect to the database at 127.0.0.1:9/roomtape"),
+        "{logs}"
+    );
+    assert!(!logs.contains("db-password"), "{logs}");
+}

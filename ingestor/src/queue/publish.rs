@@ -105,10 +105,8 @@ impl Publisher {
 
     /// Keeps a usable channel until `shutdown`, then closes it. Run it as a task.
     pub async fn keep_connected(self: Arc<Self>, shutdown: Shutdown) {
-        run_reconnecting("publisher", RECONNECT, &shutdown, || {
-            self.keep_link(&shutdown)
-        })
-        .await;
+        let what = format!("publisher at {}", self.settings.address());
+        run_reconnecting(&what, RECONNECT, &shutdown, || self.keep_link(&shutdown)).await;
         self.close().await;
     }
 

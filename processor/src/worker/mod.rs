@@ -120,7 +120,11 @@ pub async fn run<H: Handler>(
     ready: Arc<AtomicBool>,
     shutdown: Shutdown,
 ) {
-    let what = format!("consumer of {}", handler.queue());
+    let what = format!(
+        "consumer of {} at {}",
+        handler.queue(),
+        settings.amqp.address()
+    );
     run_reconnecting(&what, RECONNECT, &shutdown, || async {
         let result = session(&handler, &settings, &metrics, &ready, &shutdown).await;
         ready.store(false, Ordering::SeqCst);

@@ -75,6 +75,20 @@ impl AmqpSettings {
     }
 }
 
+impl AmqpSettings {
+    /// `host:port/vhost`, for messages: no credentials.
+    pub fn address(&self) -> String {
+        use secrecy::ExposeSecret;
+        match self.url.expose_secret().parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => format!(
+                "{}:{}/{}",
+                uri.authority.host, uri.authority.port, uri.vhost
+            ),
+            Err(_) => "an unparsable AMQP_URL".to_owned(),
+        }
+    }
+}
+
 fn retry_delays(raw: &str) -> Result<Vec<Duration>, String> {
     let delays = raw
         .split(',')
@@ -98,6 +112,19 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// `host:port/database`, for messages: no credentials.
+    pub fn address(&self) -> String {
+        use tokio_postgres::config::Host;
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let database = self.config.get_dbname().unwrap_or_default();
+        format!("{host}:{port}/{database}")
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let config = env
             .required("DATABASE_URL")?

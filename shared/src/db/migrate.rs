@@ -12,8 +12,12 @@ const MIGRATION_LOCK_KEY: i64 = 0x726f_6f6d_7461_7065;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("cannot connect to the database")]
-    Connect(#[source] tokio_postgres::Error),
+    #[error("cannot connect to the database at {address}")]
+    Connect {
+        address: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("cannot take the migration lock")]
     Lock(#[source] tokio_postgres::Error),
     #[error("a migration failed")]
@@ -56,11 +60,15 @@ pub async fn applied_version(
 /// Applies every migration not yet applied; returns how many ran. Safe to run twice, and by two
 /// processes at once.
 pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, MigrateError> {
-    let (mut client, connection) = settings
-        .config
-        .connect(NoTls)
-        .await
-        .map_err(MigrateError::Connect)?;
+    let (mut client, connection) =
+        settings
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|source| MigrateError::Connect {
+                address: settings.address(),
+                source,
+            })?;
     let driver = tokio::spawn(connection);
     // Session-level lock on this connection: released when it closes, even on error.
     client
