@@ -138,13 +138,30 @@ fn summary(reply: &Value) -> String {
         );
     }
     if let Some(ids) = reply["egress_ids"].as_array() {
-        let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
-        return match ids.is_empty() {
-            true => format!(
-                "no active recordings in {}",
-                reply["room_name"].as_str().unwrap_or_default()
-            ),
-            false => format!("stopping {}", ids.join(", ")),
+        let texts = |values: &[Value]| -> Vec<String> {
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let stopping = texts(ids);
+        let cancelled = texts(
+            reply["cancelled_commands"]
+                .as_array()
+                .map_or(&[], Vec::as_slice),
+        );
+        let room = reply["room_name"].as_str().unwrap_or_default();
+        let mut parts = Vec::new();
+        if !stopping.is_empty() {
+            parts.push(format!("stopping {}", stopping.join(", ")));
+        }
+        if !cancelled.is_empty() {
+            parts.push(format!("cancelled pending start {}", cancelled.join(", ")));
+        }
+        return match parts.is_empty() {
+            true => format!("no active or pending recordings in {room}"),
+            false => parts.join("; "),
         };
     }
     format!(
@@ -216,6 +233,18 @@ mod tests {
             (key, body),
             ("recording.stop", json!({"room_name": "lecture"}))
         );
+    }
+
+    #[test]
+    fn a_room_stop_says_what_it_stopped_and_cancelled() {
+        let reply = json!({"ok": true, "room_name": "r", "egress_ids": ["EG_1"],
+                           "cancelled_commands": ["cmd-1"]});
+        assert_eq!(
+            summary(&reply),
+            "stopping EG_1; cancelled pending start cmd-1"
+        );
+        let nothing = json!({"ok": true, "room_name": "r", "egress_ids": []});
+        assert_eq!(summary(&nothing), "no active or pending recordings in r");
     }
 
     #[test]
