@@ -36,14 +36,12 @@ use std::io::IsTerminal;
 use std::time::{Duration, UNIX_EPOCH};
 
 use lapin::message::BasicGetMessage;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use roomtape_shared::config::{AmqpSettings, ConfigError, Env};
-use roomtape_shared::queue::topology::DEAD_QUEUE;
+use roomtape_shared::queue::topology::{self, DEAD_QUEUE};
 use roomtape_shared::queue::CONFIRM_TIMEOUT;
 use roomtape_shared::queue::{self, headers, publish_confirmed, Outgoing, PublishError};
 use serde_json::{json, Map, Value};
@@ -237,7 +235,7 @@ const ERROR_WIDTH: usize = 60;
 impl Summary {
     fn of(properties: &BasicProperties) -> Self {
         let found = properties.headers().as_ref();
-        let death = first_death(found);
+        let death = headers::first_death(found);
         let death_text = |name: &str| death.and_then(|death| headers::text(Some(death), name));
         let kind = properties
             .kind()
@@ -300,17 +298,6 @@ fn truncate(text: &str) -> String {
     }
     let kept: String = first_line.chars().take(ERROR_WIDTH - 1).collect();
     format!("{}…", kept.trim_end())
-}
-
-/// The newest `x-death` entry the broker added (it puts the newest first).
-fn first_death(found: Option<&FieldTable>) -> Option<&FieldTable> {
-    match found?.inner().get(headers::X_DEATH)? {
-        AMQPValue::FieldArray(deaths) => deaths.as_slice().iter().find_map(|death| match death {
-            AMQPValue::FieldTable(death) => Some(death),
-            _ => None,
-        }),
-        _ => None,
-    }
 }
 
 fn first_routing_key(death: &FieldTable) -> Option<String> {
@@ -739,16 +726,8 @@ impl DeadLetters {
     async fn open(env: &Env) -> Result<Self, Failure> {
         let settings = AmqpSettings::from_env(env)?;
         let connection = queue::connect(&settings, "roomtape-cli").await?;
-        let channel = connection.create_channel().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = channel
-            .queue_declare(DEAD_QUEUE.into(), passive, FieldTable::default())
-            .await;
-        let ready = match declared {
-            Ok(declared) => declared.message_count(),
+        let ready = match topology::inspect(&connection, DEAD_QUEUE).await {
+            Ok(counts) => counts.messages,
             Err(error) if is_not_found(&error) => {
                 let _ = connection.close(200, "no dead-letter queue".into()).await;
                 return Err(Failure::said(
@@ -758,6 +737,7 @@ impl DeadLetters {
             }
             Err(error) => return Err(error.into()),
         };
+        let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

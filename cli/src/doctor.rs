@@ -6,17 +6,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
-use lapin::Channel;
 use roomtape_shared::config::{
     ingestor_url, AmqpSettings, DatabaseSettings, Env, LiveKitSettings, StorageProfile,
     StorageProfiles,
 };
 use roomtape_shared::events::proto::ListEgressRequest;
 use roomtape_shared::livekit::{EgressClient, EgressError};
-use roomtape_shared::queue;
 use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_QUEUE};
+use roomtape_shared::queue::{self, topology, topology::QueueCounts};
 use roomtape_shared::storage::{self, ObjectStore};
 use roomtape_shared::{db, Chain};
 use serde_json::json;
@@ -169,12 +166,7 @@ async fn broker(env: &Env, report: &mut Report) {
     report.pass("broker", "broker", "reachable");
     let mut counts = Vec::new();
     for queue in [EVENTS_QUEUE, COMMANDS_QUEUE, DEAD_QUEUE] {
-        // Passive: a missing queue closes the channel, so each gets its own.
-        let declared = match within(connection.create_channel()).await {
-            Ok(channel) => within(passive_declare(&channel, queue)).await,
-            Err(error) => Err(error),
-        };
-        counts.push((queue, declared));
+        counts.push((queue, within(topology::inspect(&connection, queue)).await));
     }
     let missing: Vec<&str> = counts
         .iter()
@@ -192,7 +184,11 @@ async fn broker(env: &Env, report: &mut Report) {
         );
     }
     for (queue, declared) in &counts {
-        let Ok((messages, consumers)) = declared else {
+        let Ok(QueueCounts {
+            messages,
+            consumers,
+        }) = declared
+        else {
             continue;
         };
         match *queue {
@@ -207,18 +203,6 @@ async fn broker(env: &Env, report: &mut Report) {
         }
     }
     let _ = connection.close(200, "checked".into()).await;
-}
-
-/// Messages and consumers of `queue`, which must exist.
-async fn passive_declare(channel: &Channel, queue: &str) -> lapin::Result<(u32, u32)> {
-    let options = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let declared = channel
-        .queue_declare(queue.into(), options, FieldTable::default())
-        .await?;
-    Ok((declared.message_count(), declared.consumer_count()))
 }
 
 async fn storage_profiles(env: &Env, report: &mut Report) {

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Pool;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 use roomtape_shared::auth::WebhookSigner;
@@ -20,7 +18,7 @@ use roomtape_shared::config::{
     StorageProfiles,
 };
 use roomtape_shared::db::{self, recordings};
-use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_QUEUE};
+use roomtape_shared::queue::topology::{self, DEAD_QUEUE, EVENTS_QUEUE};
 use roomtape_shared::storage::{ObjectStore, StorageError};
 use serde_json::{json, Value};
 
@@ -309,24 +307,12 @@ async fn queue_counts(env: &Env) -> QueueCounts {
     counts
 }
 
-/// Messages ready in `queue`, by a passive declare (on a channel of its own: a queue that does
-/// not exist closes the channel).
+/// Messages ready in `queue`.
 async fn ready_count(connection: &lapin::Connection, queue: &str) -> Result<u32, String> {
-    let channel = connection
-        .create_channel()
+    topology::inspect(connection, queue)
         .await
-        .map_err(|e| e.to_string())?;
-    let options = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let count = channel
-        .queue_declare(queue.into(), options, FieldTable::default())
-        .await
-        .map(|q| q.message_count())
-        .map_err(|e| format!("{queue} cannot be inspected: {e}"));
-    let _ = channel.close(200, "done".into()).await;
-    count
+        .map(|counts| counts.messages)
+        .map_err(|e| format!("{queue} cannot be inspected: {e}"))
 }
 
 /// Why a recording is not ready, for people and for scripts.

@@ -34,15 +34,20 @@ pub fn count(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
     }
 }
 
-/// The queue in the first `x-death` entry the broker added.
-pub fn first_death_queue(headers: Option<&FieldTable>) -> Option<String> {
+/// The newest `x-death` entry the broker added (it puts the newest first).
+pub fn first_death(headers: Option<&FieldTable>) -> Option<&FieldTable> {
     match headers?.inner().get(X_DEATH)? {
         AMQPValue::FieldArray(deaths) => deaths.as_slice().iter().find_map(|death| match death {
-            AMQPValue::FieldTable(death) => death.inner().get("queue").and_then(as_text),
+            AMQPValue::FieldTable(death) => Some(death),
             _ => None,
         }),
         _ => None,
     }
+}
+
+/// The queue in the newest `x-death` entry the broker added.
+pub fn first_death_queue(headers: Option<&FieldTable>) -> Option<String> {
+    first_death(headers)?.inner().get("queue").and_then(as_text)
 }
 
 /// A string header value.

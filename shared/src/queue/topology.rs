@@ -76,6 +76,32 @@ pub async fn declare(channel: &Channel, retry_delays: &[Duration]) -> lapin::Res
     Ok(())
 }
 
+/// What a queue holds, asked without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Messages ready (not handed to a consumer).
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+/// Counts of `queue`, by a passive declare on a channel of its own (asking about a queue that
+/// does not exist closes the channel it is asked on).
+pub async fn inspect(connection: &lapin::Connection, queue: &str) -> lapin::Result<QueueCounts> {
+    let channel = connection.create_channel().await?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await?;
+    let _ = channel.close(200, "inspected".into()).await;
+    Ok(QueueCounts {
+        messages: declared.message_count(),
+        consumers: declared.consumer_count(),
+    })
+}
+
 async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
     let options = ExchangeDeclareOptions {
         durable: true,
