@@ -37,6 +37,12 @@ pub enum CliError {
     NotConfirmed,
     #[error("cannot read the answer")]
     Prompt(#[source] std::io::Error),
+    #[error("no dead letter in roomtape.dead has message id {0:?}: `roomtape dlq list` shows the ids there")]
+    NoDeadLetter(String),
+    #[error("dead letter {0:?} records no queue it failed on (no x-roomtape-source-queue or x-death header), so it stays in roomtape.dead: `roomtape dlq show {0}` shows it")]
+    NoSourceQueue(String),
+    #[error("there is no roomtape.dead queue on this vhost: is roomtape-processor deployed here (it declares the queues when it starts), and is the vhost in AMQP_URL the right one?")]
+    NoDeadQueue,
     #[error("the bucket {bucket} of storage profile {profile} ({endpoint}) does not exist: create it first (roomtape simulate does not)")]
     NoBucket {
         bucket: String,
@@ -78,7 +84,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Metadata(_) | Self::NeedsConfirmation(_) => EXIT_USAGE,
-            Self::NotConfirmed => EXIT_REFUSED,
+            Self::NotConfirmed | Self::NoDeadLetter(_) | Self::NoSourceQueue(_) => EXIT_REFUSED,
             Self::NoBucket { .. } => EXIT_USAGE,
             Self::NotReady { .. } => EXIT_REFUSED,
             Self::IngestorRefused { status, .. } if !status.is_server_error() => EXIT_REFUSED,
