@@ -1,5 +1,7 @@
 //! The real apps, built from a test's environment, on port 0.
 
+use roomtape_api::config::ApiSettings;
+use roomtape_api::startup::Application as Api;
 use roomtape_ingestor::startup::Application as Ingestor;
 use roomtape_processor::startup::Application as Processor;
 use roomtape_shared::clock::Clock;
@@ -58,6 +60,16 @@ pub async fn spawn_processor(env: &Env) -> TestApp {
     let app = Processor::build(settings, Clock::System)
         .await
         .expect("build processor");
+    running(app.port(), |shutdown| {
+        tokio::spawn(app.run_until_stopped(shutdown))
+    })
+}
+
+/// `roomtape-api` on a free port (whatever `API_BIND` says).
+pub fn spawn_api(env: &Env) -> TestApp {
+    let mut settings = ApiSettings::from_env(env).expect("api settings");
+    settings.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = Api::build(settings).expect("build api");
     running(app.port(), |shutdown| {
         tokio::spawn(app.run_until_stopped(shutdown))
     })

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real RabbitMQ, PostgreSQL and S3 (see `roomtape_tests`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod broker;
 mod cli;
 mod commands;

@@ -1,0 +1,13 @@
+//! `roomtape-api`: the HTTP API over the recording library (list, details, download links,
+//! delete) and the rooms table, with bearer-token scopes, CORS, metrics and its OpenAPI document.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod query;
+pub mod recordings;
+pub mod rooms;
+pub mod startup;
+pub mod store;

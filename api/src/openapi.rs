@@ -1,0 +1,83 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3 document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::recordings::{AssetView, Page, RecordingDetails, RecordingView, RoomRecording};
+use crate::store::Room;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "roomtape API",
+        description = "Recordings and rooms of a LiveKit deployment. Bearer tokens: `read` \
+            (lists, details, download links) or `write` (everything)."
+    ),
+    paths(
+        crate::recordings::room_recordings,
+        crate::recordings::list,
+        crate::recordings::details,
+        crate::recordings::download,
+        crate::recordings::delete,
+        crate::rooms::list,
+        document,
+        healthz,
+        readyz,
+        metrics,
+    ),
+    components(schemas(
+        RoomRecording,
+        RecordingView,
+        RecordingDetails,
+        AssetView,
+        Page,
+        Room,
+        ErrorBody,
+        ErrorDetail
+    )),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3 document")))]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+// The operational routes are served by `roomtape_shared::http`; these describe them.
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up")))]
+#[allow(dead_code)]
+fn healthz() {}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, and why")))]
+#[allow(dead_code)]
+fn readyz() {}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The Prometheus text format")))]
+#[allow(dead_code)]
+fn metrics() {}

@@ -1,0 +1,362 @@
+//! `/api/v1/recordings` and `/api/v1/rooms/{room}/recordings/`: the recording library over
+//! HTTP (list, details, download link, delete).
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use roomtape_shared::db::assets::Asset;
+use roomtape_shared::db::recordings::{Filter, Recording};
+use roomtape_shared::library::{Library, LibraryError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{ReadAccess, WriteAccess};
+use crate::error::{ApiError, ErrorBody};
+use crate::query;
+
+/// How many recordings a room's list holds at most (it has no pages, as in Django).
+const ROOM_LIST_LIMIT: i64 = 1000;
+
+/// A recording in a room's list: the Django deployment's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomRecording {
+    pub id: i64,
+    /// The LiveKit egress id.
+    pub recording_id: String,
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    /// `HH:MM:SS`.
+    pub duration_formatted: Option<String>,
+    pub file_size_bytes: Option<i64>,
+    pub file_format: Option<String>,
+    /// A presigned (1 h) or public URL of the file; `null` until the recording is ready.
+    pub download_url: Option<String>,
+}
+
+/// A recording.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    pub id: i64,
+    pub egress_id: String,
+    pub room_name: String,
+    /// `starting`, `active`, `stopping`, `stopped`, `ready`, `failed` or `aborted`.
+    pub status: String,
+    pub layout: Option<String>,
+    pub file_format: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub file_size_bytes: Option<i64>,
+    pub error: Option<String>,
+    pub stream_id: Option<String>,
+    pub user_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Recording> for RecordingView {
+    fn from(r: Recording) -> Self {
+        Self {
+            id: r.id,
+            egress_id: r.egress_id,
+            room_name: r.room_name,
+            status: r.status,
+            layout: r.layout,
+            file_format: r.file_format,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            duration_seconds: r.duration_seconds,
+            file_size_bytes: r.file_size_bytes,
+            error: r.error,
+            stream_id: r.stream_id,
+            user_id: r.user_id,
+            metadata: r.metadata,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// One file of a recording.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetView {
+    pub storage_bucket: String,
+    pub storage_key: String,
+    pub playback_url: String,
+    pub file_size_bytes: i64,
+    pub duration_seconds: Option<f64>,
+    pub content_type: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Asset> for AssetView {
+    fn from(a: Asset) -> Self {
+        Self {
+            storage_bucket: a.storage_bucket,
+            storage_key: a.storage_key,
+            playback_url: a.playback_url,
+            file_size_bytes: a.file_size_bytes,
+            duration_seconds: a.duration_seconds,
+            content_type: a.content_type,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// A recording with its files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingDetails {
+    #[serde(flatten)]
+    pub recording: RecordingView,
+    pub assets: Vec<AssetView>,
+}
+
+/// One page of recordings, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page {
+    pub items: Vec<RecordingView>,
+    /// Pass as `cursor` for the next page; `null` when this page was the last.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this room's recordings.
+    pub room: Option<String>,
+    /// Only recordings with this status.
+    pub status: Option<String>,
+    /// Created at or after: an RFC 3339 time or an age such as `7d`.
+    pub since: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadQuery {
+    /// How long the link works, such as `15m` (default `1h`, at most `7d`).
+    pub expires: Option<String>,
+}
+
+/// `HH:MM:SS` of a duration in seconds.
+fn formatted(seconds: f64) -> String {
+    // Durations are far below u64::MAX seconds; negative ones read as zero.
+    let total = seconds.max(0.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}",
+        total / 3600,
+        total / 60 % 60,
+        total % 60
+    )
+}
+
+/// A link to a ready recording's file: presigned when its bucket has a profile, else the URL
+/// LiveKit reported.
+async fn link(library: &Library, recording: &Recording) -> Result<Option<String>, ApiError> {
+    if recording.status != "ready" {
+        return Ok(None);
+    }
+    match library
+        .download_url(&recording.egress_id, query::DEFAULT_EXPIRY)
+        .await
+    {
+        Ok(url) => Ok(Some(url.to_string())),
+        Err(
+            LibraryError::NoFile(_)
+            | LibraryError::InBackupStorage(_)
+            | LibraryError::UnknownBucket { .. }
+            | LibraryError::NotFound(_),
+        ) => Ok(recording.file_url.clone()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A room's recordings, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{room}/recordings/",
+    tag = "recordings",
+    params(("room" = String, Path, description = "LiveKit room name, percent-encoded")),
+    responses(
+        (status = 200, description = "The room's recordings, newest first", body = [RoomRecording]),
+        (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn room_recordings(
+    _access: ReadAccess,
+    library: web::Data<Library>,
+    room: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = Filter {
+        room_name: Some(room.into_inner()),
+        limit: ROOM_LIST_LIMIT,
+        ..Filter::default()
+    };
+    let mut items = Vec::new();
+    for recording in library.list(&filter).await? {
+        let download_url = link(&library, &recording).await?;
+        items.push(RoomRecording {
+            id: recording.id,
+            duration_formatted: recording.duration_seconds.map(formatted),
+            recording_id: recording.egress_id,
+            status: recording.status,
+            started_at: recording.started_at,
+            ended_at: recording.ended_at,
+            duration_seconds: recording.duration_seconds,
+            file_size_bytes: recording.file_size_bytes,
+            file_format: recording.file_format,
+            download_url,
+        });
+    }
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// Recordings, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings",
+    tag = "recordings",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page", body = Page),
+        (status = 400, description = "A query value is invalid; the message names it", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _access: ReadAccess,
+    library: web::Data<Library>,
+    params: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let params = params.into_inner();
+    let filter = Filter {
+        room_name: params.room,
+        status: params.status.as_deref().map(query::status).transpose()?,
+        since: params
+            .since
+            .as_deref()
+            .map(|s| query::since(s, Utc::now()))
+            .transpose()?,
+        before_id: params.cursor.as_deref().map(query::cursor).transpose()?,
+        limit: query::limit(params.limit.as_deref())?,
+    };
+    let recordings = library.list(&filter).await?;
+    let full = i64::try_from(recordings.len()).is_ok_and(|n| n == filter.limit);
+    let next_cursor = recordings.last().filter(|_| full).map(|r| r.id);
+    Ok(HttpResponse::Ok().json(Page {
+        items: recordings.into_iter().map(RecordingView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// A recording with its files.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{egress_id}",
+    tag = "recordings",
+    params(("egress_id" = String, Path, description = "LiveKit egress id")),
+    responses(
+        (status = 200, body = RecordingDetails),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn details(
+    _access: ReadAccess,
+    library: web::Data<Library>,
+    egress_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let details = library.details(&egress_id).await?;
+    Ok(HttpResponse::Ok().json(RecordingDetails {
+        recording: details.recording.into(),
+        assets: details.assets.into_iter().map(AssetView::from).collect(),
+    }))
+}
+
+/// A redirect to a presigned GET URL of the recording's file.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{egress_id}/download",
+    tag = "recordings",
+    params(("egress_id" = String, Path, description = "LiveKit egress id"), DownloadQuery),
+    responses(
+        (status = 302, description = "Location: the presigned URL"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such recording, or it has no file", body = ErrorBody),
+        (status = 409, description = "The file is where roomtape cannot reach", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn download(
+    _access: ReadAccess,
+    library: web::Data<Library>,
+    egress_id: web::Path<String>,
+    params: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let expires = query::expires(params.expires.as_deref())?;
+    let url = library.download_url(&egress_id, expires).await?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// Deletes the recording's objects, then its rows. Needs a write token.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/recordings/{egress_id}",
+    tag = "recordings",
+    params(("egress_id" = String, Path, description = "LiveKit egress id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A read token", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`recording_active`: not final yet", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    access: WriteAccess,
+    library: web::Data<Library>,
+    egress_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let deleted = library.delete(&egress_id, false).await?;
+    tracing::info!(
+        egress_id = %egress_id,
+        token = %access.token_name,
+        objects = deleted.objects,
+        bytes = deleted.bytes,
+        "recording deleted"
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::formatted;
+
+    #[test]
+    fn durations_read_as_clocks() {
+        assert_eq!(formatted(0.0), "00:00:00");
+        assert_eq!(formatted(61.6), "00:01:02");
+        assert_eq!(formatted(3_725.0), "01:02:05");
+        assert_eq!(formatted(-3.0), "00:00:00");
+    }
+}

@@ -1,0 +1,175 @@
+//! Builds the API from its settings: the database pool, the recording library, the tokens,
+//! CORS, metrics and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::header;
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+use roomtape_shared::db;
+use roomtape_shared::http::{self as ops, OpsState};
+use roomtape_shared::library::Library;
+use roomtape_shared::metrics;
+use roomtape_shared::shutdown::Shutdown;
+use roomtape_shared::storage::ObjectStore;
+
+use crate::auth::Tokens;
+use crate::config::ApiSettings;
+use crate::error::ApiError;
+use crate::metrics::ApiMetrics;
+use crate::{openapi, recordings, rooms};
+
+/// How long in-flight requests get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long browsers may cache a preflight answer.
+const CORS_MAX_AGE_SECS: usize = 3600;
+
+/// A built, bound, not yet running API.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
+        .max_age(CORS_MAX_AGE_SECS)
+        // Other origins get no CORS headers (browsers then refuse); non-browser clients that
+        // send an Origin anyway are still answered.
+        .block_on_origin_mismatch(false)
+}
+
+impl Application {
+    /// Binds `settings.bind` (port 0 picks a free port) and wires everything up. The database
+    /// is connected on first use: the API starts, and `/readyz` says when it can answer.
+    pub fn build(settings: ApiSettings) -> std::io::Result<Self> {
+        let mut registry = metrics::registry();
+        let api_metrics = ApiMetrics::register(&mut registry);
+        let pool = db::pool(&settings.database).map_err(std::io::Error::other)?;
+        let library = web::Data::new(Library::new(
+            pool.clone(),
+            ObjectStore::new(&settings.storage),
+        ));
+        let tokens = web::Data::new(Tokens::new(&settings.tokens));
+        let readiness_pool = pool.clone();
+        let database = settings.database.address();
+        let ops_state = web::Data::new(OpsState {
+            registry: Arc::new(registry),
+            readiness: Arc::new(move || {
+                let pool = readiness_pool.clone();
+                let database = database.clone();
+                async move {
+                    let client = pool
+                        .get()
+                        .await
+                        .map_err(|_| format!("no database connection to {database}"))?;
+                    client
+                        .simple_query("SELECT 1")
+                        .await
+                        .map(drop)
+                        .map_err(|_| format!("the database at {database} does not answer"))
+                }
+                .boxed()
+            }),
+        });
+        let pool = web::Data::new(pool);
+        let origins = settings.cors_origins.clone();
+
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            let api_metrics = api_metrics.clone();
+            App::new()
+                .wrap_fn(move |request, service| {
+                    let started = Instant::now();
+                    let api_metrics = api_metrics.clone();
+                    let answer = service.call(request);
+                    async move {
+                        let response = answer.await?;
+                        let request = response.request();
+                        let endpoint = request
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".to_owned());
+                        api_metrics.observe(
+                            request.method().as_str(),
+                            &endpoint,
+                            response.status().as_u16(),
+                            started.elapsed(),
+                        );
+                        Ok(response)
+                    }
+                })
+                .wrap(cors(&origins))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|error, _| ApiError::invalid("query", error).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|error, _| ApiError::invalid("path", error).into()),
+                )
+                .app_data(library.clone())
+                .app_data(pool.clone())
+                .app_data(tokens.clone())
+                .app_data(ops_state.clone())
+                .service(
+                    web::scope("/api/v1")
+                        .route(
+                            "/rooms/{room}/recordings/",
+                            web::get().to(recordings::room_recordings),
+                        )
+                        .route("/recordings", web::get().to(recordings::list))
+                        .route(
+                            "/recordings/{egress_id}",
+                            web::get().to(recordings::details),
+                        )
+                        .route(
+                            "/recordings/{egress_id}",
+                            web::delete().to(recordings::delete),
+                        )
+                        .route(
+                            "/recordings/{egress_id}/download",
+                            web::get().to(recordings::download),
+                        )
+                        .route("/rooms", web::get().to(rooms::list))
+                        .route("/openapi.json", web::get().to(openapi::document)),
+                )
+                .configure(ops::configure)
+        })
+        .listen(listener)?
+        .tcp_nodelay(true)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown`, then stops taking requests and lets in-flight ones finish.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        tracing::info!("draining in-flight requests");
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)?
+    }
+}
