@@ -3,22 +3,14 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
-use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{AmqpSettings, Env};
-use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
-use roomtape_shared::queue::{self, publish_confirmed, Outgoing, CONFIRM_TIMEOUT};
+use roomtape_shared::queue::commands::{CommandClient, CommandError};
 use serde_json::{json, Value};
 
 use crate::args::Record;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::Output;
 
-/// RabbitMQ's direct reply-to pseudo-queue: replies come back on this channel, no queue needed.
-const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// Sends the command and prints the processor's reply: exit 0 if it says ok, 1 if it refused.
 pub async fn run(
     record: &Record,
@@ -84,7 +76,7 @@ fn request(record: &Record) -> Result<(&'static str, Value, String), CliError> {
     }
 }
 
-/// Publishes the command (confirmed, mandatory) and waits for its reply.
+/// Publishes the command and waits for its reply.
 async fn exchange(
     env: &Env,
     routing_key: &str,
@@ -92,40 +84,18 @@ async fn exchange(
     message_id: &str,
     timeout: Duration,
 ) -> Result<Value, CliError> {
-    let settings = AmqpSettings::from_env(env)?;
-    let connection = queue::connect(&settings, "roomtape-cli").await?;
-    let channel = connection.create_channel().await?;
-    let consume = BasicConsumeOptions {
-        no_ack: true,
-        ..BasicConsumeOptions::default()
-    };
-    let mut replies = channel
-        .basic_consume(REPLY_TO.into(), "".into(), consume, FieldTable::default())
-        .await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let properties = BasicProperties::default()
-        .with_message_id(message_id.into())
-        .with_correlation_id(message_id.into())
-        .with_reply_to(REPLY_TO.into())
-        .with_content_type("application/json".into())
-        // The processor counts a start's deadline (COMMAND_START_DEADLINE) from here.
-        .with_timestamp(Clock::System.now_unix())
-        .with_delivery_mode(2);
+    let client = CommandClient::new(AmqpSettings::from_env(env)?, "roomtape-cli");
     let body = body.to_string();
-    let command =
-        Outgoing::to_exchange(COMMANDS_EXCHANGE, routing_key, body.as_bytes(), properties);
-    publish_confirmed(&channel, command, CONFIRM_TIMEOUT).await?;
-    let reply = tokio::time::timeout(timeout, replies.next())
-        .await
-        .map_err(|_| CliError::Timeout(timeout, message_id.to_owned()))?;
-    let delivery = match reply {
-        Some(delivery) => delivery?,
-        None => return Err(CliError::Timeout(timeout, message_id.to_owned())),
-    };
-    let _ = connection.close(200, "done".into()).await;
-    Ok(serde_json::from_slice(&delivery.data)?)
+    let reply = client
+        .send(routing_key, body.as_bytes(), message_id, timeout)
+        .await;
+    client.close().await;
+    reply.map_err(|error| match error {
+        CommandError::NoReply(_) => CliError::Timeout(timeout, message_id.to_owned()),
+        CommandError::Broker(error) => CliError::Broker(error),
+        CommandError::Publish(error) => error.into(),
+        CommandError::BadReply(error) => CliError::BadReply(error),
+    })
 }
 
 /// One line for people.

@@ -6,8 +6,8 @@ use roomtape_shared::livekit::EgressError;
 use roomtape_shared::queue::PublishError;
 use roomtape_shared::storage::StorageError;
 
-use crate::commands::model::InvalidCommand;
 use crate::events::parse::ParseError;
+use roomtape_shared::commands::InvalidCommand;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {

@@ -1,5 +1,5 @@
 //! Everything the roomtape binaries share. Always there: configuration, the LiveKit event
-//! model, RabbitMQ ([`queue`]: connect, topology, confirmed publish, headers, reconnect),
+//! model, the §4 command messages ([`commands`]), RabbitMQ ([`queue`]: connect, topology, confirmed publish, headers, reconnect),
 //! telemetry, metrics, shutdown, the clock. Behind features, so each binary links only what it
 //! uses (the CLI links no HTTP server):
 //!
@@ -14,6 +14,7 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod clock;
+pub mod commands;
 pub mod config;
 #[cfg(feature = "db")]
 pub mod db;

@@ -1,7 +1,6 @@
 //! `roomtape.commands`: start and stop recordings through LiveKit's Egress API; the reply goes
 //! back to the requester (CONTRACTS §4).
 
-pub mod model;
 pub mod reply;
 pub mod request;
 
@@ -21,7 +20,7 @@ use crate::egress::plan;
 use crate::error::HandleError;
 use crate::store::commands::{self as progress, CommandLock, Progress};
 use crate::worker::{Handled, Handler, Message, Outbox};
-use model::{Command, Start, Stop};
+use roomtape_shared::commands::{self as model, Command, Start, Stop};
 
 /// Handles `roomtape.commands`.
 #[derive(Debug)]
@@ -160,7 +159,8 @@ impl CommandProcessor {
     ) -> Result<Value, HandleError> {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
-        let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
+        let client = self.pool.get().await?;
+        let lock = CommandLock::take_with_room(client, command_id, &start.room_name).await?;
         let result = self
             .start_locked(lock.client(), command_id, start, sent_at)
             .await;
@@ -175,13 +175,23 @@ impl CommandProcessor {
         start: &Start,
         sent_at: Option<u64>,
     ) -> Result<Value, HandleError> {
-        let (earlier, first_seen) = match progress::progress(client, command_id).await? {
+        let seen = progress::seen(client, command_id).await?;
+        if let Some(seen) = seen
+            .as_ref()
+            .filter(|seen| !seen.same_body(&start.fingerprint))
+        {
+            // Not stored: the id keeps the first command's answer.
+            tracing::warn!(command_id, "message_id reused with another body");
+            return Ok(idempotency_conflict(command_id, &seen.progress));
+        }
+        let (earlier, first_seen) = match seen.map(|seen| seen.progress) {
             Some(Progress::Done(reply)) => return Ok(reply),
             Some(Progress::Calling { first_seen }) => {
                 (self.started_earlier(command_id, start).await?, first_seen)
             }
             None => {
-                progress::calling(client, command_id, &start.room_name).await?;
+                let room = &start.room_name;
+                progress::calling(client, command_id, room, &start.fingerprint).await?;
                 (None, self.clock.now_unix())
             }
         };
@@ -192,6 +202,13 @@ impl CommandProcessor {
         if progress::stopped_since(client, &start.room_name, sent_at).await? {
             let reply = cancelled(&start.room_name);
             return self.store_failure(client, command_id, reply).await;
+        }
+        if !start.allow_concurrent {
+            let active = recordings::unfinished_in_room(client, &start.room_name).await?;
+            if !active.is_empty() {
+                let reply = already_recording(&start.room_name, &active);
+                return self.store_failure(client, command_id, reply).await;
+            }
         }
         let left = match self.budget(sent_at) {
             Budget::Left(left) => left,
@@ -364,6 +381,28 @@ fn cancelled(room: &str) -> Value {
     reply::error(
         "cancelled",
         format!("a stop for room {room} arrived while the start was pending; it will not be carried out"),
+    )
+}
+
+/// The reply of a start for a room that records already.
+fn already_recording(room: &str, active: &[String]) -> Value {
+    let mut reply = reply::error(
+        "already_recording",
+        format!("room {room} is already being recorded ({}); send allow_concurrent: true to record it twice", active.join(", ")),
+    );
+    reply["error"]["egress_ids"] = json!(active);
+    reply
+}
+
+/// The reply to a `message_id` used again with another body.
+fn idempotency_conflict(command_id: &str, first: &Progress) -> Value {
+    let state = match first {
+        Progress::Done(_) => "was answered",
+        Progress::Calling { .. } => "is being carried out",
+    };
+    reply::error(
+        "idempotency_conflict",
+        format!("message_id {command_id} was first used with another body, which {state}; use a new id for a new command"),
     )
 }
 

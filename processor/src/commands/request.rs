@@ -8,7 +8,7 @@ use roomtape_shared::events::proto::{
 };
 use secrecy::ExposeSecret;
 
-use super::model::Start;
+use roomtape_shared::commands::Start;
 
 /// S3 object metadata naming the command that started the egress: it lets a redelivered
 /// command find the egress an earlier, interrupted delivery started.

@@ -15,23 +15,48 @@ pub enum Progress {
     Done(serde_json::Value),
 }
 
-/// A command's session-level advisory lock and the connection holding it, so deliveries of one
-/// command run one at a time. Released by [`CommandLock::release`]; if that fails, or the lock
+/// Session-level advisory locks on one connection: a command's, so deliveries of one command run
+/// one at a time, and for a start also its room's, so two starts of one room take turns and the
+/// second sees the first's recording. Always taken command first, then room, so two holders
+/// never wait on each other. Released by [`CommandLock::release`]; if that fails, or the lock
 /// is dropped without it (a panic), the connection is closed instead of going back to the pool,
-/// which releases the lock too.
+/// which releases the locks too.
 #[derive(Debug)]
 pub struct CommandLock {
     client: Option<Object>,
-    message_id: String,
+    keys: Vec<String>,
 }
 
 impl CommandLock {
+    /// The command's lock.
     pub async fn take(client: Object, message_id: &str) -> Result<Self, Error> {
-        lock(&client, message_id).await?;
-        Ok(Self {
+        Self::take_all(client, vec![format!("roomtape:command:{message_id}")]).await
+    }
+
+    /// The command's lock and its room's.
+    pub async fn take_with_room(
+        client: Object,
+        message_id: &str,
+        room_name: &str,
+    ) -> Result<Self, Error> {
+        let keys = vec![
+            format!("roomtape:command:{message_id}"),
+            format!("roomtape:room-start:{room_name}"),
+        ];
+        Self::take_all(client, keys).await
+    }
+
+    async fn take_all(client: Object, keys: Vec<String>) -> Result<Self, Error> {
+        let mut lock = Self {
             client: Some(client),
-            message_id: message_id.to_owned(),
-        })
+            keys: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            // Pushed after it is held: release unlocks exactly what was taken.
+            advisory(lock.client(), "pg_advisory_lock", &key).await?;
+            lock.keys.push(key);
+        }
+        Ok(lock)
     }
 
     pub fn client(&self) -> &Object {
@@ -40,9 +65,13 @@ impl CommandLock {
     }
 
     pub async fn release(mut self) {
-        if let Some(client) = self.client.take() {
-            if unlock(&client, &self.message_id).await.is_err() {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        for key in self.keys.iter().rev() {
+            if advisory(&client, "pg_advisory_unlock", key).await.is_err() {
                 drop(Object::take(client));
+                return;
             }
         }
     }
@@ -56,39 +85,39 @@ impl Drop for CommandLock {
     }
 }
 
-async fn lock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
-    prepared::execute(
-        client,
-        "SELECT pg_advisory_lock(hashtextextended('roomtape:command:' || $1, 0))",
-        &[&message_id],
-    )
-    .await
-    .map(drop)
+/// `function` is `pg_advisory_lock` or `pg_advisory_unlock`.
+async fn advisory(client: &impl GenericClient, function: &str, key: &str) -> Result<(), Error> {
+    let sql = format!("SELECT {function}(hashtextextended($1, 0))");
+    prepared::execute(client, &sql, &[&key]).await.map(drop)
 }
 
-async fn unlock(client: &impl GenericClient, message_id: &str) -> Result<(), Error> {
-    prepared::execute(
-        client,
-        "SELECT pg_advisory_unlock(hashtextextended('roomtape:command:' || $1, 0))",
-        &[&message_id],
-    )
-    .await
-    .map(drop)
+/// What an earlier delivery of a command left, and the fingerprint of the body it came with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub progress: Progress,
+    /// `None` for commands stored before fingerprints were kept.
+    pub body_sha256: Option<Vec<u8>>,
 }
 
-pub async fn progress(
-    client: &impl GenericClient,
-    message_id: &str,
-) -> Result<Option<Progress>, Error> {
+impl Seen {
+    /// Whether a command with `fingerprint` may take this one's place.
+    pub fn same_body(&self, fingerprint: &[u8]) -> bool {
+        self.body_sha256
+            .as_deref()
+            .is_none_or(|seen| seen == fingerprint)
+    }
+}
+
+pub async fn seen(client: &impl GenericClient, message_id: &str) -> Result<Option<Seen>, Error> {
     let row = prepared::query_opt(
         client,
-        "SELECT state, reply, extract(epoch FROM created_at)::bigint
+        "SELECT state, reply, extract(epoch FROM created_at)::bigint, body_sha256
              FROM recording_commands WHERE message_id = $1",
         &[&message_id],
     )
     .await?;
     Ok(row.map(|row| {
-        match (
+        let progress = match (
             row.get::<_, &str>(0),
             row.get::<_, Option<serde_json::Value>>(1),
         ) {
@@ -96,8 +125,19 @@ pub async fn progress(
             _ => Progress::Calling {
                 first_seen: u64::try_from(row.get::<_, i64>(2)).unwrap_or_default(),
             },
+        };
+        Seen {
+            progress,
+            body_sha256: row.get(3),
         }
     }))
+}
+
+pub async fn progress(
+    client: &impl GenericClient,
+    message_id: &str,
+) -> Result<Option<Progress>, Error> {
+    Ok(seen(client, message_id).await?.map(|seen| seen.progress))
 }
 
 /// Marks the command as about to call LiveKit; committed before the call is made.
@@ -105,12 +145,14 @@ pub async fn calling(
     client: &impl GenericClient,
     message_id: &str,
     room_name: &str,
+    body_sha256: &[u8],
 ) -> Result<(), Error> {
     prepared::execute(
         client,
-        "INSERT INTO recording_commands (message_id, room_name, state) VALUES ($1, $2, 'calling')
+        "INSERT INTO recording_commands (message_id, room_name, state, body_sha256)
+             VALUES ($1, $2, 'calling', $3)
              ON CONFLICT (message_id) DO NOTHING",
-        &[&message_id, &room_name],
+        &[&message_id, &room_name, &body_sha256],
     )
     .await
     .map(drop)

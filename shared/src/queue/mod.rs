@@ -1,6 +1,8 @@
 //! RabbitMQ, as every roomtape process uses it: connecting, the topology (CONTRACTS §3), the
-//! confirmed publish, the `x-roomtape-*` headers, and reconnecting with backoff.
+//! confirmed publish, the `x-roomtape-*` headers, sending commands and awaiting their replies,
+//! and reconnecting with backoff.
 
+pub mod commands;
 pub mod headers;
 pub mod publish;
 pub mod reconnect;

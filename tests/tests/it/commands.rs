@@ -188,6 +188,101 @@ async fn the_same_command_twice_starts_one_egress() {
 }
 
 #[tokio::test]
+async fn a_room_already_recording_refuses_a_second_start_unless_it_allows_concurrent() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let first = egress_id(
+        &test
+            .vhost
+            .command("recording.start", &start_command("busy"), "cmd-1")
+            .await,
+    );
+
+    let refused = test
+        .vhost
+        .command("recording.start", &start_command("busy"), "cmd-2")
+        .await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["code"], "already_recording");
+    assert_eq!(refused["error"]["egress_ids"], json!([first]));
+    assert_eq!(livekit.calls(START).len(), 1, "LiveKit was not asked");
+    let again = test
+        .vhost
+        .command("recording.start", &start_command("busy"), "cmd-2")
+        .await;
+    assert_eq!(
+        again, refused,
+        "the stored answer, even once the room is free"
+    );
+
+    let mut concurrent = start_command("busy");
+    concurrent["allow_concurrent"] = json!(true);
+    let second = test
+        .vhost
+        .command("recording.start", &concurrent, "cmd-3")
+        .await;
+    assert_eq!(second["ok"], true, "{second}");
+    assert_ne!(egress_id(&second), first);
+    assert_eq!(livekit.calls(START).len(), 2);
+}
+
+#[tokio::test]
+async fn two_starts_for_one_room_at_once_start_one_egress() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    // Two processors, and LiveKit slow enough that both starts are in flight together.
+    let _processors = (
+        started(&test, &livekit, &[]).await,
+        started(&test, &livekit, &[]).await,
+    );
+    for round in 0..5 {
+        let room = format!("race-{round}");
+        livekit.slow_next(Duration::from_millis(300), 1);
+        let command = start_command(&room);
+        let (id_a, id_b) = (format!("a-{round}"), format!("b-{round}"));
+        let (a, b) = tokio::join!(
+            test.vhost.command("recording.start", &command, &id_a),
+            test.vhost.command("recording.start", &command, &id_b),
+        );
+        let mut codes = [&a, &b].map(|reply| match reply["ok"] == true {
+            true => "ok".to_owned(),
+            false => reply["error"]["code"].as_str().unwrap_or("?").to_owned(),
+        });
+        codes.sort();
+        assert_eq!(codes, ["already_recording", "ok"], "{a} {b}");
+    }
+    assert_eq!(livekit.calls(START).len(), 5);
+}
+
+#[tokio::test]
+async fn a_message_id_reused_with_another_body_is_refused_and_keeps_its_first_answer() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let first = test
+        .vhost
+        .command("recording.start", &start_command("one"), "cmd-reused")
+        .await;
+    assert_eq!(first["ok"], true, "{first}");
+
+    let other = test
+        .vhost
+        .command("recording.start", &start_command("two"), "cmd-reused")
+        .await;
+    assert_eq!(other["ok"], false, "{other}");
+    assert_eq!(other["error"]["code"], "idempotency_conflict");
+    assert_eq!(livekit.calls(START).len(), 1);
+
+    // The first body again: the first answer.
+    let repeat = test
+        .vhost
+        .command("recording.start", &start_command("one"), "cmd-reused")
+        .await;
+    assert_eq!(repeat, first);
+}
+
+#[tokio::test]
 async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_egress() {
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
@@ -200,12 +295,12 @@ async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_
         .await
         .expect("seed");
     let mut request = roomtape_processor::commands::request::room_composite(
-        &match roomtape_processor::commands::model::parse(
+        &match roomtape_shared::commands::parse(
             "recording.start",
             start_command("crashy").to_string().as_bytes(),
             &roomtape_shared::config::StorageProfiles::from_env(&test.env()).expect("storage"),
         ) {
-            Ok(roomtape_processor::commands::model::Command::Start(start)) => *start,
+            Ok(roomtape_shared::commands::Command::Start(start)) => *start,
             other => panic!("{other:?}"),
         },
         "cmd-crash",
@@ -245,10 +340,12 @@ async fn stop_by_room_stops_every_active_recording_and_stopping_twice_is_fine() 
             .command("recording.start", &start_command("lecture"), "cmd-a")
             .await,
     );
+    let mut concurrent = start_command("lecture");
+    concurrent["allow_concurrent"] = json!(true);
     let b = egress_id(
         &test
             .vhost
-            .command("recording.start", &start_command("lecture"), "cmd-b")
+            .command("recording.start", &concurrent, "cmd-b")
             .await,
     );
 

@@ -1,8 +1,10 @@
-//! The command messages of CONTRACTS §4, validated before anything reaches LiveKit.
+//! The command messages of CONTRACTS §4 (`recording.start`, `recording.stop`), validated in one
+//! place: by the processor before anything reaches LiveKit, and by the API before it publishes.
 
-use roomtape_shared::config::{StorageProfile, StorageProfiles};
+use crate::config::{StorageProfile, StorageProfiles};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Layouts LiveKit's room composite template knows.
 const LAYOUTS: [&str; 9] = [
@@ -28,6 +30,8 @@ struct StartMessage {
     audio_only: bool,
     #[serde(default)]
     video_only: bool,
+    #[serde(default)]
+    allow_concurrent: bool,
     storage: Option<String>,
     filepath: Option<String>,
     stream_id: Option<String>,
@@ -55,6 +59,11 @@ pub struct Start {
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
     pub metadata: Value,
+    /// Record even if the room already has an active recording.
+    pub allow_concurrent: bool,
+    /// SHA-256 of the body's canonical JSON (keys sorted): a `message_id` seen again must come
+    /// with the same body.
+    pub fingerprint: [u8; 32],
 }
 
 /// What a valid `recording.stop` stops.
@@ -70,13 +79,20 @@ pub enum Command {
     Stop(Stop),
 }
 
-/// Why a command is refused; the reply's `invalid_command` message.
+/// Why a command is refused; the reply's `invalid_command` message, which names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidCommand(pub String);
+#[error("{reason}")]
+pub struct InvalidCommand {
+    /// The field at fault (`body` when the message as a whole is).
+    pub field: &'static str,
+    pub reason: String,
+}
 
-fn invalid(message: impl Into<String>) -> InvalidCommand {
-    InvalidCommand(message.into())
+fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidCommand {
+    InvalidCommand {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// `kind` is the routing key (`recording.start` / `recording.stop`) or, for messages sent
@@ -88,60 +104,118 @@ pub fn parse(
 ) -> Result<Command, InvalidCommand> {
     match kind {
         "recording.start" => {
-            let message: StartMessage =
-                serde_json::from_slice(body).map_err(|e| invalid(format!("bad JSON: {e}")))?;
-            start(message, storage).map(|s| Command::Start(Box::new(s)))
+            let body: Value = serde_json::from_slice(body)
+                .map_err(|e| invalid("body", format!("bad JSON: {e}")))?;
+            let fingerprint = fingerprint(&body);
+            let message: StartMessage = fields(body)?;
+            start(message, storage, fingerprint).map(|s| Command::Start(Box::new(s)))
         }
         "recording.stop" => {
-            let message: StopMessage =
-                serde_json::from_slice(body).map_err(|e| invalid(format!("bad JSON: {e}")))?;
+            let body: Value = serde_json::from_slice(body)
+                .map_err(|e| invalid("body", format!("bad JSON: {e}")))?;
+            let message: StopMessage = fields(body)?;
             match (non_empty(message.egress_id), non_empty(message.room_name)) {
                 (Some(egress_id), _) => Ok(Command::Stop(Stop::Egress(egress_id))),
                 (None, Some(room)) => Ok(Command::Stop(Stop::Room(room))),
-                (None, None) => Err(invalid("recording.stop needs egress_id or room_name")),
+                (None, None) => Err(invalid(
+                    "egress_id",
+                    "recording.stop needs egress_id or room_name",
+                )),
             }
         }
-        other => Err(invalid(format!(
+        other => Err(invalid(
+            "type",
+            format!(
             "unknown command {other:?}: publish with routing key recording.start or recording.stop"
-        ))),
+        ),
+        )),
     }
 }
+
+/// The message's fields; a value of the wrong type is named (`audio_only: invalid type: …`).
+fn fields<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, InvalidCommand> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let path = error.path().to_string();
+        let head = path.split(['.', '[']).next().unwrap_or_default();
+        let field = KNOWN_FIELDS
+            .into_iter()
+            .find(|known| *known == head)
+            .unwrap_or("body");
+        match field {
+            "body" => invalid(field, format!("bad JSON: {}", error.into_inner())),
+            _ => invalid(field, error.to_string()),
+        }
+    })
+}
+
+/// The fields of both commands, so an error can name its field with a `'static` name.
+const KNOWN_FIELDS: [&str; 13] = [
+    "room_name",
+    "layout",
+    "file_format",
+    "audio_only",
+    "video_only",
+    "allow_concurrent",
+    "storage",
+    "filepath",
+    "stream_id",
+    "user_id",
+    "metadata",
+    "egress_id",
+    "body",
+];
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn start(message: StartMessage, storage: &StorageProfiles) -> Result<Start, InvalidCommand> {
-    let room_name = non_empty(message.room_name).ok_or_else(|| invalid("room_name is required"))?;
+/// Keys sorted, so documents that differ only in key order or spacing are the same command.
+fn fingerprint(body: &Value) -> [u8; 32] {
+    let mut canonical = body.clone();
+    canonical.sort_all_objects();
+    Sha256::digest(canonical.to_string().as_bytes()).into()
+}
+
+fn start(
+    message: StartMessage,
+    storage: &StorageProfiles,
+    fingerprint: [u8; 32],
+) -> Result<Start, InvalidCommand> {
+    let room_name = non_empty(message.room_name)
+        .ok_or_else(|| invalid("room_name", "room_name is required"))?;
     let layout = message.layout.unwrap_or_else(|| "speaker".into());
     if !LAYOUTS.contains(&layout.as_str()) {
-        return Err(invalid(format!(
-            "unknown layout {layout:?}; one of {}",
-            LAYOUTS.join(", ")
-        )));
+        return Err(invalid(
+            "layout",
+            format!("unknown layout {layout:?}; one of {}", LAYOUTS.join(", ")),
+        ));
     }
     let file_format = message
         .file_format
         .unwrap_or_else(|| "mp4".into())
         .to_ascii_lowercase();
     if !FILE_FORMATS.contains(&file_format.as_str()) {
-        return Err(invalid(format!(
-            "unknown file_format {file_format:?}; one of mp4, webm, ogg"
-        )));
+        return Err(invalid(
+            "file_format",
+            format!("unknown file_format {file_format:?}; one of mp4, webm, ogg"),
+        ));
     }
     if message.audio_only && message.video_only {
-        return Err(invalid("audio_only and video_only cannot both be true"));
+        return Err(invalid(
+            "video_only",
+            "audio_only and video_only cannot both be true",
+        ));
     }
     let profile = match non_empty(message.storage) {
         Some(name) => storage
             .get(&name)
-            .ok_or_else(|| invalid(format!("unknown storage profile {name:?}")))?,
+            .ok_or_else(|| invalid("storage", format!("unknown storage profile {name:?}")))?,
         None => storage.default_profile(),
     };
     let metadata = match message.metadata {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(object @ Value::Object(_)) => object,
-        Some(_) => return Err(invalid("metadata must be a JSON object")),
+        Some(_) => return Err(invalid("metadata", "metadata must be a JSON object")),
     };
     let filepath = with_extension(
         &message.filepath.unwrap_or_else(|| DEFAULT_FILEPATH.into()),
@@ -158,6 +232,8 @@ fn start(message: StartMessage, storage: &StorageProfiles) -> Result<Start, Inva
         stream_id: non_empty(message.stream_id),
         user_id: non_empty(message.user_id),
         metadata,
+        allow_concurrent: message.allow_concurrent,
+        fingerprint,
     })
 }
 
@@ -175,7 +251,7 @@ fn with_extension(filepath: &str, format: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roomtape_shared::config::Env;
+    use crate::config::Env;
 
     fn storage() -> StorageProfiles {
         StorageProfiles::from_env(&Env::from_pairs([
@@ -239,12 +315,37 @@ mod tests {
                 "metadata must be",
             ),
             ("recording.start", b"{not json", "bad JSON"),
+            (
+                "recording.start",
+                br#"{"room_name":"r","audio_only":"yes"}"#,
+                "audio_only: invalid type",
+            ),
             ("recording.stop", b"{}", "needs egress_id or room_name"),
             ("recording.pause", b"{}", "unknown command"),
         ] {
             let error = parse(kind, body, &storage()).expect_err(expected);
-            assert!(error.0.contains(expected), "{expected}: {error}");
+            assert!(error.reason.contains(expected), "{expected}: {error}");
         }
+    }
+
+    fn fingerprint_of(body: &[u8]) -> [u8; 32] {
+        match parse("recording.start", body, &storage()) {
+            Ok(Command::Start(start)) => start.fingerprint,
+            other => panic!("not a start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_key_order_and_spacing_only() {
+        let first = fingerprint_of(br#"{"room_name":"r","layout":"grid"}"#);
+        assert_eq!(
+            first,
+            fingerprint_of(br#"{ "layout": "grid", "room_name": "r" }"#)
+        );
+        assert_ne!(
+            first,
+            fingerprint_of(br#"{"room_name":"r","layout":"speaker"}"#)
+        );
     }
 
     #[test]
