@@ -56,10 +56,7 @@ impl ApiSettings {
             cors_origins(env.get("API_CORS_ORIGINS").unwrap_or_default())
                 .map_err(|r| ConfigError::invalid("API_CORS_ORIGINS", r)),
         );
-        let command_timeout = problems.check(
-            humantime::parse_duration(env.get("API_COMMAND_TIMEOUT").unwrap_or("30s").trim())
-                .map_err(|e| ConfigError::invalid("API_COMMAND_TIMEOUT", e)),
-        );
+        let command_timeout = problems.check(command_timeout(env));
         let database = problems.check(DatabaseSettings::from_env(env));
         let amqp = problems.check(AmqpSettings::from_env(env));
         let storage = problems.check(StorageProfiles::from_env(env));
@@ -98,6 +95,28 @@ impl ApiSettings {
             telemetry,
         })
     }
+}
+
+/// `API_COMMAND_TIMEOUT`, which must leave the processor its whole start deadline: a start
+/// that times out here is then one that will never be carried out.
+fn command_timeout(env: &Env) -> Result<Duration, ConfigError> {
+    let setting = |name, default| {
+        humantime::parse_duration(env.get(name).unwrap_or(default).trim())
+            .map_err(|e| ConfigError::invalid(name, e))
+    };
+    let timeout = setting("API_COMMAND_TIMEOUT", "30s")?;
+    let deadline = setting("COMMAND_START_DEADLINE", "20s")?;
+    if timeout <= deadline {
+        return Err(ConfigError::invalid(
+            "API_COMMAND_TIMEOUT",
+            format!(
+                "{} must be longer than COMMAND_START_DEADLINE ({})",
+                humantime::format_duration(timeout),
+                humantime::format_duration(deadline)
+            ),
+        ));
+    }
+    Ok(timeout)
 }
 
 /// `name:token:scope,…`; a bad entry is named by its position and name, never by its token.

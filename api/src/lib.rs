@@ -1,8 +1,9 @@
 //! `roomtape-api`: the HTTP API over the recording library (list, details, download links,
-//! delete) and the rooms table, with bearer-token scopes, CORS, metrics and its OpenAPI document.
+//! delete), starting and stopping recordings through the processor, and the rooms table, with bearer-token scopes, CORS, metrics and its OpenAPI document.
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

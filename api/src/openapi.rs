@@ -4,8 +4,11 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::control::{ControlAnswer, StartRequest};
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::recordings::{AssetView, Page, RecordingDetails, RecordingView, RoomRecording};
+use crate::recordings::{
+    AssetView, DownloadLink, Page, RecordingDetails, RecordingView, RoomRecording,
+};
 use crate::store::Room;
 
 #[derive(OpenApi)]
@@ -21,6 +24,8 @@ use crate::store::Room;
         crate::recordings::details,
         crate::recordings::download,
         crate::recordings::delete,
+        crate::control::start,
+        crate::control::stop,
         crate::rooms::list,
         document,
         healthz,
@@ -32,10 +37,13 @@ use crate::store::Room;
         RecordingView,
         RecordingDetails,
         AssetView,
+        DownloadLink,
         Page,
         Room,
         ErrorBody,
-        ErrorDetail
+        ErrorDetail,
+        StartRequest,
+        ControlAnswer
     )),
     modifiers(&BearerAuth)
 )]

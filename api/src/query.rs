@@ -89,7 +89,7 @@ mod tests {
 
     fn field(error: ApiError) -> String {
         match error {
-            ApiError::InvalidQuery { field, .. } => field,
+            ApiError::InvalidRequest { field, .. } => field,
             other => panic!("{other}"),
         }
     }

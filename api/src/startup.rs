@@ -1,5 +1,5 @@
-//! Builds the API from its settings: the database pool, the recording library, the tokens,
-//! CORS, metrics and the HTTP server.
+//! Builds the API from its settings: the database pool, the recording library, the broker
+//! client for start and stop, the tokens, CORS, metrics and the HTTP server.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,11 +14,13 @@ use roomtape_shared::db;
 use roomtape_shared::http::{self as ops, OpsState};
 use roomtape_shared::library::Library;
 use roomtape_shared::metrics;
+use roomtape_shared::queue::commands::CommandClient;
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::storage::ObjectStore;
 
 use crate::auth::Tokens;
 use crate::config::ApiSettings;
+use crate::control::{self, Control};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
 use crate::{openapi, recordings, rooms};
@@ -46,8 +48,13 @@ fn cors(origins: &[String]) -> Cors {
     origins
         .iter()
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-        .allowed_methods(["GET", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
         .max_age(CORS_MAX_AGE_SECS)
         // Other origins get no CORS headers (browsers then refuse); non-browser clients that
         // send an Origin anyway are still answered.
@@ -66,6 +73,11 @@ impl Application {
             ObjectStore::new(&settings.storage),
         ));
         let tokens = web::Data::new(Tokens::new(&settings.tokens));
+        let control = web::Data::new(Control {
+            commands: CommandClient::new(settings.amqp.clone(), "roomtape-api"),
+            storage: settings.storage.clone(),
+            timeout: settings.command_timeout,
+        });
         let readiness_pool = pool.clone();
         let database = settings.database.address();
         let ops_state = web::Data::new(OpsState {
@@ -126,6 +138,7 @@ impl Application {
                 .app_data(library.clone())
                 .app_data(pool.clone())
                 .app_data(tokens.clone())
+                .app_data(control.clone())
                 .app_data(ops_state.clone())
                 .service(
                     web::scope("/api/v1")
@@ -145,6 +158,14 @@ impl Application {
                         .route(
                             "/recordings/{egress_id}/download",
                             web::get().to(recordings::download),
+                        )
+                        .route(
+                            "/rooms/{room}/start-recording/",
+                            web::post().to(control::start),
+                        )
+                        .route(
+                            "/rooms/{room}/stop-recording/",
+                            web::post().to(control::stop),
                         )
                         .route("/rooms", web::get().to(rooms::list))
                         .route("/openapi.json", web::get().to(openapi::document)),

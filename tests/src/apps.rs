@@ -56,8 +56,13 @@ pub fn spawn_ingestor(env: &Env, clock: Clock) -> TestApp {
 }
 
 pub async fn spawn_processor(env: &Env) -> TestApp {
+    spawn_processor_with_clock(env, Clock::System).await
+}
+
+/// A processor whose wall clock (command deadlines, reconciliation) reads `clock`.
+pub async fn spawn_processor_with_clock(env: &Env, clock: Clock) -> TestApp {
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
-    let app = Processor::build(settings, Clock::System)
+    let app = Processor::build(settings, clock)
         .await
         .expect("build processor");
     running(app.port(), |shutdown| {

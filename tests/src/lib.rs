@@ -7,6 +7,7 @@
     missing_debug_implementations
 )]
 
+pub mod api_client;
 pub mod apps;
 pub mod broker;
 pub mod database;

@@ -4,57 +4,12 @@
 
 use reqwest::{header, Method, StatusCode};
 use roomtape_processor::events::EventProcessor;
-use roomtape_tests::apps::{counter_sum, event_processor, spawn_api, wait_ready};
+use roomtape_tests::api_client::{Api, ALLOWED_ORIGIN, READ, WRITE};
+use roomtape_tests::apps::{counter_sum, event_processor};
 use roomtape_tests::fixtures::{participant_event, room_event, Egress};
 use roomtape_tests::outbox::handle;
-use roomtape_tests::{TestApp, TestEnv};
+use roomtape_tests::TestEnv;
 use serde_json::Value;
-
-const READ: &str = "read-token-1";
-const WRITE: &str = "write-token-1";
-const ALLOWED_ORIGIN: &str = "https://console.example.com";
-
-struct Api {
-    app: TestApp,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn start(test: &TestEnv) -> Self {
-        let tokens = format!("viewer:{READ}:read,admin:{WRITE}:write");
-        let app = spawn_api(&test.env_with(&[
-            ("API_TOKENS", tokens.as_str()),
-            ("API_CORS_ORIGINS", ALLOWED_ORIGIN),
-        ]));
-        wait_ready(&app).await;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Self { app, http }
-    }
-
-    async fn send(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.request(method, self.app.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
-    }
-
-    /// `GET path` with the read token: the status and the JSON body (`Null` when empty).
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.send(Method::GET, path, Some(READ)).await;
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-        };
-        (status, body)
-    }
-}
 
 /// A ready recording of `room` whose file holds `bytes`.
 async fn ready(test: &TestEnv, processor: &EventProcessor, id: &str, room: &str, bytes: &[u8]) {
@@ -88,7 +43,7 @@ async fn recordings_are_listed_paged_and_shown() {
     handle(&processor, &failed.failed("EV_f", "AccessDenied"))
         .await
         .expect("applied");
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
 
     // The Django deployment's shape, newest first.
     let (status, room) = api.get("/api/v1/rooms/algebra/recordings/").await;
@@ -187,7 +142,7 @@ async fn recordings_are_listed_paged_and_shown() {
 async fn invalid_queries_are_refused_naming_the_field() {
     let test = TestEnv::new().await;
     event_processor(&test.env()).await;
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
     for (path, field) in [
         ("/api/v1/recordings?status=done", "status"),
         ("/api/v1/recordings?since=yesterday", "since"),
@@ -213,7 +168,7 @@ async fn tokens_and_their_scopes_are_enforced() {
     let test = TestEnv::new().await;
     let processor = event_processor(&test.env()).await;
     ready(&test, &processor, "EG_a", "algebra", b"0123").await;
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
 
     for path in [
         "/api/v1/recordings",
@@ -270,7 +225,7 @@ async fn download_redirects_to_the_file_and_delete_removes_it() {
     handle(&processor, &active.started("EV_live"))
         .await
         .expect("applied");
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
 
     let response = api
         .send(
@@ -287,6 +242,23 @@ async fn download_redirects_to_the_file_and_delete_removes_it() {
     let file = reqwest::get(&location).await.unwrap();
     assert_eq!(file.status(), StatusCode::OK);
     assert_eq!(&file.bytes().await.unwrap()[..], b"the recording");
+    // For pages: the link as JSON, not a redirect their fetch() would follow.
+    let (status, link) = api
+        .get("/api/v1/recordings/EG_a/download?redirect=false&expires=10m")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let url = link["url"].as_str().expect("url");
+    assert_eq!(
+        &reqwest::get(url).await.unwrap().bytes().await.unwrap()[..],
+        b"the recording"
+    );
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(link["expires_at"].clone()).expect("RFC 3339");
+    let lifetime = expires_at - chrono::Utc::now();
+    assert!(
+        lifetime > chrono::Duration::minutes(9) && lifetime <= chrono::Duration::minutes(10),
+        "{lifetime}"
+    );
     let (status, body) = api.get("/api/v1/recordings/EG_live/download").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no file yet: {body}");
     assert_eq!(body["error"]["code"], "no_file");
@@ -329,7 +301,7 @@ async fn rooms_list_their_viewer_counts() {
     ] {
         handle(&processor, &body).await.expect("applied");
     }
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
 
     let (status, active) = api.get("/api/v1/rooms?status=active").await;
     assert_eq!(status, StatusCode::OK, "{active}");
@@ -349,7 +321,7 @@ async fn rooms_list_their_viewer_counts() {
 async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origins() {
     let test = TestEnv::new().await;
     event_processor(&test.env()).await;
-    let api = Api::start(&test).await;
+    let api = Api::start(&test, &[]).await;
 
     let response = api.send(Method::GET, "/api/v1/openapi.json", None).await;
     assert_eq!(response.status(), StatusCode::OK);
