@@ -143,6 +143,16 @@ pub struct ListQuery {
 pub struct DownloadQuery {
     /// How long the link works, such as `15m` (default `1h`, at most `7d`).
     pub expires: Option<String>,
+    /// `false`: answer 200 with the link as JSON instead of redirecting (browsers' `fetch`
+    /// would follow the redirect and download the file).
+    pub redirect: Option<bool>,
+}
+
+/// A download link, for clients that asked not to be redirected.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadLink {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// `HH:MM:SS` of a duration in seconds.
@@ -294,6 +304,7 @@ pub async fn details(
     params(("egress_id" = String, Path, description = "LiveKit egress id"), DownloadQuery),
     responses(
         (status = 302, description = "Location: the presigned URL"),
+        (status = 200, description = "With `redirect=false`: the presigned URL", body = DownloadLink),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such recording, or it has no file", body = ErrorBody),
@@ -310,6 +321,16 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let expires = query::expires(params.expires.as_deref())?;
     let url = library.download_url(&egress_id, expires).await?;
+    if params.redirect == Some(false) {
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(expires).map_err(|e| ApiError::invalid("expires", e))?;
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(DownloadLink {
+                url: url.to_string(),
+                expires_at,
+            }));
+    }
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
