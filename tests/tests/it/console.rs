@@ -128,10 +128,12 @@ async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
         .unwrap_or_else(|e| panic!("{js}: {e}"))
 }
 
-/// Polls the page until `js` is true; on timeout, says what the page shows.
+/// Polls the page until `js` is truthy; on timeout, says what the page shows.
 async fn wait_until(page: &Page, what: &str, js: &str) {
     let started = Instant::now();
-    while !eval::<bool>(page, js).await {
+    // `!!`: an optional chain on what is not there yet is undefined, which has no JSON value.
+    let truthy = format!("!!({js})");
+    while !eval::<bool>(page, &truthy).await {
         if started.elapsed() > DEADLINE {
             let shown: String = eval(
                 page,
