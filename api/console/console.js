@@ -201,6 +201,7 @@
   function signOut(message) {
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
+    ui.notice.hidden = true;
     ui.recordings.replaceChildren();
     ui.rooms.replaceChildren();
     showSignIn(message);
@@ -515,8 +516,20 @@
     ui.roomsEmpty.hidden = rooms.length > 0;
   }
 
+  /** A random (v4) UUID for Idempotency-Key. */
+  function newKey() {
+    // randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere,
+    // and the console may well be served over plain http inside a network.
+    if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
   async function startRecording(room) {
-    const key = state.startKeys.get(room) || crypto.randomUUID();
+    const key = state.startKeys.get(room) || newKey();
     try {
       const answer = await api("POST", `/api/v1/rooms/${encodeURIComponent(room)}/start-recording/`, {
         body: {},
