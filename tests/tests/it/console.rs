@@ -2,9 +2,9 @@
 //! `deploy/local/services.sh`), driven over the DevTools protocol with chromiumoxide, against
 //! the API, the ingestor and the processor on the real services. A wrong token is refused in
 //! the page; a recording made ready by its webhooks appears, plays from its presigned URL and
-//! is deleted; at phone width nothing scrolls sideways. Each step's screenshot goes to
-//! `$CARGO_TARGET_DIR/console-screenshots/`; with `ROOMTAPE_DOCS_SCREENSHOT=1` the desktop one
-//! also replaces `docs/console.png`.
+//! is deleted; at phone width nothing scrolls sideways; a refused start is shown. Each step's
+//! screenshot goes to `$CARGO_TARGET_DIR/console-screenshots/`; with
+//! `ROOMTAPE_DOCS_SCREENSHOT=1` the desktop one also replaces `docs/console.png`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use roomtape_tests::{eventually, spawn_ingestor, spawn_processor, TestApp, TestE
 use serde::de::DeserializeOwned;
 
 const WRITE: &str = "console-write-token";
+const READ: &str = "console-read-token";
 /// The playable MP4 `roomtape simulate` uploads (H.264 + AAC, index in front).
 const VIDEO: &[u8] = include_bytes!("../../../cli/assets/test-video.mp4");
 const ROOM: &str = "physics-lecture";
@@ -315,7 +316,10 @@ const RECORD_CSP_VIOLATIONS: &str = "window.__cspViolations = []; \
 async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     let chromium = Chromium::launch().await;
     let test = TestEnv::new().await;
-    let env = test.env_with(&[("API_TOKENS", &format!("admin:{WRITE}:write"))]);
+    let env = test.env_with(&[(
+        "API_TOKENS",
+        &format!("admin:{WRITE}:write,viewer:{READ}:read"),
+    )]);
     let processor = spawn_processor(&env).await;
     let ingestor = spawn_ingestor(&env, Clock::System);
     wait_ready(&processor).await;
@@ -442,6 +446,30 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
         scroll_width <= inner_width,
         "the page scrolls sideways at 390 px: {scroll_width} > {inner_width}"
     );
+
+    // A read token may not start a recording: the refusal is shown, the button works again.
+    // (403 once the endpoint exists, 404 before; either way the page must say so.)
+    click(&page, "[data-testid=sign-out]").await;
+    sign_in(&page, READ).await;
+    let start = format!("[data-testid=room][data-room=\"{ROOM}\"] [data-testid=start-recording]");
+    wait_until(
+        &page,
+        "the rooms again",
+        &format!("document.querySelector('{start}')"),
+    )
+    .await;
+    click(&page, &start).await;
+    wait_until(
+        &page,
+        "the refusal of the start",
+        &format!(
+            "(() => {{ const b = document.querySelector('[data-testid=error-banner]'); \
+               return !b.hidden && /HTTP 40[34]/.test(b.textContent) \
+                 && !document.querySelector('{start}').disabled; }})()"
+        ),
+    )
+    .await;
+    shots.take(&page, "07-refused-start").await;
 
     let violations: Vec<String> = eval(&page, "window.__cspViolations").await;
     assert!(violations.is_empty(), "CSP violations: {violations:?}");
