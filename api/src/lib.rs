@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod error;
 pub mod metrics;

@@ -171,6 +171,7 @@ impl Application {
                         .route("/openapi.json", web::get().to(openapi::document)),
                 )
                 .configure(ops::configure)
+                .configure(crate::console::configure)
         })
         .listen(listener)?
         .tcp_nodelay(true)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian packages / crates.io / PyPI) and starts what roomtape needs locally:
-# PostgreSQL, RabbitMQ with its management API, the s3s-fs S3 server, and the official LiveKit
-# Python SDK used by cross-check tests. Idempotent: what is installed and running is left alone.
+# PostgreSQL, RabbitMQ with its management API, the s3s-fs S3 server, the official LiveKit
+# Python SDK used by cross-check tests, and Chromium for the console's browser test. Idempotent: what is installed and running is left alone.
 # Prints the settings it established as `export` lines on stdout, for `eval`.
 set -euo pipefail
 
@@ -138,11 +138,18 @@ ensure_python_sdk() {
   fi
 }
 
+# Debian's own build, for the console's browser test (tests/tests/it/console.rs drives it over
+# the DevTools protocol); nothing downloads a Chrome of its own.
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+}
+
 command -v curl >/dev/null || apt_install curl ca-certificates
 ensure_postgres
 ensure_rabbitmq
 ensure_s3
 ensure_python_sdk
+ensure_chromium
 
 cat <<EXPORTS
 export ROOMTAPE_TEST_DATABASE_URL='$PG_ADMIN_URL'
@@ -152,5 +159,6 @@ export ROOMTAPE_TEST_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
 export ROOMTAPE_TEST_S3_ACCESS_KEY='$S3_ACCESS_KEY'
 export ROOMTAPE_TEST_S3_SECRET_KEY='$S3_SECRET_KEY'
 export ROOMTAPE_LOCAL_DATABASE_URL='${PG_ADMIN_URL%/postgres}/roomtape'
+export ROOMTAPE_CHROMIUM='$(command -v chromium)'
 EXPORTS
-log "PostgreSQL, RabbitMQ, s3s-fs and livekit-api are ready"
+log "PostgreSQL, RabbitMQ, s3s-fs, livekit-api and chromium are ready"

@@ -7,6 +7,7 @@ mod broker;
 mod cli;
 mod commands;
 mod config;
+mod console;
 mod dlq;
 mod doctor;
 mod handlers;
