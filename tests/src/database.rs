@@ -38,6 +38,18 @@ impl TestDatabase {
         format!("{base}/{}", self.name)
     }
 
+    /// How many `recordings` and `assets` rows the egress has.
+    pub async fn recording_rows(&self, egress_id: &str) -> i64 {
+        let sql = "SELECT (SELECT count(*) FROM recordings WHERE egress_id = $1)
+                        + (SELECT count(*) FROM assets WHERE egress_id = $1)";
+        self.client()
+            .await
+            .query_one(sql, &[&egress_id])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) = self
             .settings

@@ -174,6 +174,14 @@ async fn sign_in(page: &Page, token: &str) {
     click(page, "[data-testid=sign-in]").await;
 }
 
+/// Signs out, signs in with `token`, and waits for `button` (a room's) to be back.
+async fn sign_in_again(page: &Page, token: &str, button: &str) {
+    click(page, "[data-testid=sign-out]").await;
+    sign_in(page, token).await;
+    let js = format!("document.querySelector('{button}')");
+    wait_until(page, "the rooms again", &js).await;
+}
+
 async fn viewport(page: &Page, width: i64, height: i64, mobile: bool) {
     page.execute(SetDeviceMetricsOverrideParams::new(
         width, height, 1.0, mobile,
@@ -297,17 +305,6 @@ fn card(egress_id: &str) -> String {
     format!("[data-testid=recording][data-egress-id=\"{egress_id}\"]")
 }
 
-async fn rows(test: &TestEnv, egress_id: &str) -> i64 {
-    let client = test.database.client().await;
-    let sql = "SELECT (SELECT count(*) FROM recordings WHERE egress_id = $1)
-                    + (SELECT count(*) FROM assets WHERE egress_id = $1)";
-    client
-        .query_one(sql, &[&egress_id])
-        .await
-        .expect("count")
-        .get(0)
-}
-
 /// Collects Content-Security-Policy violations, so the test can say the policy let the page
 /// (and the presigned media) work.
 const RECORD_CSP_VIOLATIONS: &str = "window.__cspViolations = []; \
@@ -425,7 +422,11 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     )
     .await;
     shots.take(&page, "05-deleted").await;
-    assert_eq!(rows(&test, READY).await, 0, "its rows are gone");
+    assert_eq!(
+        test.database.recording_rows(READY).await,
+        0,
+        "its rows are gone"
+    );
     let gone = reqwest::Client::new()
         .get(api.url(&format!("/api/v1/recordings/{READY}")))
         .bearer_auth(WRITE)
@@ -454,15 +455,8 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     );
 
     // A read token may not start a recording: the refusal is shown, the button works again.
-    click(&page, "[data-testid=sign-out]").await;
-    sign_in(&page, READ).await;
     let start = format!("[data-testid=room][data-room=\"{ROOM}\"] [data-testid=start-recording]");
-    wait_until(
-        &page,
-        "the rooms again",
-        &format!("document.querySelector('{start}')"),
-    )
-    .await;
+    sign_in_again(&page, READ, &start).await;
     click(&page, &start).await;
     wait_until(
         &page,
@@ -478,14 +472,7 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     assert!(livekit.calls("StartRoomCompositeEgress").is_empty());
 
     // A write token: the room recording already says so; another room starts and stops.
-    click(&page, "[data-testid=sign-out]").await;
-    sign_in(&page, WRITE).await;
-    wait_until(
-        &page,
-        "the rooms again",
-        &format!("document.querySelector('{start}')"),
-    )
-    .await;
+    sign_in_again(&page, WRITE, &start).await;
     click(&page, &start).await;
     wait_until(
         &page,

@@ -56,17 +56,6 @@ async fn exists(test: &TestEnv, key: &str) -> bool {
         .is_ok()
 }
 
-async fn rows(test: &TestEnv, egress_id: &str) -> i64 {
-    let client = test.database.client().await;
-    let sql = "SELECT (SELECT count(*) FROM recordings WHERE egress_id = $1)
-                    + (SELECT count(*) FROM assets WHERE egress_id = $1)";
-    client
-        .query_one(sql, &[&egress_id])
-        .await
-        .expect("count")
-        .get(0)
-}
-
 #[tokio::test]
 async fn list_filters_and_show_tells_the_whole_story() {
     let test = TestEnv::new().await;
@@ -176,7 +165,7 @@ async fn url_serves_the_file_and_delete_removes_objects_then_rows() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("deleted EG_d: 1 object(s)"), "{out}");
     assert!(!exists(&test, &egress.key).await, "object gone");
-    assert_eq!(rows(&test, "EG_d").await, 0, "rows gone");
+    assert_eq!(test.database.recording_rows("EG_d").await, 0, "rows gone");
 
     let (code, out) = run(&env, &["recordings", "delete", "EG_d", "--yes"]).await;
     assert_eq!(
@@ -198,21 +187,25 @@ async fn an_active_recording_or_a_wrong_secret_deletes_nothing() {
     let (code, out) = run(&test.env(), &["recordings", "delete", "EG_live", "--yes"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("EG_live is starting, not finished"), "{out}");
-    assert_eq!(rows(&test, "EG_live").await, 1);
+    assert_eq!(test.database.recording_rows("EG_live").await, 1);
     let (code, out) = run(
         &test.env(),
         &["recordings", "delete", "EG_live", "--yes", "--force"],
     )
     .await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(rows(&test, "EG_live").await, 0);
+    assert_eq!(test.database.recording_rows("EG_live").await, 0);
 
     let wrong = test.env_with(&[("S3_SECRET_ACCESS_KEY", "not-the-secret")]);
     let (code, out) = run(&wrong, &["recordings", "delete", "EG_done", "--yes"]).await;
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("HTTP 403"), "{out}");
     assert!(exists(&test, &done.key).await);
-    assert_eq!(rows(&test, "EG_done").await, 2, "recording and asset kept");
+    assert_eq!(
+        test.database.recording_rows("EG_done").await,
+        2,
+        "recording and asset kept"
+    );
 }
 
 #[tokio::test]
@@ -251,7 +244,7 @@ async fn sweep_deletes_only_what_ended_before_the_age_and_dry_run_deletes_nothin
         .collect();
     assert_eq!(would, ["EG_old"], "final and old only");
     assert!(exists(&test, &old.key).await, "dry run deletes nothing");
-    assert_eq!(rows(&test, "EG_old").await, 2);
+    assert_eq!(test.database.recording_rows("EG_old").await, 2);
 
     let swept = json(
         &env,
@@ -261,7 +254,11 @@ async fn sweep_deletes_only_what_ended_before_the_age_and_dry_run_deletes_nothin
     assert_eq!(swept["deleted"], serde_json::json!(["EG_old"]));
     assert!(!exists(&test, &old.key).await);
     assert!(exists(&test, &recent.key).await);
-    assert_eq!(rows(&test, "EG_old").await, 0);
-    assert_eq!(rows(&test, "EG_recent").await, 2);
-    assert_eq!(rows(&test, "EG_old_live").await, 1, "not final: kept");
+    assert_eq!(test.database.recording_rows("EG_old").await, 0);
+    assert_eq!(test.database.recording_rows("EG_recent").await, 2);
+    assert_eq!(
+        test.database.recording_rows("EG_old_live").await,
+        1,
+        "not final: kept"
+    );
 }
