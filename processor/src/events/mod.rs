@@ -1,6 +1,8 @@
-//! `roomtape.events`: LiveKit events → rows. Each event's effects and its `webhook_events` row
+//! `roomtape.events`: LiveKit events → rows. An event's effects and its `webhook_events` row
 //! commit in one transaction, so a redelivered or re-sent event changes nothing. Egress events
-//! go through the egress lifecycle; room and participant events keep `rooms`.
+//! go through the egress lifecycle one at a time (their HEADs outside any transaction); room
+//! and participant events are applied a room at a time: what the prefetch holds is grouped by
+//! room and each group is one transaction, split into single events if it fails.
 
 pub mod auto_record;
 pub mod parse;
@@ -13,9 +15,13 @@ use roomtape_shared::events::event_id;
 use roomtape_shared::events::proto::WebhookEvent;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 
+use std::collections::BTreeMap;
+
+use roomtape_shared::Chain;
+
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
 use crate::error::HandleError;
-use crate::store::webhook_events;
+use crate::store::webhook_events::{self, Recorded};
 use crate::worker::{Handled, Handler, Message, Outbox};
 use parse::ParsedEvent;
 
@@ -54,6 +60,24 @@ impl Event {
         &self.parsed.event.event
     }
 
+    /// The room a room or participant event is about (`""` when it names none).
+    fn room_name(&self) -> &str {
+        self.parsed
+            .event
+            .room
+            .as_ref()
+            .map_or("", |room| room.name.as_str())
+    }
+
+    fn recorded(&self) -> Recorded<'_> {
+        Recorded {
+            event_id: &self.id,
+            event: self.name(),
+            created_at: from_secs(self.parsed.event.created_at),
+            payload: &self.parsed.raw,
+        }
+    }
+
     /// The egress part, for an `egress_*` event that carries one.
     fn egress(&self) -> Option<EgressEvent<'_>> {
         let event = &self.parsed.event;
@@ -72,21 +96,63 @@ impl Handler for EventProcessor {
         EVENTS_QUEUE
     }
 
+    /// Room events of a storm arrive together: one transaction takes many of them.
+    fn batch_limit(&self) -> usize {
+        BATCH_LIMIT
+    }
+
     async fn handle<O: Outbox>(
         &self,
         message: &Message,
         outbox: &O,
     ) -> Result<Handled, HandleError> {
         let event = Event::read(message)?;
-        let change = match event.egress() {
-            Some(egress) => match self.egress.verdict(egress).await? {
-                Verdict::Duplicate => return Ok(Handled::new(event.name(), "duplicate")),
-                Verdict::Unchanged => None,
-                Verdict::Change(change) => Some(*change),
-            },
-            None => None,
-        };
-        self.commit(&event, change.as_ref(), outbox).await
+        match event.egress() {
+            Some(_) => self.handle_egress(&event, outbox).await,
+            None => self.one_room_event(&event, outbox).await,
+        }
+    }
+
+    async fn handle_batch<O: Outbox>(
+        &self,
+        messages: &[Message],
+        outbox: &O,
+    ) -> Vec<Result<Handled, HandleError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut by_room: BTreeMap<String, Vec<(usize, Event)>> = BTreeMap::new();
+        for (index, message) in messages.iter().enumerate() {
+            match Event::read(message) {
+                Err(error) => results.push((index, Err(error))),
+                Ok(event) if event.egress().is_some() => {
+                    results.push((index, self.handle_egress(&event, outbox).await));
+                }
+                Ok(event) => by_room
+                    .entry(event.room_name().to_owned())
+                    .or_default()
+                    .push((index, event)),
+            }
+        }
+        for (room, group) in by_room {
+            let events: Vec<&Event> = group.iter().map(|(_, event)| event).collect();
+            match self.commit_room(&room, &events, outbox).await {
+                Ok(handled) => results.extend(
+                    group
+                        .iter()
+                        .map(|(i, _)| *i)
+                        .zip(handled.into_iter().map(Ok)),
+                ),
+                Err(error) => {
+                    if group.len() > 1 {
+                        tracing::warn!(error = %Chain(&error), %room, events = group.len(), "a room's batch failed; applying its events one at a time");
+                    }
+                    for (index, event) in &group {
+                        results.push((*index, self.one_room_event(event, outbox).await));
+                    }
+                }
+            }
+        }
+        results.sort_by_key(|(index, _)| *index);
+        results.into_iter().map(|(_, result)| result).collect()
     }
 
     /// A finished egress whose files never showed up fails its recording; anything else that
@@ -95,7 +161,7 @@ impl Handler for EventProcessor {
         &self,
         message: &Message,
         error: &HandleError,
-        outbox: &O,
+        _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
         let HandleError::Storage(storage_error) = error else {
             return Ok(None);
@@ -106,11 +172,14 @@ impl Handler for EventProcessor {
                 .failed_for_good(egress, storage_error, message.attempt.number)
         });
         match change {
-            Some(change) => self.commit(&event, Some(&change), outbox).await.map(Some),
+            Some(change) => self.commit(&event, Some(&change)).await.map(Some),
             None => Ok(None),
         }
     }
 }
+
+/// The most room events one transaction applies.
+const BATCH_LIMIT: usize = 256;
 
 impl EventProcessor {
     pub fn new(pool: Pool, egress: EgressLifecycle, auto_record: AutoRecordSettings) -> Self {
@@ -121,38 +190,99 @@ impl EventProcessor {
         }
     }
 
-    /// Records the event and applies its effect in one transaction: `change` for an egress
-    /// event (none: nothing to write), the effect on `rooms` for the others. Auto-record
-    /// commands go to `outbox`.
-    async fn commit<O: Outbox>(
+    async fn handle_egress<O: Outbox>(
+        &self,
+        event: &Event,
+        outbox: &O,
+    ) -> Result<Handled, HandleError> {
+        let Some(egress) = event.egress() else {
+            return self.one_room_event(event, outbox).await;
+        };
+        let change = match self.egress.verdict(egress).await? {
+            Verdict::Duplicate => return Ok(Handled::new(event.name(), "duplicate")),
+            Verdict::Unchanged => None,
+            Verdict::Change(change) => Some(*change),
+        };
+        self.commit(event, change.as_ref()).await
+    }
+
+    /// Records an egress event and applies `change` (none: nothing to write) in one
+    /// transaction.
+    async fn commit(
         &self,
         event: &Event,
         change: Option<&RecordingChange>,
-        outbox: &O,
     ) -> Result<Handled, HandleError> {
-        let parsed = &event.parsed;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let created = from_secs(parsed.event.created_at);
-        if !webhook_events::record(&tx, &event.id, event.name(), created, &parsed.raw).await? {
+        if webhook_events::record_many(&tx, &[event.recorded()])
+            .await?
+            .is_empty()
+        {
             tx.rollback().await?;
             return Ok(Handled::new(event.name(), "duplicate"));
         }
-        match (event.egress(), change) {
-            (_, Some(change)) => change.write(&tx).await?,
-            (Some(_), None) => {}
-            (None, None) => rooms::apply(&tx, &parsed.event).await?,
-        }
-        // Before the commit: if the commit fails, the redelivery asks again, and the command's
-        // id makes that harmless.
-        if let (Some(room), "room_started") = (&parsed.event.room, event.name()) {
-            if auto_record::wanted(&self.auto_record, room) {
-                auto_record::request(outbox, room).await?;
-                tracing::info!("auto-record requested");
-            }
+        if let Some(change) = change {
+            change.write(&tx).await?;
         }
         tx.commit().await?;
         Ok(Handled::new(event.name(), "applied"))
+    }
+
+    async fn one_room_event<O: Outbox>(
+        &self,
+        event: &Event,
+        outbox: &O,
+    ) -> Result<Handled, HandleError> {
+        let mut handled = self
+            .commit_room(event.room_name(), &[event], outbox)
+            .await?;
+        Ok(handled.remove(0))
+    }
+
+    /// Records `events` of one room (duplicates dropped in the same statement) and applies the
+    /// new ones, in one transaction; one result per event. Auto-record commands go to `outbox`.
+    async fn commit_room<O: Outbox>(
+        &self,
+        room: &str,
+        events: &[&Event],
+        outbox: &O,
+    ) -> Result<Vec<Handled>, HandleError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let recorded: Vec<Recorded<'_>> = events.iter().map(|event| event.recorded()).collect();
+        let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
+        let mut handled = Vec::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(new_ids.len());
+        for event in events {
+            // An id twice in the batch is new only the first time.
+            let outcome = match new_ids.remove(&event.id) {
+                true => {
+                    fresh.push(*event);
+                    "applied"
+                }
+                false => "duplicate",
+            };
+            handled.push(Handled::new(event.name(), outcome));
+        }
+        if fresh.is_empty() {
+            tx.rollback().await?;
+            return Ok(handled);
+        }
+        let parsed: Vec<&WebhookEvent> = fresh.iter().map(|event| &event.parsed.event).collect();
+        rooms::apply(&tx, room, &parsed).await?;
+        // Before the commit: if the commit fails, the redelivery asks again, and the command's
+        // id makes that harmless.
+        for event in &parsed {
+            if let (Some(room), "room_started") = (&event.room, event.event.as_str()) {
+                if auto_record::wanted(&self.auto_record, room) {
+                    auto_record::request(outbox, room).await?;
+                    tracing::info!(room = %room.name, "auto-record requested");
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(handled)
     }
 }
 

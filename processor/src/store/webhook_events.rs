@@ -24,21 +24,34 @@ pub async fn seen_and_status(
     Ok((row.get(0), status.and_then(Status::parse)))
 }
 
-/// Records the event; `false` if another delivery recorded it first, in which case the caller
-/// rolls back so the event's effects are applied exactly once.
-pub async fn record(
+/// One event to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub event_id: &'a str,
+    pub event: &'a str,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub payload: &'a serde_json::Value,
+}
+
+/// Records a batch in one statement; returns the ids it inserted. An id already recorded, or
+/// twice in the batch, is inserted once: its other copies are duplicates.
+pub async fn record_many(
     client: &impl GenericClient,
-    event_id: &str,
-    event: &str,
-    created_at: Option<chrono::DateTime<chrono::Utc>>,
-    payload: &serde_json::Value,
-) -> Result<bool, Error> {
-    let inserted = prepared::execute(
+    events: &[Recorded<'_>],
+) -> Result<std::collections::HashSet<String>, Error> {
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
+    let created: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        events.iter().map(|e| e.created_at).collect();
+    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| e.payload).collect();
+    let rows = prepared::query(
         client,
         "INSERT INTO webhook_events (event_id, event, created_at, payload)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-        &[&event_id, &event, &created_at, payload],
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING event_id",
+        &[&ids, &names, &created, &payloads],
     )
     .await?;
-    Ok(inserted == 1)
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }

@@ -294,11 +294,16 @@ async fn poison_goes_to_the_dead_letter_queue_at_once_with_its_error() {
 #[tokio::test]
 async fn stopping_mid_stream_and_starting_again_loses_nothing() {
     let test = TestEnv::new().await;
-    // One at a time, so the stop lands mid-stream with deliveries prefetched but not started.
+    // One batch (of up to the prefetch) at a time, and enough events that the stop lands
+    // mid-stream with deliveries prefetched but not started.
+    const EVENTS: i64 = 1000;
     let slow = [("PROCESSOR_CONCURRENCY", "1"), ("PROCESSOR_PREFETCH", "10")];
-    let first = spawn_processor(&test.env_with(&slow)).await;
-    wait_ready(&first).await;
-    let events: Vec<(String, Vec<u8>)> = (0..300)
+    // The queue is filled before the processor consumes it (a first one declares it), so the
+    // processor cannot simply keep up with the publisher.
+    let declaring = spawn_processor(&test.env()).await;
+    wait_ready(&declaring).await;
+    declaring.stop().await.expect("stopped");
+    let events: Vec<(String, Vec<u8>)> = (0..EVENTS)
         .map(|n| {
             let id = format!("EV_stop{n}");
             let body = participant_event(
@@ -314,6 +319,7 @@ async fn stopping_mid_stream_and_starting_again_loses_nothing() {
     test.vhost
         .publish_all(EVENTS_EXCHANGE, "participant.joined", &events)
         .await;
+    let first = spawn_processor(&test.env_with(&slow)).await;
     eventually(
         Duration::from_secs(20),
         "some events to be processed",
@@ -329,7 +335,7 @@ async fn stopping_mid_stream_and_starting_again_loses_nothing() {
         || async {
             let processed = count(&test, "SELECT count(*) FROM webhook_events").await;
             let waiting = i64::from(test.vhost.ready_count(EVENTS_QUEUE).await);
-            (processed + waiting >= 300).then_some((processed, waiting))
+            (processed + waiting >= EVENTS).then_some((processed, waiting))
         },
     )
     .await;
@@ -344,7 +350,7 @@ async fn stopping_mid_stream_and_starting_again_loses_nothing() {
         Duration::from_secs(30),
         "the rest to be processed",
         || async {
-            (count(&test, "SELECT count(*) FROM webhook_events").await == 300).then_some(())
+            (count(&test, "SELECT count(*) FROM webhook_events").await == EVENTS).then_some(())
         },
     )
     .await;
@@ -354,6 +360,6 @@ async fn stopping_mid_stream_and_starting_again_loses_nothing() {
             "SELECT participant_count::bigint FROM rooms WHERE room_name = 'restart'"
         )
         .await,
-        300
+        EVENTS
     );
 }
