@@ -31,6 +31,15 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Ends the app at once, as a crash would: its task is aborted mid-work, nothing finishes.
+    pub fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -19,6 +19,7 @@ mod migrations;
 mod processor_lifecycle;
 mod processor_reliability;
 mod processor_rooms;
+mod processor_storms;
 mod reconcile;
 mod recordings;
 mod simulate;
