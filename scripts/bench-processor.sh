@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks the processor (docs/benchmarks.md, "Processor"): how many events per second it
-# takes from a pre-filled queue into PostgreSQL (with a HEAD against the local S3 server per
-# finished recording), and the delay from the ingestor's 200 to the row being visible at a
-# steady rate.
+# takes from a pre-filled queue into PostgreSQL (participant events of many rooms; room sessions
+# with a HEAD against the local S3 server per finished recording), the delay from the
+# ingestor's 200 to the row being visible at two steady rates, and a join storm.
 #
 # Builds the release roomtape-ingestor, roomtape-processor and roomtape-bench; creates a fresh
 # RabbitMQ vhost, a fresh database (migrated with `roomtape-processor migrate`) and a fresh
 # bucket on s3s-fs; then:
+#   participants  with no processor running, publishes BENCH_PARTICIPANT_EVENTS participant
+#           events over BENCH_PARTICIPANT_ROOMS rooms (joins, then their leaves), starts the
+#           processor, and drains them as below; every room must end at 0 viewers. The
+#           processor is stopped and the tables emptied before the next phase;
 #   fill    with no processor running, puts the recording files in the bucket and publishes
 #           BENCH_EVENTS events (room sessions of nine events: room_started, two
 #           participant_joined, egress_started, egress_updated ACTIVE, participant_left,
@@ -16,7 +20,11 @@
 #           it holds every event: events/s from the first row visible to the last;
 #   e2e     starts the ingestor as well and sends signed webhooks of the same kind at
 #           BENCH_RATE/s for BENCH_RATE_SECONDS s (open loop); for each, the time from the 200
-#           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max.
+#           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max;
+#           then again at BENCH_HIGH_RATE/s;
+#   storm   with a second processor: BENCH_STORM distinct signed joins for one room through the
+#           ingestor at BENCH_STORM_CONCURRENCY connections, then their leaves; after each wave,
+#           how long after the last 200 rooms.participant_count shows all of it.
 # Each measured phase reports where the machine's CPU went (processor, ingestor, RabbitMQ,
 # PostgreSQL, s3s-fs, the load generator, anything else). Then everything started here is stopped
 # and the vhost, database and bucket are removed. Only 127.0.0.1 is contacted; about a minute of
@@ -25,6 +33,8 @@
 # Exit status: 0 when both phases ran (every event recorded, every row seen), 1 otherwise.
 # Knobs (environment): BENCH_EVENTS (30000), BENCH_RATE (500), BENCH_RATE_SECONDS (30),
 # BENCH_POLL_MS (5), BENCH_CONCURRENCY (64, load-generator workers), BENCH_THREADS (CPUs),
+# BENCH_PARTICIPANT_EVENTS (100000), BENCH_PARTICIPANT_ROOMS (100), BENCH_HIGH_RATE (2000),
+# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256),
 # and PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +45,11 @@ RATE_SECONDS="${BENCH_RATE_SECONDS:-30}"
 POLL_MS="${BENCH_POLL_MS:-5}"
 CONCURRENCY="${BENCH_CONCURRENCY:-64}"
 THREADS="${BENCH_THREADS:-$(nproc)}"
+PARTICIPANT_EVENTS="${BENCH_PARTICIPANT_EVENTS:-100000}"
+PARTICIPANT_ROOMS="${BENCH_PARTICIPANT_ROOMS:-100}"
+HIGH_RATE="${BENCH_HIGH_RATE:-2000}"
+STORM="${BENCH_STORM:-10000}"
+STORM_CONCURRENCY="${BENCH_STORM_CONCURRENCY:-256}"
 READY_TIMEOUT=30 # seconds, for /readyz
 DRAIN_TIMEOUT=150
 E2E_GRACE=30 # seconds to wait for rows after the last webhook
@@ -59,7 +74,7 @@ export LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" AMQP_URL="$am
   S3_ACCESS_KEY_ID="$ROOMTAPE_TEST_S3_ACCESS_KEY" S3_SECRET_ACCESS_KEY="$ROOMTAPE_TEST_S3_SECRET_KEY"
 
 work="$(mktemp -d)"
-processor_pid="" ingestor_pid="" created_db="" created_vhost="" created_bucket=""
+processor_pid="" processor2_pid="" ingestor_pid="" created_db="" created_vhost="" created_bucket=""
 stop() { # pid
   if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
     kill -TERM "$1" 2>/dev/null || true
@@ -70,6 +85,7 @@ cleanup() {
   local status=$?
   stop "$ingestor_pid"
   stop "$processor_pid"
+  stop "$processor2_pid"
   [ -z "$created_vhost" ] || mgmt -X DELETE "$MGMT/vhosts/$VHOST" >/dev/null 2>&1 || true
   [ -z "$created_db" ] || psql "$admin_url" -qtAc "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null 2>&1 || true
   [ -z "$created_bucket" ] || "$bin/roomtape-bench" clean-bucket >/dev/null 2>&1 || log "could not remove bucket $BUCKET"
@@ -126,7 +142,7 @@ children_ticks() { # `times` must run in this shell, not a subshell, to see its 
     printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times"
 }
 groups() { # one line per group: name pids…
-  echo "processor $processor_pid"
+  echo "processor $processor_pid $processor2_pid"
   echo "ingestor $ingestor_pid"
   echo "rabbitmq $(pgrep -x beam.smp | tr '\n' ' ')"
   echo "postgres $(pgrep -x postgres | tr '\n' ' ')"
@@ -189,26 +205,44 @@ echo "rabbitmq: $(mgmt "$MGMT/overview" | grep -o '"rabbitmq_version":"[^"]*"' |
   "$(psql "$admin_url" -qtAc 'SHOW synchronous_commit')"
 bench_args=(--concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" --api-secret "$API_SECRET")
 
-# --- throughput from a pre-filled queue ----------------------------------------------------------
-log "filling roomtape.events with $EVENTS events (no processor running)"
-timeout 120 "$bin/roomtape-bench" fill --requests "$EVENTS" --run-id "fill$$" "${bench_args[@]}" \
-  | tee -a "$work/results"
+start_processor() { # port, log file → started_pid
+  env PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 \
+    RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
+    "$bin/roomtape-processor" >"$2" 2>&1 &
+  started_pid=$!
+}
 
-processor_port="$(free_port)"
-metrics="http://127.0.0.1:$processor_port/metrics"
-log "starting the processor on 127.0.0.1:$processor_port and draining"
-cpu_begin
-timeout $((DRAIN_TIMEOUT + 30)) "$bin/roomtape-bench" drain --requests "$EVENTS" \
-  --run-id "fill$$" --metrics "$metrics" --timeout "$DRAIN_TIMEOUT" >"$work/drain.out" &
-drain_pid=$!
-env PROCESSOR_BIND="127.0.0.1:$processor_port" LIVEKIT_URL=http://127.0.0.1:9 \
-  RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
-  "$bin/roomtape-processor" >"$work/processor.log" 2>&1 &
-processor_pid=$!
-wait "$drain_pid" || { cat "$work/drain.out"; log "the drain did not finish"; exit 1; }
-cat "$work/drain.out" | tee -a "$work/results"
-cpu_end drain "$EVENTS"
-memory processor "$processor_pid"
+# Fills the queue with no processor running, then starts one and measures the drain.
+drain_phase() { # label, events, run id, extra roomtape-bench arguments…
+  local label="$1" events="$2" run="$3" drain_pid
+  shift 3
+  log "$label: filling roomtape.events with $events events (no processor running)"
+  timeout 300 "$bin/roomtape-bench" fill --requests "$events" --run-id "$run" "$@" "${bench_args[@]}" \
+    | tee -a "$work/results"
+  processor_port="$(free_port)"
+  metrics="http://127.0.0.1:$processor_port/metrics"
+  log "$label: starting the processor on 127.0.0.1:$processor_port and draining"
+  cpu_begin
+  timeout $((DRAIN_TIMEOUT + 30)) "$bin/roomtape-bench" drain --requests "$events" --label "$label" \
+    --run-id "$run" --metrics "$metrics" --timeout "$DRAIN_TIMEOUT" "$@" >"$work/drain.out" &
+  drain_pid=$!
+  start_processor "$processor_port" "$work/processor.log"
+  processor_pid=$started_pid
+  wait "$drain_pid" || { cat "$work/drain.out"; log "the drain did not finish"; exit 1; }
+  cat "$work/drain.out" | tee -a "$work/results"
+  cpu_end "$label" "$events"
+  memory processor "$processor_pid"
+}
+
+# --- throughput from a pre-filled queue ----------------------------------------------------------
+drain_phase participants "$PARTICIPANT_EVENTS" "part$$" --participants "$PARTICIPANT_ROOMS"
+left="$(psql "$database_url" -qtAc "SELECT count(*) || ' rooms, ' || COALESCE(sum(participant_count), 0) || ' viewers' FROM rooms")"
+echo "  after every join and leave: $left" | tee -a "$work/results"
+stop "$processor_pid"
+processor_pid=""
+psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants" >/dev/null
+
+drain_phase drain "$EVENTS" "fill$$"
 
 # --- end to end at a steady rate ----------------------------------------------------------------
 log "starting the ingestor"
@@ -234,6 +268,33 @@ timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RA
   | tee -a "$work/results"
 cpu_end e2e "$requests"
 memory processor "$processor_pid"
+memory ingestor "$ingestor_pid"
+
+requests=$((HIGH_RATE * RATE_SECONDS))
+log "e2e: $requests webhooks at $HIGH_RATE/s to 127.0.0.1:$port"
+cpu_begin
+timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$HIGH_RATE" \
+  --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
+  --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2eh$$" --label "e2e-$HIGH_RATE" \
+  "${bench_args[@]}" | tee -a "$work/results"
+cpu_end "e2e-$HIGH_RATE" "$requests"
+memory processor "$processor_pid"
+memory ingestor "$ingestor_pid"
+
+# --- a join storm, two processors ----------------------------------------------------------------
+processor2_port="$(free_port)"
+start_processor "$processor2_port" "$work/processor2.log"
+processor2_pid=$started_pid
+wait_ready "$processor2_pid" "$processor2_port" "second processor"
+log "storm: $STORM joins for one room at $STORM_CONCURRENCY connections, then their leaves"
+cpu_begin
+timeout $((DRAIN_TIMEOUT + 30)) "$bin/roomtape-bench" storm --requests "$STORM" \
+  --concurrency "$STORM_CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" \
+  --api-secret "$API_SECRET" --url "http://127.0.0.1:$port/webhooks/livekit" \
+  --timeout 60 --run-id "storm$$" | tee -a "$work/results"
+cpu_end storm $((2 * STORM))
+memory processor "$processor_pid"
+memory "second processor" "$processor2_pid"
 memory ingestor "$ingestor_pid"
 
 echo "processor messages by outcome:"

@@ -15,6 +15,8 @@ the processor (room sessions with a recording; the bucket is the S3_* profile's)
   drain         poll the database until webhook_events has --requests rows; report the rate
   e2e           signed webhooks to the ingestor at --rate; report each one's delay from the
                 200 to its row being visible in the database
+  storm         --requests joins through the ingestor for one room (or --participants rooms),
+                then their leaves; report how long after the last 200 the count shows them
   clean-bucket  delete every object of the bucket, then the bucket
 
 options:
@@ -31,6 +33,8 @@ options:
   --api-secret S    default $LIVEKIT_API_SECRET, else secret
   --amqp URL        direct: broker URL (default $AMQP_URL)
   --channels N      direct, fill: confirm channels shared round-robin by the workers (default 1)
+  --participants R  fill, drain, storm: participant events over R rooms instead of room sessions
+                    with recordings (fill: the first half joins, the second half their leaves)
   --database URL    drain, e2e: PostgreSQL (default $DATABASE_URL)
   --metrics URL     drain, e2e: the processor's /metrics, for its counts of HEADs and outcomes
   --poll-ms N       drain, e2e: database poll interval (default 250 for drain, 5 for e2e)
@@ -45,6 +49,7 @@ pub enum Mode {
     Fill,
     Drain,
     E2e,
+    Storm,
     CleanBucket,
 }
 
@@ -56,6 +61,7 @@ impl Mode {
             Self::Fill => "fill",
             Self::Drain => "drain",
             Self::E2e => "e2e",
+            Self::Storm => "storm",
             Self::CleanBucket => "clean-bucket",
         }
     }
@@ -76,6 +82,8 @@ pub struct Args {
     pub api_secret: String,
     pub amqp_url: Option<String>,
     pub channels: usize,
+    /// Participant events over this many rooms, instead of room sessions with recordings.
+    pub participants: Option<u64>,
     pub database_url: Option<String>,
     pub metrics_url: Option<String>,
     pub poll_ms: Option<u64>,
@@ -90,6 +98,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
         Some("fill") => Mode::Fill,
         Some("drain") => Mode::Drain,
         Some("e2e") => Mode::E2e,
+        Some("storm") => Mode::Storm,
         Some("clean-bucket") => Mode::CleanBucket,
         Some("-h" | "--help" | "help") | None => return Ok(None),
         Some(other) => bail!("unknown mode {other:?}\n\n{USAGE}"),
@@ -109,6 +118,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
         api_secret: env("LIVEKIT_API_SECRET").unwrap_or_else(|| "secret".to_owned()),
         amqp_url: env("AMQP_URL"),
         channels: 1,
+        participants: None,
         database_url: env("DATABASE_URL"),
         metrics_url: None,
         poll_ms: None,
@@ -134,6 +144,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
             "--api-secret" => parsed.api_secret = value,
             "--amqp" => parsed.amqp_url = Some(value),
             "--channels" => parsed.channels = number(&flag, &value)?,
+            "--participants" => parsed.participants = Some(number(&flag, &value)?),
             "--database" => parsed.database_url = Some(value),
             "--metrics" => parsed.metrics_url = Some(value),
             "--poll-ms" => parsed.poll_ms = Some(number(&flag, &value)?),
@@ -145,6 +156,10 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
     anyhow::ensure!(parsed.threads > 0, "--threads must be at least 1");
     anyhow::ensure!(parsed.channels > 0, "--channels must be at least 1");
     anyhow::ensure!(parsed.poll_ms != Some(0), "--poll-ms must be at least 1");
+    anyhow::ensure!(
+        parsed.participants != Some(0),
+        "--participants must be at least 1"
+    );
     if let Some(rate) = parsed.rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
     }

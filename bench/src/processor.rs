@@ -16,10 +16,12 @@ use tokio::time::Instant;
 
 use crate::cli::Args;
 use crate::direct::Direct;
+use crate::event::Source;
 use crate::load::{self, Plan};
 use crate::mix::Mix;
 use crate::objects::{self, Bucket};
 use crate::scrape::{self, ProcessorMetrics};
+use crate::storm::Participants;
 use crate::{pg, report};
 
 /// PUTs in flight while filling the bucket.
@@ -27,8 +29,12 @@ pub const S3_CONCURRENCY: usize = 16;
 /// Width of the slices the drain's progress is shown in.
 const SLICE: Duration = Duration::from_secs(5);
 
-/// `fill`: the bucket, then the queue.
+/// `fill`: the bucket, then the queue; or, with `--participants`, participant events only.
 pub async fn fill(args: &Args) -> anyhow::Result<()> {
+    if let Some(rooms) = args.participants {
+        let joins = args.requests / 2;
+        return publish(args, Participants::new(args.run_id.clone(), rooms, joins)).await;
+    }
     let profile = objects::profile_from_env()?;
     let mix = Mix::new(args.run_id.clone(), &profile);
     let bucket = Bucket::new(&profile);
@@ -44,11 +50,16 @@ pub async fn fill(args: &Args) -> anyhow::Result<()> {
         profile.bucket,
         started.elapsed().as_secs_f64()
     );
+    publish(args, mix).await
+}
+
+/// Publishes `--requests` messages of `source` straight to `livekit.events`, confirmed.
+async fn publish<S: Source>(args: &Args, source: S) -> anyhow::Result<()> {
     let url = args
         .amqp_url
         .as_deref()
         .context("fill needs --amqp or AMQP_URL")?;
-    let target = Arc::new(Direct::connect(url, args.channels, mix, &args.api_key).await?);
+    let target = Arc::new(Direct::connect(url, args.channels, source, &args.api_key).await?);
     let plan = Plan {
         concurrency: args.concurrency,
         requests: args.requests,
@@ -111,8 +122,12 @@ pub async fn drain(args: &Args) -> anyhow::Result<()> {
     } else {
         f64::NAN
     };
-    let heads =
-        Mix::new(args.run_id.clone(), &objects::profile_from_env()?).ended_count(0..expected);
+    let heads = match args.participants {
+        Some(_) => 0,
+        None => {
+            Mix::new(args.run_id.clone(), &objects::profile_from_env()?).ended_count(0..expected)
+        }
+    };
 
     println!(
         "{}: {expected} events in the queue, {heads} of them egress_ended",
