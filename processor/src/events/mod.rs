@@ -132,21 +132,29 @@ impl Handler for EventProcessor {
                     .push((index, event)),
             }
         }
-        for (room, group) in by_room {
-            let events: Vec<&Event> = group.iter().map(|(_, event)| event).collect();
-            match self.commit_room(&room, &events, outbox).await {
-                Ok(handled) => results.extend(
-                    group
-                        .iter()
-                        .map(|(i, _)| *i)
-                        .zip(handled.into_iter().map(Ok)),
-                ),
-                Err(error) => {
-                    if group.len() > 1 {
-                        tracing::warn!(error = %Chain(&error), %room, events = group.len(), "a room's batch failed; applying its events one at a time");
-                    }
-                    for (index, event) in &group {
-                        results.push((*index, self.one_room_event(event, outbox).await));
+        let groups: Vec<RoomGroup<'_>> = by_room
+            .iter()
+            .map(|(room, group)| (room.as_str(), group.iter().map(|(_, e)| e).collect()))
+            .collect();
+        let indices = || by_room.values().flatten().map(|(index, _)| *index);
+        match self.commit_rooms(&groups, outbox).await {
+            Ok(handled) => results.extend(indices().zip(handled.into_iter().map(Ok))),
+            Err(error) => {
+                tracing::warn!(error = %Chain(&error), rooms = groups.len(), "a batch of room events failed; applying it a room, then an event, at a time");
+                for ((room, events), (_, group)) in groups.iter().zip(&by_room) {
+                    let one_room = [(*room, events.clone())];
+                    match self.commit_rooms(&one_room, outbox).await {
+                        Ok(handled) => results.extend(
+                            group
+                                .iter()
+                                .map(|(i, _)| *i)
+                                .zip(handled.into_iter().map(Ok)),
+                        ),
+                        Err(_) => {
+                            for (index, event) in group {
+                                results.push((*index, self.one_room_event(event, outbox).await));
+                            }
+                        }
                     }
                 }
             }
@@ -177,6 +185,9 @@ impl Handler for EventProcessor {
         }
     }
 }
+
+/// A room's events of a batch, in delivery order.
+type RoomGroup<'a> = (&'a str, Vec<&'a Event>);
 
 /// The most room events one transaction applies.
 const BATCH_LIMIT: usize = 256;
@@ -235,45 +246,62 @@ impl EventProcessor {
         outbox: &O,
     ) -> Result<Handled, HandleError> {
         let mut handled = self
-            .commit_room(event.room_name(), &[event], outbox)
+            .commit_rooms(&[(event.room_name(), vec![event])], outbox)
             .await?;
         Ok(handled.remove(0))
     }
 
-    /// Records `events` of one room (duplicates dropped in the same statement) and applies the
-    /// new ones, in one transaction; one result per event. Auto-record commands go to `outbox`.
-    async fn commit_room<O: Outbox>(
+    /// Records the events of a batch's rooms in one statement (duplicates dropped there) and
+    /// applies the new ones room by room, in one transaction; one result per event, in the order
+    /// of `groups`. Rooms are locked in the order given, sorted by name, so two processors
+    /// never wait on each other. Auto-record commands go to `outbox`.
+    async fn commit_rooms<O: Outbox>(
         &self,
-        room: &str,
-        events: &[&Event],
+        groups: &[RoomGroup<'_>],
         outbox: &O,
     ) -> Result<Vec<Handled>, HandleError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let recorded: Vec<Recorded<'_>> = events.iter().map(|event| event.recorded()).collect();
+        let all = || groups.iter().flat_map(|(_, events)| events.iter().copied());
+        let recorded: Vec<Recorded<'_>> = all().map(Event::recorded).collect();
         let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
-        let mut handled = Vec::with_capacity(events.len());
-        let mut fresh = Vec::with_capacity(new_ids.len());
+        let mut handled = Vec::with_capacity(recorded.len());
+        let mut applied = 0;
+        for (room, events) in groups {
+            let mut fresh = Vec::with_capacity(events.len());
+            for event in events {
+                // An id twice in the batch is new only the first time.
+                let outcome = match new_ids.remove(&event.id) {
+                    true => {
+                        fresh.push(&event.parsed.event);
+                        "applied"
+                    }
+                    false => "duplicate",
+                };
+                handled.push(Handled::new(event.name(), outcome));
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            applied += fresh.len();
+            rooms::apply(&tx, room, &fresh).await?;
+            self.auto_record(&fresh, outbox).await?;
+        }
+        match applied {
+            0 => tx.rollback().await?,
+            _ => tx.commit().await?,
+        }
+        Ok(handled)
+    }
+
+    /// Asks for the recording of each matching `room_started`, before the commit: if the commit
+    /// fails, the redelivery asks again, and the command's id makes that harmless.
+    async fn auto_record<O: Outbox>(
+        &self,
+        events: &[&WebhookEvent],
+        outbox: &O,
+    ) -> Result<(), HandleError> {
         for event in events {
-            // An id twice in the batch is new only the first time.
-            let outcome = match new_ids.remove(&event.id) {
-                true => {
-                    fresh.push(*event);
-                    "applied"
-                }
-                false => "duplicate",
-            };
-            handled.push(Handled::new(event.name(), outcome));
-        }
-        if fresh.is_empty() {
-            tx.rollback().await?;
-            return Ok(handled);
-        }
-        let parsed: Vec<&WebhookEvent> = fresh.iter().map(|event| &event.parsed.event).collect();
-        rooms::apply(&tx, room, &parsed).await?;
-        // Before the commit: if the commit fails, the redelivery asks again, and the command's
-        // id makes that harmless.
-        for event in &parsed {
             if let (Some(room), "room_started") = (&event.room, event.event.as_str()) {
                 if auto_record::wanted(&self.auto_record, room) {
                     auto_record::request(outbox, room).await?;
@@ -281,8 +309,7 @@ impl EventProcessor {
                 }
             }
         }
-        tx.commit().await?;
-        Ok(handled)
+        Ok(())
     }
 }
 

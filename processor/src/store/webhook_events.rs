@@ -48,6 +48,8 @@ pub async fn record_many(
         client,
         "INSERT INTO webhook_events (event_id, event, created_at, payload)
              SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+             -- In id order: two batches sharing ids wait on each other in one order only.
+             ORDER BY 1
              ON CONFLICT (event_id) DO NOTHING
              RETURNING event_id",
         &[&ids, &names, &created, &payloads],

@@ -210,7 +210,8 @@ pub struct ProcessorSettings {
     pub database: DatabaseSettings,
     pub livekit: LiveKitSettings,
     pub storage: StorageProfiles,
-    /// `PROCESSOR_PREFETCH` (default 32): unacked deliveries the broker hands one processor.
+    /// `PROCESSOR_PREFETCH` (default 512): unacked deliveries the broker hands one processor;
+    /// what piles up while a room is being written becomes the next batch for it.
     pub prefetch: u16,
     /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once by each consumer (events,
     /// commands); each holds one database connection while it runs.
@@ -273,7 +274,7 @@ impl ProcessorSettings {
         let database = p.check(DatabaseSettings::from_env(env));
         let livekit = p.check(LiveKitSettings::from_env(env));
         let storage = p.check(StorageProfiles::from_env(env));
-        let prefetch = p.check(env.parse_or("PROCESSOR_PREFETCH", 32));
+        let prefetch = p.check(env.parse_or("PROCESSOR_PREFETCH", 512));
         let concurrency = p.check(env.parse_or("PROCESSOR_CONCURRENCY", 16));
         if concurrency == Some(0) {
             p.note(ConfigError::invalid(
