@@ -266,31 +266,33 @@ impl EventProcessor {
         let recorded: Vec<Recorded<'_>> = all().map(Event::recorded).collect();
         let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
         let mut handled = Vec::with_capacity(recorded.len());
-        let mut applied = 0;
+        let mut fresh: Vec<(&str, Vec<&WebhookEvent>)> = Vec::with_capacity(groups.len());
         for (room, events) in groups {
-            let mut fresh = Vec::with_capacity(events.len());
+            let mut new = Vec::with_capacity(events.len());
             for event in events {
                 // An id twice in the batch is new only the first time.
                 let outcome = match new_ids.remove(&event.id) {
                     true => {
-                        fresh.push(&event.parsed.event);
+                        new.push(&event.parsed.event);
                         "applied"
                     }
                     false => "duplicate",
                 };
                 handled.push(Handled::new(event.name(), outcome));
             }
-            if fresh.is_empty() {
-                continue;
+            if !new.is_empty() {
+                fresh.push((room, new));
             }
-            applied += fresh.len();
-            rooms::apply(&tx, room, &fresh).await?;
-            self.auto_record(&fresh, outbox).await?;
         }
-        match applied {
-            0 => tx.rollback().await?,
-            _ => tx.commit().await?,
+        if fresh.is_empty() {
+            tx.rollback().await?;
+            return Ok(handled);
         }
+        rooms::apply(&tx, &fresh).await?;
+        for (_, events) in &fresh {
+            self.auto_record(events, outbox).await?;
+        }
+        tx.commit().await?;
         Ok(handled)
     }
 

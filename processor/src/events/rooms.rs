@@ -1,6 +1,7 @@
-//! Room and participant events → `rooms` and `room_participants`, one room's events at a time:
-//! its row is locked once, and each run of joins and leaves of one session is written in one
-//! statement that moves the counts by the change it makes.
+//! Room and participant events → `rooms` and `room_participants`, a batch at a time: the
+//! batch's rooms are locked in one statement, and the joins and leaves between room events are
+//! written in one statement that moves each session's count by the change it makes. In a join
+//! storm (no room events), a batch is two statements, however many rooms it spans.
 
 use std::collections::HashMap;
 
@@ -12,87 +13,104 @@ use tokio_postgres::Error;
 
 use crate::store::rooms::{self, Presence};
 
-/// Applies `events` of the room `room_name`, in order, in the caller's transaction. Events of
-/// other names change nothing.
+/// Applies the events of each room (in delivery order per room) in the caller's transaction.
+/// Events of other names change nothing.
 pub async fn apply(
     client: &impl GenericClient,
-    room_name: &str,
-    events: &[&WebhookEvent],
+    rooms_events: &[(&str, Vec<&WebhookEvent>)],
 ) -> Result<(), Error> {
-    let Some(first) = events.iter().find_map(|event| event.room.as_ref()) else {
+    let locked: Vec<(&str, &str)> = rooms_events
+        .iter()
+        .filter_map(|(name, events)| {
+            let sid = events.iter().find_map(|event| event.room.as_ref())?;
+            Some((*name, sid.sid.as_str()))
+        })
+        .collect();
+    if locked.is_empty() {
         return Ok(());
-    };
-    rooms::lock(client, room_name, &first.sid).await?;
+    }
+    rooms::lock(client, &locked).await?;
     let mut run = Run::default();
-    for event in events {
-        let Some(room) = &event.room else { continue };
-        let at = from_secs(event.created_at);
-        match event.event.as_str() {
-            "room_started" => {
-                run.flush(client, room_name).await?;
-                let started = from_secs(room.creation_time).or(at);
-                rooms::started(client, room_name, &room.sid, started).await?;
-            }
-            "room_finished" => {
-                run.flush(client, room_name).await?;
-                rooms::finished(client, room_name, &room.sid, at).await?;
-            }
-            "participant_joined" | "participant_left" | "participant_connection_aborted" => {
-                let Some(participant) = event.participant.as_ref().filter(|p| is_viewer(p.kind))
-                else {
-                    continue;
-                };
-                if run.sid != room.sid {
-                    run.flush(client, room_name).await?;
-                    run.sid.clone_from(&room.sid);
+    for (room_name, events) in rooms_events {
+        for event in events {
+            let Some(room) = &event.room else { continue };
+            let at = from_secs(event.created_at);
+            match event.event.as_str() {
+                "room_started" => {
+                    // What came before it (of any room) is written first: order within a room.
+                    run.flush(client).await?;
+                    let started = from_secs(room.creation_time).or(at);
+                    rooms::started(client, room_name, &room.sid, started).await?;
                 }
-                let joined = event.event == "participant_joined";
-                run.add(participant, joined, at);
+                "room_finished" => {
+                    run.flush(client).await?;
+                    rooms::finished(client, room_name, &room.sid, at).await?;
+                }
+                "participant_joined" | "participant_left" | "participant_connection_aborted" => {
+                    let Some(participant) =
+                        event.participant.as_ref().filter(|p| is_viewer(p.kind))
+                    else {
+                        continue;
+                    };
+                    let joined = event.event == "participant_joined";
+                    run.add(room_name, &room.sid, participant, joined, at);
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
-    run.flush(client, room_name).await
+    run.flush(client).await
 }
 
-/// Consecutive joins and leaves of one session, one entry per participant.
+/// Joins and leaves not written yet, one entry per participant of a room session.
 #[derive(Default)]
 struct Run {
-    sid: String,
-    participants: Vec<Presence>,
-    index: HashMap<String, usize>,
+    entries: Vec<Presence>,
+    /// (room, sid, participant sid) → index in `entries`.
+    index: HashMap<(String, String, String), usize>,
 }
 
 impl Run {
-    fn add(&mut self, participant: &ParticipantInfo, joined: bool, at: Option<DateTime<Utc>>) {
+    fn add(
+        &mut self,
+        room_name: &str,
+        room_sid: &str,
+        participant: &ParticipantInfo,
+        joined: bool,
+        at: Option<DateTime<Utc>>,
+    ) {
         let (joined_at, left_at) = match joined {
             true => (joined_at(participant).or(at), None),
             // A leave without a time still ends the presence.
             false => (None, at.or_else(|| Some(Utc::now()))),
         };
-        let slot = *self
-            .index
-            .entry(participant.sid.clone())
-            .or_insert_with(|| {
-                self.participants.push(Presence {
-                    participant_sid: participant.sid.clone(),
-                    identity: participant.identity.clone(),
-                    joined_at: None,
-                    left_at: None,
-                });
-                self.participants.len() - 1
+        let key = (
+            room_name.to_owned(),
+            room_sid.to_owned(),
+            participant.sid.clone(),
+        );
+        let slot = *self.index.entry(key).or_insert_with(|| {
+            self.entries.push(Presence {
+                room_name: room_name.to_owned(),
+                room_sid: room_sid.to_owned(),
+                participant_sid: participant.sid.clone(),
+                identity: participant.identity.clone(),
+                joined_at: None,
+                left_at: None,
             });
-        let entry = &mut self.participants[slot];
+            self.entries.len() - 1
+        });
+        let entry = &mut self.entries[slot];
         entry.joined_at = earliest(entry.joined_at, joined_at);
         entry.left_at = earliest(entry.left_at, left_at);
     }
 
-    async fn flush(&mut self, client: &impl GenericClient, room_name: &str) -> Result<(), Error> {
-        if self.participants.is_empty() {
+    async fn flush(&mut self, client: &impl GenericClient) -> Result<(), Error> {
+        if self.entries.is_empty() {
             return Ok(());
         }
-        rooms::presence(client, room_name, &self.sid, &self.participants).await?;
-        self.participants.clear();
+        rooms::presence(client, &self.entries).await?;
+        self.entries.clear();
         self.index.clear();
         Ok(())
     }
@@ -147,12 +165,13 @@ mod tests {
             ..ParticipantInfo::default()
         };
         let later = from_secs(9);
-        run.add(&alice, false, later);
-        run.add(&alice, true, None);
-        run.add(&alice, false, from_secs(5));
-        run.add(&alice, true, None);
-        assert_eq!(run.participants.len(), 1);
-        let entry = &run.participants[0];
+        run.add("class", "RM_1", &alice, false, later);
+        run.add("class", "RM_1", &alice, true, None);
+        run.add("class", "RM_1", &alice, false, from_secs(5));
+        run.add("class", "RM_1", &alice, true, None);
+        run.add("class", "RM_2", &alice, true, None);
+        assert_eq!(run.entries.len(), 2, "one per session");
+        let entry = &run.entries[0];
         assert_eq!(entry.joined_at, DateTime::from_timestamp_millis(2_000));
         assert_eq!(entry.left_at, from_secs(5));
     }

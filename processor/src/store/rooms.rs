@@ -13,13 +13,20 @@ use tokio_postgres::Error;
 
 use roomtape_shared::db::prepared;
 
-/// Locks the room's row, creating it (active, for `sid`) if the room is new.
-pub async fn lock(client: &impl GenericClient, name: &str, sid: &str) -> Result<(), Error> {
+/// Locks the rows of `rooms` (name, sid of its first event), creating a room that is new
+/// (active, for that sid). In name order, so two writers never wait on each other.
+pub async fn lock(client: &impl GenericClient, rooms: &[(&str, &str)]) -> Result<(), Error> {
+    let mut sorted = rooms.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup_by_key(|(name, _)| *name);
+    let (names, sids): (Vec<&str>, Vec<&str>) = sorted.into_iter().unzip();
     prepared::execute(
         client,
-        "INSERT INTO rooms (room_name, room_sid, status) VALUES ($1, $2, 'active')
+        "INSERT INTO rooms (room_name, room_sid, status)
+             SELECT name, sid, 'active' FROM unnest($1::text[], $2::text[]) AS r(name, sid)
+             ORDER BY name
              ON CONFLICT (room_name) DO UPDATE SET updated_at = now()",
-        &[&name, &sid],
+        &[&names, &sids],
     )
     .await
     .map(drop)
@@ -84,71 +91,72 @@ pub async fn finished(
     .map(drop)
 }
 
-/// What a batch says of one participant: when it joined, when it left (either may be unknown).
+/// What a batch says of one participant of a room session: when it joined, when it left
+/// (either may be unknown).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Presence {
+    pub room_name: String,
+    pub room_sid: String,
     pub participant_sid: String,
     pub identity: String,
     pub joined_at: Option<DateTime<Utc>>,
     pub left_at: Option<DateTime<Utc>>,
 }
 
-/// Records the joins and leaves of session `sid` (row locked; one entry per participant) and
-/// moves the counts by the change in who is present. The earliest join and leave seen win, so
-/// the result is the same in any order and duplicates count once. While the session is live,
-/// `max_participants` is the highest count applied; once it has finished, late events
-/// recompute its true peak.
-pub async fn presence(
-    client: &impl GenericClient,
-    name: &str,
-    sid: &str,
-    participants: &[Presence],
-) -> Result<(), Error> {
-    let sids: Vec<&str> = participants
-        .iter()
-        .map(|p| p.participant_sid.as_str())
-        .collect();
-    let identities: Vec<&str> = participants.iter().map(|p| p.identity.as_str()).collect();
-    let joins: Vec<Option<DateTime<Utc>>> = participants.iter().map(|p| p.joined_at).collect();
-    let leaves: Vec<Option<DateTime<Utc>>> = participants.iter().map(|p| p.left_at).collect();
-    // One statement: `before` and the upsert both read the snapshot from before it, and the
-    // room lock keeps every other writer of these rows out.
-    let row = prepared::query_one(
+/// Records joins and leaves (rooms locked; one entry per participant of a session) and moves
+/// each session's counts by the change in who is present, all in one statement. The earliest
+/// join and leave seen win, so the result is the same in any order and duplicates count once.
+/// While a session is live, `max_participants` is the highest count applied; once it has
+/// finished, late events recompute its true peak. Sessions that are not their room's current
+/// one change only `room_participants` (their `room_started` counts them).
+pub async fn presence(client: &impl GenericClient, batch: &[Presence]) -> Result<(), Error> {
+    let column = |field: fn(&Presence) -> &str| batch.iter().map(field).collect::<Vec<&str>>();
+    let names = column(|p| &p.room_name);
+    let sids = column(|p| &p.room_sid);
+    let participants = column(|p| &p.participant_sid);
+    let identities = column(|p| &p.identity);
+    let joins: Vec<Option<DateTime<Utc>>> = batch.iter().map(|p| p.joined_at).collect();
+    let leaves: Vec<Option<DateTime<Utc>>> = batch.iter().map(|p| p.left_at).collect();
+    // `before` and the upsert both read the snapshot from before the statement, and the room
+    // locks keep every other writer of these rows out.
+    prepared::execute(
         client,
         "WITH batch AS (
-                 SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-                     AS b(participant_sid, identity, joined_at, left_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                      $5::timestamptz[], $6::timestamptz[])
+                     AS b(room_name, room_sid, participant_sid, identity, joined_at, left_at)
              ), before AS (
-                 SELECT count(*) FILTER (WHERE rp.joined_at IS NOT NULL AND rp.left_at IS NULL) AS n
-                 FROM room_participants rp JOIN batch USING (participant_sid)
-                 WHERE rp.room_name = $1 AND rp.room_sid = $2
+                 SELECT rp.room_name, rp.room_sid,
+                        count(*) FILTER (WHERE rp.joined_at IS NOT NULL AND rp.left_at IS NULL) AS n
+                 FROM room_participants rp JOIN batch USING (room_name, room_sid, participant_sid)
+                 GROUP BY rp.room_name, rp.room_sid
              ), after AS (
                  INSERT INTO room_participants AS rp
                      (room_name, room_sid, participant_sid, identity, joined_at, left_at)
-                 SELECT $1, $2, participant_sid, identity, joined_at, left_at FROM batch
+                 SELECT room_name, room_sid, participant_sid, identity, joined_at, left_at
+                 FROM batch ORDER BY room_name, room_sid, participant_sid
                  ON CONFLICT (room_name, room_sid, participant_sid) DO UPDATE SET
                      identity = COALESCE(rp.identity, EXCLUDED.identity),
                      joined_at = LEAST(rp.joined_at, EXCLUDED.joined_at),
                      left_at = LEAST(rp.left_at, EXCLUDED.left_at)
-                 RETURNING rp.joined_at IS NOT NULL AND rp.left_at IS NULL AS present
+                 RETURNING rp.room_name, rp.room_sid,
+                           rp.joined_at IS NOT NULL AND rp.left_at IS NULL AS present
+             ), changes AS (
+                 SELECT a.room_name, a.room_sid,
+                        (count(*) FILTER (WHERE a.present) - COALESCE(min(b.n), 0))::int AS change
+                 FROM after a LEFT JOIN before b USING (room_name, room_sid)
+                 GROUP BY a.room_name, a.room_sid
              )
-             SELECT ((SELECT count(*) FILTER (WHERE present) FROM after)
-                     - (SELECT n FROM before))::int",
-        &[&name, &sid, &sids, &identities, &joins, &leaves],
-    )
-    .await?;
-    let change: i32 = row.get(0);
-    prepared::execute(
-        client,
-        "UPDATE rooms SET
-                 participant_count = CASE WHEN status = 'active'
-                     THEN GREATEST(participant_count + $3, 0) ELSE 0 END,
-                 max_participants = CASE WHEN status = 'active'
-                     THEN GREATEST(max_participants, participant_count + $3)
-                     ELSE room_peak($1, $2) END,
+             UPDATE rooms AS r SET
+                 participant_count = CASE WHEN r.status = 'active'
+                     THEN GREATEST(r.participant_count + c.change, 0) ELSE 0 END,
+                 max_participants = CASE WHEN r.status = 'active'
+                     THEN GREATEST(r.max_participants, r.participant_count + c.change)
+                     ELSE room_peak(r.room_name, r.room_sid) END,
                  updated_at = now()
-             WHERE room_name = $1 AND room_sid = $2",
-        &[&name, &sid, &change],
+             FROM changes c
+             WHERE r.room_name = c.room_name AND r.room_sid = c.room_sid",
+        &[&names, &sids, &participants, &identities, &joins, &leaves],
     )
     .await
     .map(drop)
