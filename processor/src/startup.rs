@@ -88,6 +88,7 @@ impl Application {
             pool.clone(),
             lifecycle,
             settings.auto_record.clone(),
+            settings.concurrency,
         ));
         let commands = Arc::new(CommandProcessor::new(
             pool.clone(),

@@ -124,7 +124,7 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
     let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
     let lifecycle =
         EgressLifecycle::new(pool.clone(), ObjectStore::new(&settings.storage), metrics);
-    EventProcessor::new(pool, lifecycle, settings.auto_record)
+    EventProcessor::new(pool, lifecycle, settings.auto_record, settings.concurrency)
 }
 
 /// The processor's command handler on this test's database, calling the LiveKit at

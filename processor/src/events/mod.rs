@@ -17,6 +17,8 @@ use roomtape_shared::queue::topology::EVENTS_QUEUE;
 
 use std::collections::BTreeMap;
 
+use futures_util::{stream, StreamExt};
+
 use roomtape_shared::Chain;
 
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
@@ -31,6 +33,8 @@ pub struct EventProcessor {
     pool: Pool,
     egress: EgressLifecycle,
     auto_record: AutoRecordSettings,
+    /// Egress events of a batch handled at once (`PROCESSOR_CONCURRENCY`): each HEADs.
+    egress_concurrency: usize,
 }
 
 /// A parsed event and its id.
@@ -101,6 +105,13 @@ impl Handler for EventProcessor {
         BATCH_LIMIT
     }
 
+    /// Few batches at once, so that what arrives meanwhile waits in the prefetch and makes the
+    /// next batch large: many small batches of the same rooms would only queue on their locks.
+    /// Egress events still run `PROCESSOR_CONCURRENCY` at once, inside a batch.
+    fn tasks(&self, configured: usize) -> usize {
+        configured.min(BATCHES_IN_FLIGHT)
+    }
+
     async fn handle<O: Outbox>(
         &self,
         message: &Message,
@@ -120,18 +131,27 @@ impl Handler for EventProcessor {
     ) -> Vec<Result<Handled, HandleError>> {
         let mut results = Vec::with_capacity(messages.len());
         let mut by_room: BTreeMap<String, Vec<(usize, Event)>> = BTreeMap::new();
+        let mut egress = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             match Event::read(message) {
                 Err(error) => results.push((index, Err(error))),
-                Ok(event) if event.egress().is_some() => {
-                    results.push((index, self.handle_egress(&event, outbox).await));
-                }
+                Ok(event) if event.egress().is_some() => egress.push((index, event)),
                 Ok(event) => by_room
                     .entry(event.room_name().to_owned())
                     .or_default()
                     .push((index, event)),
             }
         }
+        // Futures made up front: a closure in the stream would not be `Send` for every lifetime.
+        let egress_work: Vec<_> = egress
+            .iter()
+            .map(|(index, event)| self.indexed_egress(*index, event, outbox))
+            .collect();
+        let handled: Vec<(usize, Result<Handled, HandleError>)> = stream::iter(egress_work)
+            .buffer_unordered(self.egress_concurrency)
+            .collect()
+            .await;
+        results.extend(handled);
         let groups: Vec<RoomGroup<'_>> = by_room
             .iter()
             .map(|(room, group)| (room.as_str(), group.iter().map(|(_, e)| e).collect()))
@@ -189,16 +209,33 @@ impl Handler for EventProcessor {
 /// A room's events of a batch, in delivery order.
 type RoomGroup<'a> = (&'a str, Vec<&'a Event>);
 
-/// The most room events one transaction applies.
+/// The most events one batch takes.
 const BATCH_LIMIT: usize = 256;
+/// Batches handled at once by one processor.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 impl EventProcessor {
-    pub fn new(pool: Pool, egress: EgressLifecycle, auto_record: AutoRecordSettings) -> Self {
+    pub fn new(
+        pool: Pool,
+        egress: EgressLifecycle,
+        auto_record: AutoRecordSettings,
+        egress_concurrency: usize,
+    ) -> Self {
         Self {
             pool,
             egress,
             auto_record,
+            egress_concurrency: egress_concurrency.max(1),
         }
+    }
+
+    async fn indexed_egress<O: Outbox>(
+        &self,
+        index: usize,
+        event: &Event,
+        outbox: &O,
+    ) -> (usize, Result<Handled, HandleError>) {
+        (index, self.handle_egress(event, outbox).await)
     }
 
     async fn handle_egress<O: Outbox>(

@@ -61,6 +61,11 @@ pub trait Handler: Send + Sync + 'static {
         1
     }
 
+    /// How many messages (or batches) run at once, given `PROCESSOR_CONCURRENCY`.
+    fn tasks(&self, configured: usize) -> usize {
+        configured
+    }
+
     fn handle<O: Outbox>(
         &self,
         message: &Message,

@@ -190,7 +190,7 @@ async fn session<H: Handler>(
     ready.store(true, Ordering::SeqCst);
     tracing::info!(queue = handler.queue(), "consuming");
 
-    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    let limit = Arc::new(Semaphore::new(handler.tasks(settings.concurrency).max(1)));
     let mut in_flight = JoinSet::new();
     let outcome = loop {
         let permit = tokio::select! {
