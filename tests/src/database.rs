@@ -38,6 +38,20 @@ impl TestDatabase {
         format!("{base}/{}", self.name)
     }
 
+    /// A room's status, `participant_count` and `max_participants`.
+    pub async fn room(&self, name: &str) -> (String, i32, i32) {
+        let row = self
+            .client()
+            .await
+            .query_one(
+                "SELECT status, participant_count, max_participants FROM rooms WHERE room_name = $1",
+                &[&name],
+            )
+            .await
+            .expect("room row");
+        (row.get(0), row.get(1), row.get(2))
+    }
+
     /// How many `recordings` and `assets` rows the egress has.
     pub async fn recording_rows(&self, egress_id: &str) -> i64 {
         let sql = "SELECT (SELECT count(*) FROM recordings WHERE egress_id = $1)

@@ -7,20 +7,6 @@ use roomtape_tests::fixtures::{participant_event, room_event};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::TestEnv;
 
-async fn room(test: &TestEnv, name: &str) -> (String, i32, i32) {
-    let row = test
-        .database
-        .client()
-        .await
-        .query_one(
-            "SELECT status, participant_count, max_participants FROM rooms WHERE room_name = $1",
-            &[&name],
-        )
-        .await
-        .expect("room row");
-    (row.get(0), row.get(1), row.get(2))
-}
-
 /// Applies each event in turn.
 async fn apply(processor: &EventProcessor, events: &[String]) {
     for body in events {
@@ -47,7 +33,7 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
     // A leave that arrives before its join…
     apply(&processor, &[viewer("participant_left", "EV_l1", "alice")]).await;
     assert_eq!(
-        room(&test, "class").await,
+        test.database.room("class").await,
         ("active".into(), 0, 0),
         "never negative"
     );
@@ -64,7 +50,7 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
     )
     .await;
     assert_eq!(
-        room(&test, "class").await,
+        test.database.room("class").await,
         ("active".into(), 2, 2),
         "alice left; recorder not counted"
     );
@@ -74,21 +60,21 @@ async fn viewer_counts_hold_in_any_order_and_never_go_negative() {
         &[room_event("room_finished", "EV_r2", "class", "RM_test")],
     )
     .await;
-    assert_eq!(room(&test, "class").await, ("finished".into(), 0, 2));
+    assert_eq!(test.database.room("class").await, ("finished".into(), 0, 2));
     // A late room_started of the same session does not reopen it.
     apply(
         &processor,
         &[room_event("room_started", "EV_r1_late", "class", "RM_test")],
     )
     .await;
-    assert_eq!(room(&test, "class").await.0, "finished");
+    assert_eq!(test.database.room("class").await.0, "finished");
     // A new session of the same room starts afresh.
     apply(
         &processor,
         &[room_event("room_started", "EV_r3", "class", "RM_next")],
     )
     .await;
-    assert_eq!(room(&test, "class").await, ("active".into(), 0, 0));
+    assert_eq!(test.database.room("class").await, ("active".into(), 0, 0));
 }
 
 #[tokio::test]
@@ -122,7 +108,7 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     )
     .await;
     assert_eq!(
-        room(&test, "reused").await,
+        test.database.room("reused").await,
         ("active".into(), 1, 1),
         "dana is counted"
     );
@@ -137,7 +123,7 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     )
     .await;
     assert_eq!(
-        room(&test, "reused").await.0,
+        test.database.room("reused").await.0,
         "finished",
         "a late start does not reopen it"
     );
@@ -152,7 +138,7 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
     ];
     apply(&processor, &scrambled).await;
     assert_eq!(
-        room(&test, "reused").await.0,
+        test.database.room("reused").await.0,
         "finished",
         "the newest session is over"
     );

@@ -55,20 +55,6 @@ async fn batches_in_turn(processor: &EventProcessor, batches: Vec<Vec<String>>) 
     }
 }
 
-async fn counts(test: &TestEnv, room: &str) -> (String, i32, i32) {
-    let row = test
-        .database
-        .client()
-        .await
-        .query_one(
-            "SELECT status, participant_count, max_participants FROM rooms WHERE room_name = $1",
-            &[&room],
-        )
-        .await
-        .expect("room row");
-    (row.get(0), row.get(1), row.get(2))
-}
-
 /// The true peak of a session: joins +1, leaves -1, a leave first at equal times; a leave
 /// whose participant never joined counts neither.
 fn true_peak(stays: &[(i64, Option<i64>)]) -> i32 {
@@ -161,10 +147,10 @@ fn counts_and_peak_are_exact_in_any_order_with_duplicates_across_two_processors(
                     mine.push(bodies.to_vec());
                 }
                 tokio::join!(batches_in_turn(&first, even), batches_in_turn(&second, odd));
-                let live = counts(&test, &room).await;
+                let live = test.database.room(&room).await;
                 let finish = room_event("room_finished", &format!("EV_{room}_f"), &room, "RM_s");
                 batch(&first, &[finish]).await;
-                (live, counts(&test, &room).await)
+                (live, test.database.room(&room).await)
             });
             let peak = true_peak(&stays);
             prop_assert_eq!(live.1, present, "live count, {} events", events.len());
@@ -202,7 +188,7 @@ async fn a_reused_room_name_never_loses_a_viewer_of_its_new_session() {
         let (started, join) = ([started], [join]);
         tokio::join!(batch(&first, &started), batch(&second, &join));
         assert_eq!(
-            counts(&test, &room).await,
+            test.database.room(&room).await,
             ("active".to_owned(), 1, 1),
             "round {round}"
         );
@@ -242,7 +228,7 @@ async fn a_poison_event_in_a_batch_holds_none_of_the_others_back() {
             (_, Err(error)) => panic!("event {n} held back: {error}"),
         }
     }
-    assert_eq!(counts(&test, "poisoned").await.1, 9);
+    assert_eq!(test.database.room("poisoned").await.1, 9);
 }
 
 /// Joins for `rooms` rooms, `per_room` each, published before any processor consumes them.
@@ -280,7 +266,7 @@ async fn exact_after_all(test: &TestEnv, rooms: usize, per_room: usize) {
     })
     .await;
     for room in 0..rooms {
-        let (_, count, _) = counts(test, &format!("hall-{room}")).await;
+        let (_, count, _) = test.database.room(&format!("hall-{room}")).await;
         assert_eq!(count as usize, per_room, "hall-{room}");
     }
     assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 0);
