@@ -236,6 +236,9 @@ impl Publisher {
                 );
                 self.lanes[lane].set(None);
                 let channel = open_channel(connection).await?;
+                // A channel error is often the topology gone (an exchange deleted by hand):
+                // declaring it again lets publishing recover without a restart.
+                topology::declare(&channel, &self.settings.retry_delays).await?;
                 self.lanes[lane].set(Some(channel));
                 self.metrics.channel_replaced();
             }
