@@ -25,12 +25,17 @@ fn token(claims: &serde_json::Value, secret: &[u8]) -> String {
     let input = format!("{header}.{payload}");
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any length");
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Both steps, as the handler takes them: the token, then the body.
 fn verify(authorization: &str, body: Bytes) -> Result<VerifiedBody, VerifyError> {
-    verifier().authenticate(Some(authorization))?.check_body(body)
+    verifier()
+        .authenticate(Some(authorization))?
+        .check_body(body)
 }
 
 fn claims_for(body: &[u8]) -> serde_json::Value {
