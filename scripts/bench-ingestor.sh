@@ -109,7 +109,11 @@ if [ -n "$BROKER_CPUS" ]; then
 fi
 
 log "starting the ingestor ($CHANNELS publish channels${INGESTOR_CPUS:+, CPUs $INGESTOR_CPUS})"
-pinned "$INGESTOR_CPUS" env LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" \
+# Not through `pinned`: a function run in the background is a subshell, and $! would be its pid
+# rather than the ingestor's.
+ingestor_prefix=()
+[ -z "$INGESTOR_CPUS" ] || ingestor_prefix=(taskset -c "$INGESTOR_CPUS")
+${ingestor_prefix[@]+"${ingestor_prefix[@]}"} env LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" \
   AMQP_URL="$amqp_url" INGESTOR_BIND=127.0.0.1:0 INGESTOR_PUBLISH_CHANNELS="$CHANNELS" \
   RUST_LOG=info LOG_FORMAT=json \
   "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
