@@ -1,6 +1,7 @@
 //! `roomtape-ingestor`: LiveKit's webhook target. It verifies each webhook, publishes it to
 //! RabbitMQ with a publisher confirm, and answers 2xx only once the broker has it.
 
+pub mod admission;
 pub mod dedupe;
 pub mod metrics;
 pub mod queue;

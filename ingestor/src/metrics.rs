@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 use roomtape_shared::metrics::registered;
 
 type Labels = [(&'static str, &'static str); 1];
+/// The pool's channel index, as a label.
+type ChannelLabel = [(&'static str, String); 1];
 
 #[derive(Debug, Clone)]
 pub struct IngestorMetrics {
@@ -17,6 +19,11 @@ pub struct IngestorMetrics {
     verification_failures: Family<Labels, Counter>,
     publish_confirm_seconds: Histogram,
     publishes_in_flight: Gauge,
+    webhooks_in_flight: Gauge,
+    overload_rejections: Counter,
+    channels_usable: Gauge,
+    channel_publishes: Family<ChannelLabel, Counter>,
+    channel_replacements: Counter,
 }
 
 /// Decrements the in-flight gauge when the publish ends, however it ends.
@@ -57,6 +64,36 @@ impl IngestorMetrics {
                 "Publishes waiting for their confirm",
                 Gauge::default(),
             ),
+            webhooks_in_flight: registered(
+                registry,
+                "webhooks_in_flight",
+                "Authenticated webhooks being read or published (bounded by INGESTOR_MAX_IN_FLIGHT)",
+                Gauge::default(),
+            ),
+            overload_rejections: registered(
+                registry,
+                "webhook_overload_rejections",
+                "Webhooks refused with 503 because INGESTOR_MAX_IN_FLIGHT were in flight",
+                Counter::default(),
+            ),
+            channels_usable: registered(
+                registry,
+                "publish_channels_usable",
+                "Confirm channels of the publisher pool that can publish now",
+                Gauge::default(),
+            ),
+            channel_publishes: registered(
+                registry,
+                "publish_channel_publishes",
+                "Publishes started, by the pool channel that carried them",
+                Family::default(),
+            ),
+            channel_replacements: registered(
+                registry,
+                "publish_channel_replacements",
+                "Pool channels opened again after theirs failed",
+                Counter::default(),
+            ),
         }
     }
 
@@ -73,6 +110,35 @@ impl IngestorMetrics {
     pub fn publish_started(&self) -> InFlight {
         self.publishes_in_flight.inc();
         InFlight(self.publishes_in_flight.clone())
+    }
+
+    pub fn webhook_started(&self) {
+        self.webhooks_in_flight.inc();
+    }
+
+    pub fn webhook_finished(&self) {
+        self.webhooks_in_flight.dec();
+    }
+
+    pub fn overloaded(&self) {
+        self.overload_rejections.inc();
+    }
+
+    pub fn set_channels_usable(&self, usable: usize) {
+        self.channels_usable
+            .set(i64::try_from(usable).unwrap_or(i64::MAX));
+    }
+
+    /// The publish counter of pool channel `channel`, made once so publishing does not format
+    /// a label each time.
+    pub fn channel_publishes(&self, channel: usize) -> Counter {
+        self.channel_publishes
+            .get_or_create(&[("channel", channel.to_string())])
+            .clone()
+    }
+
+    pub fn channel_replaced(&self) {
+        self.channel_replacements.inc();
     }
 
     pub fn observe_confirm(&self, elapsed: Duration) {

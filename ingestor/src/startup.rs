@@ -1,4 +1,5 @@
-//! Builds the ingestor from its settings: the publisher, the verifier and the HTTP server.
+//! Builds the ingestor from its settings: the publisher pool, the verifier, admission and the
+//! HTTP server.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use roomtape_shared::http::{self as ops, OpsState};
 use roomtape_shared::metrics;
 use roomtape_shared::shutdown::Shutdown;
 
+use crate::admission::Admission;
 use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::Publisher;
@@ -48,6 +50,8 @@ impl Application {
         let publisher = Arc::new(Publisher::new(
             settings.amqp.clone(),
             Duration::from_millis(settings.confirm_timeout_ms),
+            settings.publish_channels,
+            settings.publish_connections,
             ingestor_metrics.clone(),
         ));
         let webhook = web::Data::new(WebhookState {
@@ -57,8 +61,10 @@ impl Application {
                 Duration::from_secs(settings.dedupe_window_secs),
                 DEDUPE_CAPACITY,
             ),
+            admission: Admission::new(settings.max_in_flight, ingestor_metrics.clone()),
             metrics: ingestor_metrics,
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
         });
         let readiness_publisher = publisher.clone();
         let ops_state = web::Data::new(OpsState {
@@ -106,7 +112,7 @@ impl Application {
     }
 
     /// Serves until `shutdown`, then stops taking requests, lets in-flight ones (and their
-    /// publishes) finish, and closes the broker connection.
+    /// publishes) finish, and closes the broker connections.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let keeper_stop = Shutdown::new();
         let keeper = tokio::spawn(self.publisher.clone().keep_connected(keeper_stop.clone()));

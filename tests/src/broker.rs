@@ -89,6 +89,40 @@ impl Drop for TestVhost {
 }
 
 impl TestVhost {
+    /// The names of the AMQP connections open to this vhost, as the management API lists them
+    /// (it may lag a few seconds behind).
+    pub async fn connections(&self) -> Vec<String> {
+        let listed: Vec<serde_json::Value> =
+            reqwest::get(format!("{}/api/vhosts/{}/connections", self.api, self.name))
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .expect("list connections")
+                .json()
+                .await
+                .expect("connections JSON");
+        listed
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Closes connection `name` from the broker's side, as an operator (or a broker restart
+    /// of one node) would.
+    pub async fn close_connection(&self, name: &str) {
+        let mut url = reqwest::Url::parse(&self.api).expect("management URL");
+        url.path_segments_mut()
+            .expect("base")
+            .pop_if_empty()
+            .extend(["api", "connections", name]);
+        reqwest::Client::new()
+            .delete(url)
+            .header("x-reason", "closed by a test")
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("close connection");
+    }
+
     /// Publishes `body` to `exchange` as the ingestor would (persistent, confirmed).
     pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], message_id: &str) {
         let message = (message_id.to_owned(), body.to_vec());

@@ -1,9 +1,11 @@
 //! A TCP proxy a test can cut and restore, to take a dependency "down" for one app only
-//! while other tests keep using the real server.
+//! while other tests keep using the real server; or hold, to stall what the server sends (a
+//! broker that stops confirming) while the connection stays open.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -11,6 +13,7 @@ pub struct TcpProxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    held: watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -20,7 +23,8 @@ impl TcpProxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
-        let (accept_up, accept_cut) = (up.clone(), cut.clone());
+        let (held, _) = watch::channel(false);
+        let (accept_up, accept_cut, accept_held) = (up.clone(), cut.clone(), held.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
@@ -28,19 +32,28 @@ impl TcpProxy {
                 }
                 let target = target.clone();
                 let mut cut_rx = accept_cut.subscribe();
+                let held_rx = accept_held.subscribe();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    let (mut client, mut server) = (client, server);
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let never_held = watch::channel(false).1;
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = pump(client_read, server_write, never_held) => {}
+                        () = pump(server_read, client_write, held_rx) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            up,
+            cut,
+            held,
+        }
     }
 
     /// Drops every open connection and refuses new ones.
@@ -52,5 +65,36 @@ impl TcpProxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops passing on what the server sends (confirms, for a broker) until [`Self::release`];
+    /// what the client sends still reaches the server.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+}
+
+/// Copies `from` to `to`, waiting before each write while `held` is true.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut held: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if held.wait_for(|held| !held).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }

@@ -1,3 +1,3 @@
-//! The ingestor's side of RabbitMQ: one confirmed publishing channel, kept alive.
+//! The ingestor's side of RabbitMQ: a pool of confirmed publishing channels, kept alive.
 
 pub mod publish;

@@ -19,6 +19,8 @@ pub enum WebhookError {
     TooLarge { limit: usize },
     #[error("could not read the request body")]
     BodyRead,
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error(transparent)]
     Unauthorized(#[from] VerifyError),
     #[error("body is not a LiveKit WebhookEvent: {0}")]
@@ -27,6 +29,10 @@ pub enum WebhookError {
     /// caller's business.
     #[error("the event could not be queued; retry later")]
     Unavailable(#[source] PublishError),
+    /// More requests are being published than the broker confirms: refused at once rather than
+    /// queued behind them, so memory stays bounded and LiveKit retries later.
+    #[error("too many webhooks in flight; retry later")]
+    Overloaded,
 }
 
 impl WebhookError {
@@ -37,7 +43,9 @@ impl WebhookError {
             Self::TooLarge { .. } => "payload_too_large",
             Self::BodyRead | Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded => "overloaded",
         }
     }
 }
@@ -49,13 +57,14 @@ impl ResponseError for WebhookError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable(_) = self {
+        if let Self::Unavailable(_) | Self::Overloaded = self {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))

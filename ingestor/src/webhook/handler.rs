@@ -1,7 +1,10 @@
-//! `POST /webhooks/livekit`: content type → size → signature → envelope → dedupe → publish.
-//! Every rejection happens before the publish, so nothing rejected reaches the queue.
+//! `POST /webhooks/livekit`: content type → token (from the header) → declared size → admission
+//! → body (with a deadline and the size limit) → body hash → envelope → dedupe → publish.
+//! No body is read before the token is authentic, and every rejection happens before the
+//! publish, so nothing rejected reaches the queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,6 +16,7 @@ use tracing::Instrument;
 use super::error::WebhookError;
 use super::verify::Verifier;
 use super::VerifiedEvent;
+use crate::admission::Admission;
 use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::{Published, Publisher};
@@ -25,7 +29,10 @@ pub struct WebhookState {
     pub publisher: Arc<Publisher>,
     pub recent: RecentIds,
     pub metrics: IngestorMetrics,
+    pub admission: Admission,
     pub max_body_bytes: usize,
+    /// How long an authenticated request's body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// The 200 answer's body: which event was taken.
@@ -72,12 +79,22 @@ async fn handle(
     state: &WebhookState,
 ) -> Result<(HttpResponse, &'static str), WebhookError> {
     check_content_type(request)?;
-    let body = read_body(request, payload, state.max_body_bytes).await?;
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let verified = state.verifier.verify(authorization, body)?;
+    let authenticated = state.verifier.authenticate(authorization)?;
+    let declared = declared_length(request);
+    let limit = state.max_body_bytes;
+    if declared.is_some_and(|len| len > limit) {
+        return Err(WebhookError::TooLarge { limit });
+    }
+    // Before the body is read, so the bodies held at once are bounded by the admission limit.
+    let _admitted = state.admission.admit().ok_or(WebhookError::Overloaded)?;
+    let body = tokio::time::timeout(state.body_timeout, read_body(payload, declared, limit))
+        .await
+        .map_err(|_| WebhookError::BodyTimeout(state.body_timeout))??;
+    let verified = authenticated.check_body(body)?;
     let event = VerifiedEvent::parse(verified)?;
     record_span_fields(&event);
 
@@ -120,27 +137,34 @@ fn check_content_type(request: &HttpRequest) -> Result<(), WebhookError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
+        .map(str::trim);
     match essence {
-        Some(t) if ACCEPTED_CONTENT_TYPES.contains(&t.as_str()) => Ok(()),
+        Some(t)
+            if ACCEPTED_CONTENT_TYPES
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(t)) =>
+        {
+            Ok(())
+        }
         _ => Err(WebhookError::UnsupportedMediaType),
     }
 }
 
-/// Reads the raw bytes (the signature covers them exactly), stopping at `limit`.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, WebhookError> {
-    let declared = request
+fn declared_length(request: &HttpRequest) -> Option<usize> {
+    request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(WebhookError::TooLarge { limit });
-    }
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads the raw bytes (the signature covers them exactly), stopping at `limit`; `declared`
+/// (already checked against `limit`) sizes the buffer.
+async fn read_body(
+    mut payload: web::Payload,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Bytes, WebhookError> {
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| WebhookError::BodyRead)?;
@@ -183,6 +207,9 @@ fn log_rejection(error: &WebhookError, metrics: &IngestorMetrics) {
         }
         // Logged where the event is known: `not_queued`.
         WebhookError::Unavailable(_) => {}
+        // Counted by admission; a warning per refused request would flood the log just when
+        // the ingestor is busiest.
+        WebhookError::Overloaded => tracing::debug!("webhook refused: {error}"),
         _ => tracing::warn!("webhook rejected: {error}"),
     }
 }

@@ -4,6 +4,8 @@ pub mod error;
 pub mod handler;
 pub mod verify;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use roomtape_shared::events::{event_id, EnvelopeError, EventEnvelope};
 
@@ -15,7 +17,7 @@ use verify::VerifiedBody;
 pub struct VerifiedEvent {
     envelope: EventEnvelope,
     message_id: String,
-    api_key: String,
+    api_key: Arc<str>,
     body: Bytes,
 }
 

@@ -153,6 +153,21 @@ pub struct IngestorSettings {
     /// `WEBHOOK_DEDUPE_WINDOW_SECS` (default 300): how long a confirmed event id is remembered,
     /// so LiveKit's retries of it are answered 200 without publishing again.
     pub dedupe_window_secs: u64,
+    /// `INGESTOR_PUBLISH_CHANNELS` (default: the CPUs the process may run on, which is also the
+    /// number of HTTP workers): confirm-mode channels publishes are spread over. One channel
+    /// caps the ingestor at what one broker channel process confirms.
+    pub publish_channels: usize,
+    /// `INGESTOR_PUBLISH_CONNECTIONS` (default: one per channel, at most
+    /// `INGESTOR_PUBLISH_CHANNELS`): broker connections the channels are spread over. Each
+    /// connection has its own socket and I/O loop; a lost connection takes only its channels.
+    pub publish_connections: usize,
+    /// `INGESTOR_MAX_IN_FLIGHT` (default 1024): authenticated requests being read or published at
+    /// once; past it, requests are answered 503 with `Retry-After` at once. Bounds the memory
+    /// bodies can hold to this × `WEBHOOK_MAX_BODY_BYTES`.
+    pub max_in_flight: usize,
+    /// `INGESTOR_BODY_TIMEOUT` (default `10s`): how long an authenticated request's body may take
+    /// to arrive; past it, 408.
+    pub body_timeout: Duration,
     pub telemetry: TelemetrySettings,
 }
 
@@ -167,6 +182,36 @@ impl IngestorSettings {
         let max_body_bytes = problems.check(env.parse_or("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024));
         let confirm_timeout_ms = problems.check(env.parse_or("PUBLISH_CONFIRM_TIMEOUT_MS", 5000));
         let dedupe_window_secs = problems.check(env.parse_or("WEBHOOK_DEDUPE_WINDOW_SECS", 300));
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let publish_channels = at_least_one(&mut problems, env, "INGESTOR_PUBLISH_CHANNELS", cpus);
+        let publish_connections = at_least_one(
+            &mut problems,
+            env,
+            "INGESTOR_PUBLISH_CONNECTIONS",
+            publish_channels.unwrap_or(1),
+        );
+        if let (Some(channels), Some(connections)) = (publish_channels, publish_connections) {
+            if connections > channels {
+                problems.note(ConfigError::invalid(
+                    "INGESTOR_PUBLISH_CONNECTIONS",
+                    format!(
+                        "{connections} connections for {channels} channels would leave some empty"
+                    ),
+                ));
+            }
+        }
+        let max_in_flight = at_least_one(&mut problems, env, "INGESTOR_MAX_IN_FLIGHT", 1024);
+        let body_timeout = problems.check(duration_or(
+            env,
+            "INGESTOR_BODY_TIMEOUT",
+            Duration::from_secs(10),
+        ));
+        if body_timeout == Some(Duration::ZERO) {
+            problems.note(ConfigError::invalid(
+                "INGESTOR_BODY_TIMEOUT",
+                "must be longer than 0s",
+            ));
+        }
         let telemetry = problems.check(TelemetrySettings::from_env(env));
         problems.finish()?;
         let (
@@ -176,6 +221,10 @@ impl IngestorSettings {
             Some(max_body_bytes),
             Some(confirm_timeout_ms),
             Some(dedupe_window_secs),
+            Some(publish_channels),
+            Some(publish_connections),
+            Some(max_in_flight),
+            Some(body_timeout),
             Some(telemetry),
         ) = (
             bind,
@@ -184,6 +233,10 @@ impl IngestorSettings {
             max_body_bytes,
             confirm_timeout_ms,
             dedupe_window_secs,
+            publish_channels,
+            publish_connections,
+            max_in_flight,
+            body_timeout,
             telemetry,
         )
         else {
@@ -196,6 +249,10 @@ impl IngestorSettings {
             max_body_bytes,
             confirm_timeout_ms,
             dedupe_window_secs,
+            publish_channels,
+            publish_connections,
+            max_in_flight,
+            body_timeout,
             telemetry,
         })
     }
@@ -256,6 +313,16 @@ impl AutoRecordSettings {
             on_metadata: env.flag_or("AUTO_RECORD_ON_METADATA", true)?,
         })
     }
+}
+
+/// A count that must be at least 1; `None` with the problem noted otherwise.
+fn at_least_one(p: &mut Problems, env: &Env, var: &str, default: usize) -> Option<usize> {
+    let value = p.check(env.parse_or(var, default))?;
+    if value == 0 {
+        p.note(ConfigError::invalid(var, "must be at least 1"));
+        return None;
+    }
+    Some(value)
 }
 
 fn duration_or(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {

@@ -1,0 +1,220 @@
+//! The ingestor's publisher pool against a real broker: publishes spread over its channels, a
+//! channel or connection that fails is replaced while the others serve, and past the in-flight
+//! limit requests are refused at once with 503, never answered 2xx without a confirm.
+
+use std::time::{Duration, Instant};
+
+use lapin::options::ExchangeDeleteOptions;
+use roomtape_shared::clock::Clock;
+use roomtape_shared::queue::topology::{EVENTS_EXCHANGE, EVENTS_QUEUE};
+use roomtape_tests::apps::{counter_sum, wait_ready};
+use roomtape_tests::livekit::{post_webhook, sign_webhook};
+use roomtape_tests::proxy::TcpProxy;
+use roomtape_tests::{eventually, spawn_ingestor, TestApp, TestEnv};
+
+fn event(id: &str) -> String {
+    format!(r#"{{"event":"room_started","room":{{"name":"standup"}},"id":"{id}"}}"#)
+}
+
+async fn post(app: &TestApp, id: &str) -> reqwest::Response {
+    let body = event(id);
+    post_webhook(app, body.as_bytes(), &sign_webhook(body.as_bytes())).await
+}
+
+async fn channel_publishes(app: &TestApp, channel: usize) -> f64 {
+    let label = format!("channel=\"{channel}\"");
+    counter_sum(app, "roomtape_publish_channel_publishes_total", &[&label]).await
+}
+
+async fn usable_channels(app: &TestApp) -> f64 {
+    counter_sum(app, "roomtape_publish_channels_usable", &[]).await
+}
+
+async fn wait_all_usable(app: &TestApp, channels: f64) {
+    eventually(
+        Duration::from_secs(15),
+        "every pool channel usable",
+        || async { (usable_channels(app).await == channels).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn publishes_spread_over_the_pool_and_a_closed_connection_is_replaced_while_the_others_serve()
+{
+    let test = TestEnv::new().await;
+    let env = test.env_with(&[
+        ("INGESTOR_PUBLISH_CHANNELS", "4"),
+        ("INGESTOR_PUBLISH_CONNECTIONS", "2"),
+    ]);
+    let app = spawn_ingestor(&env, Clock::System);
+    wait_ready(&app).await;
+    wait_all_usable(&app, 4.0).await;
+
+    for i in 0..40 {
+        assert_eq!(post(&app, &format!("EV_spread{i}")).await.status(), 200);
+    }
+    for channel in 0..4 {
+        assert_eq!(
+            channel_publishes(&app, channel).await,
+            10.0,
+            "round-robin: channel {channel} carried a quarter"
+        );
+    }
+
+    let connections = eventually(
+        Duration::from_secs(15),
+        "the management API to list both connections",
+        || async {
+            let listed = test.vhost.connections().await;
+            (listed.len() == 2).then_some(listed)
+        },
+    )
+    .await;
+    test.vhost.close_connection(&connections[0]).await;
+    // At once, before the keeper has noticed: a request that lands on a dead channel is carried
+    // by a live one instead of failing.
+    for i in 0..20 {
+        let response = post(&app, &format!("EV_during{i}")).await;
+        assert_eq!(response.status(), 200, "the other connection serves");
+    }
+    wait_all_usable(&app, 4.0).await;
+    eventually(
+        Duration::from_secs(15),
+        "a replacement connection",
+        || async {
+            let listed = test.vhost.connections().await;
+            (listed.len() == 2 && !listed.contains(&connections[0])).then_some(())
+        },
+    )
+    .await;
+    for i in 0..8 {
+        assert_eq!(post(&app, &format!("EV_after{i}")).await.status(), 200);
+    }
+    let queued = test.vhost.ready_count(EVENTS_QUEUE).await;
+    assert!(
+        (68..=88).contains(&queued),
+        "every 200 is queued (a publish retried on another channel may be queued twice): {queued}"
+    );
+}
+
+#[tokio::test]
+async fn a_channel_closed_by_a_channel_error_is_replaced_on_its_connection() {
+    let test = TestEnv::new().await;
+    let env = test.env_with(&[
+        ("INGESTOR_PUBLISH_CHANNELS", "2"),
+        ("INGESTOR_PUBLISH_CONNECTIONS", "1"),
+    ]);
+    let app = spawn_ingestor(&env, Clock::System);
+    wait_ready(&app).await;
+    wait_all_usable(&app, 2.0).await;
+    let connections = eventually(Duration::from_secs(15), "the connection listed", || async {
+        let listed = test.vhost.connections().await;
+        (listed.len() == 1).then_some(listed)
+    })
+    .await;
+
+    // Publishing to a missing exchange is a channel error (404): the broker closes the channel
+    // but not its connection.
+    let channel = test.vhost.channel().await;
+    channel
+        .exchange_delete(EVENTS_EXCHANGE.into(), ExchangeDeleteOptions::default())
+        .await
+        .expect("delete exchange");
+    let response = post(&app, "EV_lost").await;
+    assert_eq!(response.status(), 503, "no channel could take it");
+
+    // Each replacement declares the topology again, so publishing recovers on its own.
+    eventually(Duration::from_secs(15), "a 200 again", || async {
+        (post(&app, "EV_back").await.status() == 200).then_some(())
+    })
+    .await;
+    assert!(
+        counter_sum(&app, "roomtape_publish_channel_replacements_total", &[]).await >= 1.0,
+        "the failed channels were replaced"
+    );
+    assert_eq!(
+        test.vhost.connections().await,
+        connections,
+        "on the same connection"
+    );
+    assert_eq!(test.vhost.ready_count(EVENTS_QUEUE).await, 1);
+}
+
+#[tokio::test]
+async fn past_the_in_flight_limit_requests_get_503_at_once_and_nothing_unconfirmed_is_200() {
+    let test = TestEnv::new().await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
+    let amqp_url = test
+        .vhost
+        .amqp_url
+        .replace(":5672", &format!(":{}", proxy.port));
+    let env = test.env_with(&[
+        ("AMQP_URL", &amqp_url),
+        ("INGESTOR_MAX_IN_FLIGHT", "3"),
+        ("PUBLISH_CONFIRM_TIMEOUT_MS", "30000"),
+    ]);
+    let app = spawn_ingestor(&env, Clock::System);
+    wait_ready(&app).await;
+
+    // The broker takes the messages but its confirms do not come back.
+    proxy.hold();
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let body = event(&format!("EV_held{i}"));
+            let request = reqwest::Client::new()
+                .post(app.url("/webhooks/livekit"))
+                .header("content-type", "application/webhook+json")
+                .header("authorization", sign_webhook(body.as_bytes()))
+                .body(body)
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    eventually(
+        Duration::from_secs(10),
+        "three publishes in flight",
+        || async {
+            (counter_sum(&app, "roomtape_webhooks_in_flight", &[]).await == 3.0).then_some(())
+        },
+    )
+    .await;
+
+    let started = Instant::now();
+    let refused = post(&app, "EV_over").await;
+    assert_eq!(refused.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not queued: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert!(
+        waiting.iter().all(|request| !request.is_finished()),
+        "no answer before the broker's confirm"
+    );
+    assert_eq!(
+        counter_sum(&app, "roomtape_webhook_overload_rejections_total", &[]).await,
+        1.0
+    );
+
+    proxy.release();
+    for request in waiting {
+        let response = request.await.expect("task").expect("answer");
+        assert_eq!(response.status(), 200, "answered once confirmed");
+    }
+    assert_eq!(
+        test.vhost.ready_count(EVENTS_QUEUE).await,
+        3,
+        "the refused event was not published"
+    );
+    assert_eq!(post(&app, "EV_over").await.status(), 200, "room again");
+}
