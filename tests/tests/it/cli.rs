@@ -80,6 +80,11 @@ async fn dlq_replay_sends_dead_letters_back_to_their_queue_once_the_cause_is_fix
     roomtape_shared::queue::topology::declare(&channel, &[])
         .await
         .expect("declare");
+    // Confirmed, so the letters are in the queue before the tool looks.
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirm mode");
     // A good event, dead-lettered (say while its bucket was not configured), and one that names
     // no source queue.
     for (id, source) in [("EV_back", Some(EVENTS_QUEUE)), ("EV_orphan", None)] {
