@@ -1,7 +1,6 @@
 //! Builds the API from its settings: the database pool, the recording library, the broker
 //! client for start and stop, the tokens, CORS, metrics and the HTTP server.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,7 +101,7 @@ impl Application {
         let pool = web::Data::new(pool);
         let origins = settings.cors_origins.clone();
 
-        let listener = TcpListener::bind(settings.bind)?;
+        let listener = roomtape_shared::http::listener(settings.bind)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let api_metrics = api_metrics.clone();

@@ -1,7 +1,6 @@
 //! Builds the ingestor from its settings: the publisher pool, the verifier, admission and the
 //! HTTP server.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +81,7 @@ impl Application {
             }),
         });
 
-        let listener = TcpListener::bind(settings.bind)?;
+        let listener = roomtape_shared::http::listener(settings.bind)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()

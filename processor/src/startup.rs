@@ -1,7 +1,6 @@
 //! Builds the processor from its settings: schema, database pool, buckets, LiveKit client, the
 //! two consumers (events, commands), the reconciler and the ops server.
 
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +109,7 @@ impl Application {
             registry: Arc::new(registry),
             readiness: readiness(pool, consuming.clone()),
         });
-        let listener = TcpListener::bind(settings.bind)?;
+        let listener = roomtape_shared::http::listener(settings.bind)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
