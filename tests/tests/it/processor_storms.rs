@@ -78,7 +78,7 @@ fn true_peak(stays: &[(i64, Option<i64>)]) -> i32 {
 }
 
 #[test]
-fn counts_and_peak_are_exact_in_any_order_with_duplicates_across_two_processors() {
+fn counts_and_peaks_are_exact_in_any_order_with_duplicates_across_rooms_and_processors() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (test, first, second) = runtime.block_on(async {
         let test = TestEnv::new().await;
@@ -99,25 +99,26 @@ fn counts_and_peak_are_exact_in_any_order_with_duplicates_across_two_processors(
     runner
         .run(&cases, |(viewers, seed, duplicates, batch_size)| {
             let case = case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let room = format!("storm-{case}");
+            // Two rooms, their events mixed in the same batches: viewer `who` is in room
+            // `who % 2`.
+            let rooms = [format!("storm-{case}-a"), format!("storm-{case}-b")];
             let start = EPOCH * 1000;
-            let mut stays = Vec::new();
-            let mut events = vec![room_event(
-                "room_started",
-                &format!("EV_{room}_s"),
-                &room,
-                "RM_s",
-            )];
+            let mut stays: [Vec<(i64, Option<i64>)>; 2] = [Vec::new(), Vec::new()];
+            let mut events: Vec<String> = rooms
+                .iter()
+                .map(|room| room_event("room_started", &format!("EV_{room}_s"), room, "RM_s"))
+                .collect();
             for (who, (joined, stay)) in viewers.iter().enumerate() {
+                let room = &rooms[who % 2];
                 let joined_ms = start + joined * 500;
                 // Leaves carry whole seconds only.
                 let left_ms = stay.map(|seconds| (joined_ms / 1000 + seconds) * 1000);
-                stays.push((joined_ms, left_ms));
+                stays[who % 2].push((joined_ms, left_ms));
                 let id = format!("EV_{room}_j{who}");
-                events.push(presence(&room, "RM_s", &id, who, true, joined_ms));
+                events.push(presence(room, "RM_s", &id, who, true, joined_ms));
                 if let Some(left_ms) = left_ms {
                     let id = format!("EV_{room}_l{who}");
-                    events.push(presence(&room, "RM_s", &id, who, false, left_ms));
+                    events.push(presence(room, "RM_s", &id, who, false, left_ms));
                 }
             }
             // Shuffle (a small LCG on the seed keeps the case reproducible), then repeat some.
@@ -138,7 +139,6 @@ fn counts_and_peak_are_exact_in_any_order_with_duplicates_across_two_processors(
                 events.insert(at, again);
             }
             let batches: Vec<&[String]> = events.chunks(batch_size).collect();
-            let present = stays.iter().filter(|(_, left)| left.is_none()).count() as i32;
             let (live, finished) = runtime.block_on(async {
                 // Alternate batches between the processors, both running at once.
                 let (mut odd, mut even) = (Vec::new(), Vec::new());
@@ -147,17 +147,48 @@ fn counts_and_peak_are_exact_in_any_order_with_duplicates_across_two_processors(
                     mine.push(bodies.to_vec());
                 }
                 tokio::join!(batches_in_turn(&first, even), batches_in_turn(&second, odd));
-                let live = test.database.room(&room).await;
-                let finish = room_event("room_finished", &format!("EV_{room}_f"), &room, "RM_s");
-                batch(&first, &[finish]).await;
-                (live, test.database.room(&room).await)
+                let mut live = Vec::new();
+                for room in &rooms {
+                    live.push(test.database.room(room).await);
+                }
+                let finishes: Vec<String> = rooms
+                    .iter()
+                    .map(|room| room_event("room_finished", &format!("EV_{room}_f"), room, "RM_s"))
+                    .collect();
+                batch(&first, &finishes).await;
+                let mut finished = Vec::new();
+                for room in &rooms {
+                    finished.push(test.database.room(room).await);
+                }
+                (live, finished)
             });
-            let peak = true_peak(&stays);
-            prop_assert_eq!(live.1, present, "live count, {} events", events.len());
-            // Live, the highest count applied so far: out-of-order events can take it past the
-            // true peak, never below who is present; the finish puts the true peak in its place.
-            prop_assert!(live.2 >= present, "live peak {} below {}", live.2, present);
-            prop_assert_eq!(finished, ("finished".to_owned(), 0, peak));
+            for (n, stays) in stays.iter().enumerate() {
+                let present = stays.iter().filter(|(_, left)| left.is_none()).count() as i32;
+                let peak = true_peak(stays);
+                prop_assert_eq!(
+                    live[n].1,
+                    present,
+                    "room {}: live count, {} events",
+                    n,
+                    events.len()
+                );
+                // Live, the highest count applied so far: out-of-order events can take it past
+                // the true peak, never below who is present; the finish puts the true peak in
+                // its place.
+                prop_assert!(
+                    live[n].2 >= present,
+                    "room {}: live peak {} below {}",
+                    n,
+                    live[n].2,
+                    present
+                );
+                prop_assert_eq!(
+                    &finished[n],
+                    &("finished".to_owned(), 0, peak),
+                    "room {}",
+                    n
+                );
+            }
             Ok(())
         })
         .expect("exact counts in every order");
