@@ -34,6 +34,9 @@ pub enum HandleError {
     /// A follow-up message or reply could not be published.
     #[error("could not publish")]
     Publish(#[from] PublishError),
+    /// The handler panicked (a bug): the message is retried on the schedule, not stranded.
+    #[error("the handler panicked: {0}")]
+    Panicked(String),
 }
 
 /// What a failure means for its message.
@@ -58,9 +61,11 @@ impl HandleError {
             Self::Database(error) if connection_lost(error) => Disposition::RetryInPlace,
             Self::Pool(_) => Disposition::RetryInPlace,
             Self::LiveKit(error) if !error.is_transient() => Disposition::GiveUp,
-            Self::Storage(_) | Self::Database(_) | Self::LiveKit(_) | Self::Publish(_) => {
-                Disposition::RetryLater
-            }
+            Self::Storage(_)
+            | Self::Database(_)
+            | Self::LiveKit(_)
+            | Self::Publish(_)
+            | Self::Panicked(_) => Disposition::RetryLater,
         }
     }
 
@@ -77,6 +82,7 @@ impl HandleError {
             Self::Database(_) => "database_error",
             Self::LiveKit(_) => "livekit_error",
             Self::Publish(_) => "publish_failed",
+            Self::Panicked(_) => "panic",
         }
     }
 }

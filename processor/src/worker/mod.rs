@@ -283,10 +283,7 @@ impl<H: Handler> Work<H> {
         let mut hold = HOLD.min;
         while !messages.is_empty() {
             let started = Instant::now();
-            let results = match messages.as_slice() {
-                [one] => vec![self.handler.handle(one, &self.publisher).await],
-                many => self.handler.handle_batch(many, &self.publisher).await,
-            };
+            let results = self.attempt(&messages).await;
             let took = started.elapsed() / messages.len().max(1) as u32;
             let mut held = Vec::new();
             let pairs = deliveries.drain(..).zip(messages.drain(..));
@@ -317,6 +314,32 @@ impl<H: Handler> Work<H> {
             }
             hold = (hold * 2).min(HOLD.max);
             (deliveries, messages) = held.into_iter().unzip();
+        }
+    }
+
+    /// One result per message; a panic in the handler fails every message of the try (to be
+    /// retried on the schedule) instead of leaving them unacked until the channel closes.
+    async fn attempt(&self, messages: &[Message]) -> Vec<Result<Handled, HandleError>> {
+        let work = async {
+            match messages {
+                [one] => vec![self.handler.handle(one, &self.publisher).await],
+                many => self.handler.handle_batch(many, &self.publisher).await,
+            }
+        };
+        match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+            Ok(results) => results,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(%reason, messages = messages.len(), "the handler panicked");
+                messages
+                    .iter()
+                    .map(|_| Err(HandleError::Panicked(reason.clone())))
+                    .collect()
+            }
         }
     }
 

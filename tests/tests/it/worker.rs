@@ -107,3 +107,77 @@ async fn waiting_messages_come_in_batches_and_each_is_settled_on_its_own() {
     let dead = test.vhost.get(DEAD_QUEUE).await.expect("the dead letter");
     assert_eq!(dead.delivery.data, b"poison");
 }
+
+/// Panics on a message's first attempt, handles it on the next; remembers the attempts seen.
+#[derive(Default)]
+struct PanicsOnce {
+    attempts: Mutex<Vec<u32>>,
+}
+
+impl Handler for PanicsOnce {
+    fn queue(&self) -> &'static str {
+        EVENTS_QUEUE
+    }
+
+    async fn handle<O: Outbox>(&self, message: &Message, _: &O) -> Result<Handled, HandleError> {
+        let attempt = message.attempt.number;
+        self.attempts.lock().expect("lock").push(attempt);
+        assert!(attempt > 1, "a bug in the handler");
+        Ok(Handled::new("room_started", "applied"))
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_gets_its_message_retried_not_stranded() {
+    let test = TestEnv::new().await;
+    let amqp = AmqpSettings::from_env(&test.env()).expect("amqp settings");
+    topology::declare(&test.vhost.channel().await, &amqp.retry_delays)
+        .await
+        .expect("topology");
+    let body = br#"{"event":"room_started","id":"EV_panic"}"#.to_vec();
+    test.vhost
+        .publish_all(
+            EVENTS_EXCHANGE,
+            "room.started",
+            &[("EV_panic".into(), body)],
+        )
+        .await;
+
+    let handler = Arc::new(PanicsOnce::default());
+    let settings = ConsumerSettings {
+        amqp,
+        prefetch: 4,
+        concurrency: 1,
+    };
+    let mut registry = roomtape_shared::metrics::registry();
+    let metrics = ProcessorMetrics::register(&mut registry);
+    let shutdown = Shutdown::new();
+    let worker = tokio::spawn(worker::run(
+        handler.clone(),
+        settings,
+        metrics,
+        Arc::new(AtomicBool::new(false)),
+        shutdown.clone(),
+    ));
+    // Retried through the first delay queue (the test settings' 100 ms), then handled.
+    eventually(Duration::from_secs(10), "the retry handled", || async {
+        (handler.attempts.lock().expect("lock").len() == 2).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the message acked", || async {
+        let queued = test.vhost.ready_count(EVENTS_QUEUE).await;
+        let dead = test.vhost.ready_count(DEAD_QUEUE).await;
+        (queued == 0 && dead == 0).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    worker.await.expect("worker stops");
+    assert_eq!(*handler.attempts.lock().expect("lock"), [1, 2]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(
+        text.lines()
+            .any(|line| line.contains("outcome=\"panic\"") && line.ends_with(" 1")),
+        "the panic is counted:\n{text}"
+    );
+}
