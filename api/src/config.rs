@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use roomtape_shared::commands::FilepathTemplate;
 use roomtape_shared::config::{
-    AmqpSettings, ConfigError, DatabaseSettings, Env, Problems, StorageProfiles, TelemetrySettings,
+    filepath_template, AmqpSettings, ConfigError, DatabaseSettings, Env, Problems, StorageProfiles,
+    TelemetrySettings,
 };
 use secrecy::SecretString;
 
@@ -36,6 +38,8 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// `API_COMMAND_TIMEOUT` (default `30s`): how long a start or stop waits for its reply.
     pub command_timeout: Duration,
+    /// `COMMAND_FILEPATH_TEMPLATE`, so a start is checked here as the processor will check it.
+    pub filepath_template: FilepathTemplate,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub storage: StorageProfiles,
@@ -57,6 +61,7 @@ impl ApiSettings {
                 .map_err(|r| ConfigError::invalid("API_CORS_ORIGINS", r)),
         );
         let command_timeout = problems.check(command_timeout(env));
+        let filepath_template = problems.check(filepath_template(env));
         let database = problems.check(DatabaseSettings::from_env(env));
         let amqp = problems.check(AmqpSettings::from_env(env));
         let storage = problems.check(StorageProfiles::from_env(env));
@@ -67,6 +72,7 @@ impl ApiSettings {
             Some(tokens),
             Some(cors_origins),
             Some(command_timeout),
+            Some(filepath_template),
             Some(database),
             Some(amqp),
             Some(storage),
@@ -76,6 +82,7 @@ impl ApiSettings {
             tokens,
             cors_origins,
             command_timeout,
+            filepath_template,
             database,
             amqp,
             storage,
@@ -89,6 +96,7 @@ impl ApiSettings {
             tokens,
             cors_origins,
             command_timeout,
+            filepath_template,
             database,
             amqp,
             storage,

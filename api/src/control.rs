@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
-use roomtape_shared::commands::{self, InvalidCommand};
+use roomtape_shared::commands::{self, FilepathTemplate, InvalidCommand};
 use roomtape_shared::config::StorageProfiles;
 use roomtape_shared::library::Library;
 use roomtape_shared::queue::commands::CommandClient;
@@ -30,6 +30,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub struct Control {
     pub commands: CommandClient,
     pub storage: StorageProfiles,
+    pub filepath_template: FilepathTemplate,
     pub timeout: Duration,
 }
 
@@ -108,7 +109,8 @@ pub async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let message_id = idempotency_key(request.headers())?;
     let command = start_command(&room, &body)?;
-    commands::parse("recording.start", &command, &control.storage).map_err(invalid)?;
+    let template = &control.filepath_template;
+    commands::parse("recording.start", &command, &control.storage, template).map_err(invalid)?;
     let reply = control
         .commands
         .send("recording.start", &command, &message_id, control.timeout)

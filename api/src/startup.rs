@@ -75,6 +75,7 @@ impl Application {
         let control = web::Data::new(Control {
             commands: CommandClient::new(settings.amqp.clone(), "roomtape-api"),
             storage: settings.storage.clone(),
+            filepath_template: settings.filepath_template.clone(),
             timeout: settings.command_timeout,
         });
         let readiness_pool = pool.clone();

@@ -93,6 +93,7 @@ impl Application {
             pool.clone(),
             egress.clone(),
             settings.storage.clone(),
+            settings.filepath_template.clone(),
             settings.command_start_deadline,
             clock,
         ));

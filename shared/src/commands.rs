@@ -19,7 +19,85 @@ const LAYOUTS: [&str; 9] = [
     "single-speaker-dark",
 ];
 const FILE_FORMATS: [&str; 3] = ["mp4", "webm", "ogg"];
+/// `COMMAND_FILEPATH_TEMPLATE`'s default.
 pub const DEFAULT_FILEPATH: &str = "recordings/{room_name}/{time}";
+
+/// `COMMAND_FILEPATH_TEMPLATE`: the object key a start's recording gets when it names none, and
+/// the fixed prefix (up to its first `{`) any `filepath` a command names must keep, so a
+/// publisher cannot write anywhere in the configured buckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilepathTemplate {
+    template: String,
+}
+
+impl Default for FilepathTemplate {
+    fn default() -> Self {
+        Self {
+            template: DEFAULT_FILEPATH.to_owned(),
+        }
+    }
+}
+
+impl FilepathTemplate {
+    /// A template with no leading `/` and no `.` or `..` segment.
+    pub fn new(template: &str) -> Result<Self, String> {
+        let template = template.trim();
+        if template.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if let Some(problem) = key_problem(template) {
+            return Err(problem);
+        }
+        Ok(Self {
+            template: template.to_owned(),
+        })
+    }
+
+    /// The part every command's `filepath` must start with.
+    pub fn prefix(&self) -> &str {
+        self.template
+            .find('{')
+            .map_or(self.template.as_str(), |at| &self.template[..at])
+    }
+
+    /// `filepath` (or the template) checked for `room`: the fixed prefix kept, no absolute key,
+    /// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`.
+    fn filepath_for(&self, filepath: Option<String>, room: &str) -> Result<String, InvalidCommand> {
+        let filepath = filepath.unwrap_or_else(|| self.template.clone());
+        if let Some(problem) = key_problem(&filepath) {
+            return Err(invalid("filepath", problem));
+        }
+        if !filepath.starts_with(self.prefix()) {
+            return Err(invalid(
+                "filepath",
+                format!(
+                    "must start with {:?} (COMMAND_FILEPATH_TEMPLATE)",
+                    self.prefix()
+                ),
+            ));
+        }
+        if filepath.contains("{room_name}") && (room == "." || room == ".." || room.contains('/')) {
+            return Err(invalid(
+                "room_name",
+                format!(
+                    "room {room:?} cannot be part of an object key (filepath uses {{room_name}})"
+                ),
+            ));
+        }
+        Ok(filepath)
+    }
+}
+
+/// Why `key` cannot be an object key that links to itself: URLs resolve `.` and `..` segments
+/// away, and a leading `/` is not part of S3 keys.
+fn key_problem(key: &str) -> Option<String> {
+    if key.starts_with('/') {
+        return Some("must not start with /".to_owned());
+    }
+    key.split('/')
+        .any(|segment| segment == "." || segment == "..")
+        .then(|| "must not have . or .. segments".to_owned())
+}
 
 #[derive(Debug, Deserialize)]
 struct StartMessage {
@@ -101,6 +179,7 @@ pub fn parse(
     kind: &str,
     body: &[u8],
     storage: &StorageProfiles,
+    template: &FilepathTemplate,
 ) -> Result<Command, InvalidCommand> {
     match kind {
         "recording.start" => {
@@ -108,7 +187,7 @@ pub fn parse(
                 .map_err(|e| invalid("body", format!("bad JSON: {e}")))?;
             let fingerprint = fingerprint(&body);
             let message: StartMessage = fields(body)?;
-            start(message, storage, fingerprint).map(|s| Command::Start(Box::new(s)))
+            start(message, storage, template, fingerprint).map(|s| Command::Start(Box::new(s)))
         }
         "recording.stop" => {
             let body: Value = serde_json::from_slice(body)
@@ -179,6 +258,7 @@ fn fingerprint(body: &Value) -> [u8; 32] {
 fn start(
     message: StartMessage,
     storage: &StorageProfiles,
+    template: &FilepathTemplate,
     fingerprint: [u8; 32],
 ) -> Result<Start, InvalidCommand> {
     let room_name = non_empty(message.room_name)
@@ -218,7 +298,7 @@ fn start(
         Some(_) => return Err(invalid("metadata", "metadata must be a JSON object")),
     };
     let filepath = with_extension(
-        &message.filepath.unwrap_or_else(|| DEFAULT_FILEPATH.into()),
+        &template.filepath_for(message.filepath, &room_name)?,
         &file_format,
     );
     Ok(Start {
@@ -269,6 +349,7 @@ mod tests {
             "recording.start",
             br#"{"room_name":"stream-123"}"#,
             &storage(),
+            &FilepathTemplate::default(),
         )
         .expect("valid") else {
             panic!("not a start");
@@ -320,16 +401,47 @@ mod tests {
                 br#"{"room_name":"r","audio_only":"yes"}"#,
                 "audio_only: invalid type",
             ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","filepath":"private/{time}"}"#,
+                "must start with \"recordings/\"",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","filepath":"recordings/../x"}"#,
+                ". or .. segments",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","filepath":"/recordings/x"}"#,
+                "must not start with /",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":".."}"#,
+                "cannot be part of an object key",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"a/../../b"}"#,
+                "cannot be part of an object key",
+            ),
             ("recording.stop", b"{}", "needs egress_id or room_name"),
             ("recording.pause", b"{}", "unknown command"),
         ] {
-            let error = parse(kind, body, &storage()).expect_err(expected);
+            let error =
+                parse(kind, body, &storage(), &FilepathTemplate::default()).expect_err(expected);
             assert!(error.reason.contains(expected), "{expected}: {error}");
         }
     }
 
     fn fingerprint_of(body: &[u8]) -> [u8; 32] {
-        match parse("recording.start", body, &storage()) {
+        match parse(
+            "recording.start",
+            body,
+            &storage(),
+            &FilepathTemplate::default(),
+        ) {
             Ok(Command::Start(start)) => start.fingerprint,
             other => panic!("not a start: {other:?}"),
         }
@@ -354,6 +466,7 @@ mod tests {
             "recording.stop",
             br#"{"egress_id":"EG_1","room_name":"r"}"#,
             &storage(),
+            &FilepathTemplate::default(),
         );
         assert!(matches!(command, Ok(Command::Stop(Stop::Egress(id))) if id == "EG_1"));
     }

@@ -144,6 +144,7 @@ pub async fn command_processor(
         pool,
         EgressClient::new(settings.livekit),
         settings.storage,
+        settings.filepath_template,
         settings.command_start_deadline,
         clock,
     )

@@ -20,7 +20,7 @@ use crate::egress::plan;
 use crate::error::HandleError;
 use crate::store::commands::{self as progress, CommandLock, Progress};
 use crate::worker::{Handled, Handler, Message, Outbox};
-use roomtape_shared::commands::{self as model, Command, Start, Stop};
+use roomtape_shared::commands::{self as model, Command, FilepathTemplate, Start, Stop};
 
 /// Handles `roomtape.commands`.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct CommandProcessor {
     pool: Pool,
     egress: EgressClient,
     storage: StorageProfiles,
+    /// `COMMAND_FILEPATH_TEMPLATE`: where a start's recording may be written.
+    filepath_template: FilepathTemplate,
     /// `COMMAND_START_DEADLINE`: how long after it was sent a start may still reach LiveKit.
     deadline: Duration,
     clock: Clock,
@@ -44,7 +46,8 @@ impl Handler for CommandProcessor {
         _outbox: &O,
     ) -> Result<Handled, HandleError> {
         let kind = command_kind(message);
-        let reply = match model::parse(kind, &message.body, &self.storage) {
+        let reply = match model::parse(kind, &message.body, &self.storage, &self.filepath_template)
+        {
             // Nobody to tell: keep it where an operator will see it.
             Err(invalid) if message.reply_to.is_none() => return Err(invalid.into()),
             Err(invalid) => {
@@ -136,6 +139,7 @@ impl CommandProcessor {
         pool: Pool,
         egress: EgressClient,
         storage: StorageProfiles,
+        filepath_template: FilepathTemplate,
         deadline: Duration,
         clock: Clock,
     ) -> Self {
@@ -143,6 +147,7 @@ impl CommandProcessor {
             pool,
             egress,
             storage,
+            filepath_template,
             deadline,
             clock,
         }

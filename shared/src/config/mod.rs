@@ -11,8 +11,8 @@ mod storage;
 pub use env::{ConfigError, Env, Problems};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
-    ingestor_url, AmqpSettings, AutoRecordSettings, DatabaseSettings, IngestorSettings, LogFormat,
-    ProcessorSettings, TelemetrySettings,
+    filepath_template, ingestor_url, AmqpSettings, AutoRecordSettings, DatabaseSettings,
+    IngestorSettings, LogFormat, ProcessorSettings, TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};
 

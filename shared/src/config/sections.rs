@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::commands::FilepathTemplate;
+
 use super::{ApiKeys, ConfigError, Env, LiveKitSettings, Problems, StorageProfiles};
 
 /// How logs are written.
@@ -283,6 +285,8 @@ pub struct ProcessorSettings {
     /// `COMMAND_START_DEADLINE` (default `20s`): a start that has not reached LiveKit this long
     /// after it was sent is answered `deadline_exceeded` and never carried out.
     pub command_start_deadline: Duration,
+    /// `COMMAND_FILEPATH_TEMPLATE` (default `recordings/{room_name}/{time}`).
+    pub filepath_template: FilepathTemplate,
     pub telemetry: TelemetrySettings,
 }
 
@@ -365,6 +369,7 @@ impl ProcessorSettings {
             "COMMAND_START_DEADLINE",
             Duration::from_secs(20),
         ));
+        let filepath_template = p.check(filepath_template(env));
         let telemetry = p.check(TelemetrySettings::from_env(env));
         p.finish()?;
         let (
@@ -379,6 +384,7 @@ impl ProcessorSettings {
             Some(reconcile_interval),
             Some(reconcile_after),
             Some(command_start_deadline),
+            Some(filepath_template),
             Some(telemetry),
         ) = (
             bind,
@@ -392,6 +398,7 @@ impl ProcessorSettings {
             every,
             after,
             deadline,
+            filepath_template,
             telemetry,
         )
         else {
@@ -409,6 +416,7 @@ impl ProcessorSettings {
             reconcile_interval,
             reconcile_after,
             command_start_deadline,
+            filepath_template,
             telemetry,
         };
         if env.get("DATABASE_POOL_SIZE").is_none() {
@@ -425,4 +433,13 @@ pub fn ingestor_url(env: &Env) -> Result<url::Url, ConfigError> {
     const VAR: &str = "ROOMTAPE_INGESTOR_URL";
     let raw = env.get(VAR).unwrap_or("http://127.0.0.1:8080");
     url::Url::parse(raw).map_err(|e| ConfigError::invalid(VAR, e))
+}
+
+/// `COMMAND_FILEPATH_TEMPLATE`, read the same way by the processor and the API.
+pub fn filepath_template(env: &Env) -> Result<FilepathTemplate, ConfigError> {
+    let raw = env
+        .get("COMMAND_FILEPATH_TEMPLATE")
+        .unwrap_or(crate::commands::DEFAULT_FILEPATH);
+    FilepathTemplate::new(raw)
+        .map_err(|reason| ConfigError::invalid("COMMAND_FILEPATH_TEMPLATE", reason))
 }

@@ -305,3 +305,22 @@ fn the_ingestors_pool_and_limits_have_defaults_and_bad_values_are_named_together
          INGESTOR_BODY_TIMEOUT is invalid: must be longer than 0s"
     );
 }
+
+#[test]
+fn the_filepath_template_keeps_its_prefix_and_refuses_keys_that_escape_it() {
+    let settings = ProcessorSettings::from_env(&processor_env(&[])).expect("valid");
+    assert_eq!(settings.filepath_template.prefix(), "recordings/");
+    let custom = processor_env(&[("COMMAND_FILEPATH_TEMPLATE", "tenant-a/{room_name}/{time}")]);
+    let settings = ProcessorSettings::from_env(&custom).expect("valid");
+    assert_eq!(settings.filepath_template.prefix(), "tenant-a/");
+    for bad in ["/abs/{time}", "recordings/../{time}", "./{time}"] {
+        let error =
+            ProcessorSettings::from_env(&processor_env(&[("COMMAND_FILEPATH_TEMPLATE", bad)]))
+                .expect_err(bad)
+                .to_string();
+        assert!(
+            error.contains("COMMAND_FILEPATH_TEMPLATE"),
+            "{bad}: {error}"
+        );
+    }
+}

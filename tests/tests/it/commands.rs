@@ -299,6 +299,7 @@ async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_
             "recording.start",
             start_command("crashy").to_string().as_bytes(),
             &roomtape_shared::config::StorageProfiles::from_env(&test.env()).expect("storage"),
+            &roomtape_shared::commands::FilepathTemplate::default(),
         ) {
             Ok(roomtape_shared::commands::Command::Start(start)) => *start,
             other => panic!("{other:?}"),
