@@ -94,6 +94,7 @@ impl Application {
             egress.clone(),
             settings.storage.clone(),
             settings.filepath_template.clone(),
+            settings.reply_queues.clone(),
             settings.command_start_deadline,
             clock,
         ));

@@ -145,6 +145,7 @@ pub async fn command_processor(
         EgressClient::new(settings.livekit),
         settings.storage,
         settings.filepath_template,
+        settings.reply_queues,
         settings.command_start_deadline,
         clock,
     )

@@ -30,6 +30,8 @@ pub struct CommandProcessor {
     storage: StorageProfiles,
     /// `COMMAND_FILEPATH_TEMPLATE`: where a start's recording may be written.
     filepath_template: FilepathTemplate,
+    /// `COMMAND_REPLY_QUEUES`: where replies may go besides direct reply-to.
+    reply_queues: Vec<glob::Pattern>,
     /// `COMMAND_START_DEADLINE`: how long after it was sent a start may still reach LiveKit.
     deadline: Duration,
     clock: Clock,
@@ -63,7 +65,7 @@ impl Handler for CommandProcessor {
             },
             Ok(Command::Stop(stop)) => self.stop(&stop).await?,
         };
-        Ok(answered(kind, reply))
+        Ok(self.answered(message, kind, reply))
     }
 
     /// A start is not retried past its deadline.
@@ -104,14 +106,12 @@ impl Handler for CommandProcessor {
             }
             _ => reply::error("egress_error", Chain(error)),
         };
-        Ok(Some(answered(kind, reply)))
+        Ok(Some(self.answered(message, kind, reply)))
     }
 }
 
-fn answered(kind: &str, reply: Value) -> Handled {
-    let outcome = if reply["ok"] == true { "ok" } else { "error" };
-    Handled::new(kind, outcome).with_reply(reply)
-}
+/// RabbitMQ rewrites direct reply-to addresses to this prefix plus a token.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 fn command_id(message: &Message) -> Option<&str> {
     message.message_id.as_deref().filter(|id| !id.is_empty())
@@ -140,6 +140,7 @@ impl CommandProcessor {
         egress: EgressClient,
         storage: StorageProfiles,
         filepath_template: FilepathTemplate,
+        reply_queues: Vec<glob::Pattern>,
         deadline: Duration,
         clock: Clock,
     ) -> Self {
@@ -148,8 +149,33 @@ impl CommandProcessor {
             egress,
             storage,
             filepath_template,
+            reply_queues,
             deadline,
             clock,
+        }
+    }
+
+    /// The command handled, with its reply if `reply_to` is a queue replies may go to: direct
+    /// reply-to, or one `COMMAND_REPLY_QUEUES` names. Anything else gets no reply (logged), so a
+    /// publisher cannot make the processor write into other queues.
+    fn answered(&self, message: &Message, kind: &str, reply: Value) -> Handled {
+        let outcome = if reply["ok"] == true { "ok" } else { "error" };
+        let handled = Handled::new(kind, outcome);
+        match message.reply_to.as_deref() {
+            Some(queue)
+                if queue.starts_with(DIRECT_REPLY_TO)
+                    || self.reply_queues.iter().any(|p| p.matches(queue)) =>
+            {
+                handled.with_reply(reply)
+            }
+            Some(queue) => {
+                tracing::warn!(
+                    reply_to = queue,
+                    "reply not sent: the queue is not in COMMAND_REPLY_QUEUES"
+                );
+                handled
+            }
+            None => handled,
         }
     }
 

@@ -287,6 +287,9 @@ pub struct ProcessorSettings {
     pub command_start_deadline: Duration,
     /// `COMMAND_FILEPATH_TEMPLATE` (default `recordings/{room_name}/{time}`).
     pub filepath_template: FilepathTemplate,
+    /// `COMMAND_REPLY_QUEUES` (default `amq.gen-*`): queues command replies may go to, besides
+    /// RabbitMQ's direct reply-to.
+    pub reply_queues: Vec<glob::Pattern>,
     pub telemetry: TelemetrySettings,
 }
 
@@ -302,21 +305,23 @@ pub struct AutoRecordSettings {
 
 impl AutoRecordSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let room_patterns = env
-            .get("AUTO_RECORD_ROOMS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                glob::Pattern::new(p).map_err(|e| ConfigError::invalid("AUTO_RECORD_ROOMS", e))
-            })
-            .collect::<Result<_, _>>()?;
+        let room_patterns = patterns(env, "AUTO_RECORD_ROOMS", "")?;
         Ok(Self {
             room_patterns,
             on_metadata: env.flag_or("AUTO_RECORD_ON_METADATA", true)?,
         })
     }
+}
+
+/// Comma-separated glob patterns of `var` (`default` when unset).
+fn patterns(env: &Env, var: &str, default: &str) -> Result<Vec<glob::Pattern>, ConfigError> {
+    env.get(var)
+        .unwrap_or(default)
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| glob::Pattern::new(p).map_err(|e| ConfigError::invalid(var, e)))
+        .collect()
 }
 
 /// A count that must be at least 1; `None` with the problem noted otherwise.
@@ -370,6 +375,7 @@ impl ProcessorSettings {
             Duration::from_secs(20),
         ));
         let filepath_template = p.check(filepath_template(env));
+        let reply_queues = p.check(patterns(env, "COMMAND_REPLY_QUEUES", "amq.gen-*"));
         let telemetry = p.check(TelemetrySettings::from_env(env));
         p.finish()?;
         let (
@@ -385,6 +391,7 @@ impl ProcessorSettings {
             Some(reconcile_after),
             Some(command_start_deadline),
             Some(filepath_template),
+            Some(reply_queues),
             Some(telemetry),
         ) = (
             bind,
@@ -399,6 +406,7 @@ impl ProcessorSettings {
             after,
             deadline,
             filepath_template,
+            reply_queues,
             telemetry,
         )
         else {
@@ -417,6 +425,7 @@ impl ProcessorSettings {
             reconcile_after,
             command_start_deadline,
             filepath_template,
+            reply_queues,
             telemetry,
         };
         if env.get("DATABASE_POOL_SIZE").is_none() {

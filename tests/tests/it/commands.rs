@@ -572,3 +572,72 @@ async fn reconciliation_fails_a_recording_livekit_no_longer_knows() {
     let error = row["error"].as_str().unwrap_or_default();
     assert!(error.contains("no longer knows egress EG_gone"), "{error}");
 }
+
+#[tokio::test]
+async fn replies_go_only_to_direct_reply_to_or_the_configured_queues() {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let processor = started(&test, &livekit, &[]).await;
+    // A queue of someone else's that a publisher names as its reply_to.
+    let channel = test.vhost.channel().await;
+    channel
+        .queue_declare(
+            "orders".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+    let properties = lapin::BasicProperties::default()
+        .with_message_id("cmd-elsewhere".into())
+        .with_content_type("application/json".into())
+        .with_reply_to("orders".into());
+    let body = start_command("elsewhere").to_string();
+    channel
+        .basic_publish(
+            "roomtape.commands".into(),
+            "recording.start".into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            properties,
+        )
+        .await
+        .expect("publish");
+    let client = test.database.client().await;
+    eventually(Duration::from_secs(10), "the command carried out", || {
+        let client = &client;
+        async move {
+            let row = client
+                .query_opt(
+                    "SELECT 1 FROM recording_commands WHERE message_id = 'cmd-elsewhere' AND state = 'done'",
+                    &[],
+                )
+                .await
+                .ok()??;
+            Some(row)
+        }
+    })
+    .await;
+    // A graceful stop settles what is in flight, reply included, before it returns.
+    processor.stop().await.expect("stopped");
+    assert_eq!(livekit.calls(START).len(), 1, "carried out");
+    assert_eq!(
+        test.vhost.ready_count("orders").await,
+        0,
+        "no reply written there"
+    );
+
+    // Server-named queues (amq.gen-*) and direct reply-to still get theirs.
+    let _processor = started(&test, &livekit, &[]).await;
+    let reply = test
+        .vhost
+        .command(
+            "recording.stop",
+            &json!({"room_name": "elsewhere"}),
+            "stop-1",
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}
