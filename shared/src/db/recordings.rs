@@ -210,6 +210,17 @@ pub async fn requested(
         ],
     )
     .await?;
+    // The egress may have finished (and its assets been written) before this row write, when
+    // the command was retried or adopted: its assets follow the recording.
+    prepared::execute(
+        client,
+        "UPDATE assets a SET stream_id = r.stream_id, user_id = r.user_id
+             FROM recordings r
+             WHERE a.egress_id = $1 AND r.egress_id = $1
+               AND (a.stream_id, a.user_id) IS DISTINCT FROM (r.stream_id, r.user_id)",
+        &[&r.egress_id],
+    )
+    .await?;
     Ok(row.get(0))
 }
 

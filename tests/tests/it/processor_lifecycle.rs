@@ -269,3 +269,48 @@ async fn a_failed_auto_egress_without_id_and_unknown_enum_values_are_recorded() 
         "an unknown status cannot move a recording"
     );
 }
+
+#[tokio::test]
+async fn assets_follow_the_start_commands_ids_when_the_egress_finished_first() {
+    use roomtape_shared::db::recordings::{requested, Requested};
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    // The egress ends (its file checked, its asset written) before the start command's own row
+    // write, as when the command was retried or adopted after a crash.
+    let egress = Egress::new("EG_early", "standup", &test.bucket.profile);
+    test.bucket.put(&egress.key, b"video", "video/mp4").await;
+    step(&processor, &egress.ended("EV_early")).await;
+    let client = test.database.client().await;
+    let ids = "SELECT stream_id, user_id FROM assets WHERE egress_id = 'EG_early'";
+    let before = client.query_one(ids, &[]).await.expect("asset");
+    assert_eq!(before.get::<_, Option<String>>(0), None);
+
+    let settings = roomtape_shared::config::DatabaseSettings::from_env(&test.env())
+        .expect("database settings");
+    let pool = roomtape_shared::db::pool(&settings).expect("pool");
+    requested(
+        &pool.get().await.expect("connection"),
+        &Requested {
+            egress_id: "EG_early".into(),
+            room_name: "standup".into(),
+            layout: "speaker".into(),
+            file_format: "mp4".into(),
+            audio_only: false,
+            storage_provider: test.bucket.profile.provider.clone(),
+            storage_bucket: test.bucket.profile.bucket.clone(),
+            stream_id: Some("stream-7".into()),
+            user_id: Some("user-9".into()),
+            metadata: serde_json::json!({}),
+        },
+    )
+    .await
+    .expect("row write");
+    let after = client.query_one(ids, &[]).await.expect("asset");
+    assert_eq!(
+        (
+            after.get::<_, Option<String>>(0),
+            after.get::<_, Option<String>>(1)
+        ),
+        (Some("stream-7".into()), Some("user-9".into()))
+    );
+}
