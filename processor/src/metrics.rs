@@ -61,7 +61,7 @@ impl ProcessorMetrics {
     pub fn handled(&self, queue: &str, event: &str, outcome: &str, took: Duration) {
         let labels = vec![
             ("queue", queue.to_owned()),
-            ("event", event.to_owned()),
+            ("event", event_label(event).to_owned()),
             ("outcome", outcome.to_owned()),
         ];
         self.messages.get_or_create(&labels).inc();
@@ -84,5 +84,44 @@ impl ProcessorMetrics {
         self.in_flight
             .get_or_create(&vec![("queue", queue.to_owned())])
             .clone()
+    }
+}
+
+/// The events and commands a metric names; anything else (a name from a message's body, type or
+/// routing key that a publisher chose) is `other`, so labels stay a fixed, small set.
+const KNOWN_EVENTS: [&str; 14] = [
+    "room_started",
+    "room_finished",
+    "participant_joined",
+    "participant_left",
+    "participant_connection_aborted",
+    "track_published",
+    "track_unpublished",
+    "egress_started",
+    "egress_updated",
+    "egress_ended",
+    "ingress_started",
+    "ingress_ended",
+    "recording.start",
+    "recording.stop",
+];
+
+fn event_label(event: &str) -> &'static str {
+    KNOWN_EVENTS
+        .into_iter()
+        .find(|known| *known == event)
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_label;
+
+    #[test]
+    fn labels_come_from_a_fixed_set() {
+        assert_eq!(event_label("egress_ended"), "egress_ended");
+        assert_eq!(event_label("recording.stop"), "recording.stop");
+        assert_eq!(event_label("x".repeat(10_000).as_str()), "other");
+        assert_eq!(event_label("room_started\n"), "other");
     }
 }
