@@ -152,32 +152,8 @@ impl Handler for EventProcessor {
             .collect()
             .await;
         results.extend(handled);
-        let groups: Vec<RoomGroup<'_>> = by_room
-            .iter()
-            .map(|(room, group)| (room.as_str(), group.iter().map(|(_, e)| e).collect()))
-            .collect();
-        let indices = || by_room.values().flatten().map(|(index, _)| *index);
-        match self.commit_rooms(&groups, outbox).await {
-            Ok(handled) => results.extend(indices().zip(handled.into_iter().map(Ok))),
-            Err(error) => {
-                tracing::warn!(error = %Chain(&error), rooms = groups.len(), "a batch of room events failed; applying it a room, then an event, at a time");
-                for ((room, events), (_, group)) in groups.iter().zip(&by_room) {
-                    let one_room = [(*room, events.clone())];
-                    match self.commit_rooms(&one_room, outbox).await {
-                        Ok(handled) => results.extend(
-                            group
-                                .iter()
-                                .map(|(i, _)| *i)
-                                .zip(handled.into_iter().map(Ok)),
-                        ),
-                        Err(_) => {
-                            for (index, event) in group {
-                                results.push((*index, self.one_room_event(event, outbox).await));
-                            }
-                        }
-                    }
-                }
-            }
+        if !by_room.is_empty() {
+            results.extend(self.room_batch(&by_room, outbox).await);
         }
         results.sort_by_key(|(index, _)| *index);
         results.into_iter().map(|(_, result)| result).collect()
@@ -209,6 +185,15 @@ impl Handler for EventProcessor {
 /// A room's events of a batch, in delivery order.
 type RoomGroup<'a> = (&'a str, Vec<&'a Event>);
 
+fn group<'a>(room: &'a str, events: &'a [(usize, Event)]) -> RoomGroup<'a> {
+    (room, events.iter().map(|(_, event)| event).collect())
+}
+
+/// Where each event stands in its batch.
+fn indices(events: &[(usize, Event)]) -> impl Iterator<Item = usize> + '_ {
+    events.iter().map(|(index, _)| *index)
+}
+
 /// The most events one batch takes.
 const BATCH_LIMIT: usize = 256;
 /// Batches handled at once by one processor.
@@ -227,6 +212,42 @@ impl EventProcessor {
             auto_record,
             egress_concurrency: egress_concurrency.max(1),
         }
+    }
+
+    /// The room events of a batch, all rooms in one transaction; if that fails, a room at a
+    /// time, and a room that fails alone, an event at a time: one poison event holds back no
+    /// other. Results by the events' index in the batch.
+    async fn room_batch<O: Outbox>(
+        &self,
+        by_room: &BTreeMap<String, Vec<(usize, Event)>>,
+        outbox: &O,
+    ) -> Vec<(usize, Result<Handled, HandleError>)> {
+        let all: Vec<RoomGroup<'_>> = by_room.iter().map(|(r, e)| group(r, e)).collect();
+        let error = match self.commit_rooms(&all, outbox).await {
+            Ok(handled) => {
+                let order = by_room.values().flat_map(|events| indices(events));
+                return order.zip(handled.into_iter().map(Ok)).collect();
+            }
+            Err(error) => error,
+        };
+        tracing::warn!(error = %Chain(&error), rooms = by_room.len(), "a batch of room events failed; applying it a room, then an event, at a time");
+        let mut results = Vec::new();
+        for (room, events) in by_room {
+            // A lone room has just failed: straight to its events.
+            let one_room = match by_room.len() {
+                1 => None,
+                _ => self.commit_rooms(&[group(room, events)], outbox).await.ok(),
+            };
+            match one_room {
+                Some(handled) => results.extend(indices(events).zip(handled.into_iter().map(Ok))),
+                None => {
+                    for (index, event) in events {
+                        results.push((*index, self.one_room_event(event, outbox).await));
+                    }
+                }
+            }
+        }
+        results
     }
 
     async fn indexed_egress<O: Outbox>(
