@@ -320,8 +320,10 @@ impl EventProcessor {
     ) -> Result<Vec<Handled>, HandleError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let all = || groups.iter().flat_map(|(_, events)| events.iter().copied());
-        let recorded: Vec<Recorded<'_>> = all().map(Event::recorded).collect();
+        let recorded: Vec<Recorded<'_>> = groups
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|event| event.recorded()))
+            .collect();
         let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
         let mut handled = Vec::with_capacity(recorded.len());
         let mut fresh: Vec<(&str, Vec<&WebhookEvent>)> = Vec::with_capacity(groups.len());

@@ -433,6 +433,16 @@ async fn invalid_commands_get_an_error_reply_and_never_reach_livekit() {
             "unknown file_format",
         ),
         ("recording.stop", json!({}), "egress_id or room_name"),
+        (
+            "recording.start",
+            json!({"room_name": "r", "filepath": "private/{time}"}),
+            "COMMAND_FILEPATH_TEMPLATE",
+        ),
+        (
+            "recording.start",
+            json!({"room_name": "..", "filepath": "recordings/{room_name}/x"}),
+            "cannot be part of an object key",
+        ),
         ("recording.start", json!("not an object"), "bad JSON"),
     ];
     for (n, (key, body, expected)) in cases.iter().enumerate() {
