@@ -86,7 +86,7 @@ impl From<Recording> for RecordingView {
 pub struct AssetView {
     pub storage_bucket: String,
     pub storage_key: String,
-    pub playback_url: String,
+    pub playback_url: Option<String>,
     pub file_size_bytes: i64,
     pub duration_seconds: Option<f64>,
     pub content_type: Option<String>,

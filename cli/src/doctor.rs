@@ -253,8 +253,11 @@ async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: 
         }
         Err(error) => report.fail("storage", name("presigned get"), error),
     }
-    if profile.public_base_url.is_some() {
-        let url = storage::public_url(profile, PROBE_KEY);
+    // The probe's key is a plain one: it always has a URL.
+    if let (Some(_), Some(url)) = (
+        &profile.public_base_url,
+        storage::public_url(profile, PROBE_KEY),
+    ) {
         serves_probe(
             report,
             name("public url"),

@@ -2,6 +2,7 @@
 //! place: by the processor before anything reaches LiveKit, and by the API before it publishes.
 
 use crate::config::{StorageProfile, StorageProfiles};
+use crate::storage::key_problem;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,7 +47,7 @@ impl FilepathTemplate {
             return Err("must not be empty".to_owned());
         }
         if let Some(problem) = key_problem(template) {
-            return Err(problem);
+            return Err(problem.to_owned());
         }
         Ok(Self {
             template: template.to_owned(),
@@ -86,17 +87,6 @@ impl FilepathTemplate {
         }
         Ok(filepath)
     }
-}
-
-/// Why `key` cannot be an object key that links to itself: URLs resolve `.` and `..` segments
-/// away, and a leading `/` is not part of S3 keys.
-fn key_problem(key: &str) -> Option<String> {
-    if key.starts_with('/') {
-        return Some("must not start with /".to_owned());
-    }
-    key.split('/')
-        .any(|segment| segment == "." || segment == "..")
-        .then(|| "must not have . or .. segments".to_owned())
 }
 
 #[derive(Debug, Deserialize)]

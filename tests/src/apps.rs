@@ -3,6 +3,7 @@
 use roomtape_api::config::ApiSettings;
 use roomtape_api::startup::Application as Api;
 use roomtape_ingestor::startup::Application as Ingestor;
+use roomtape_processor::reconcile::Reconciler;
 use roomtape_processor::startup::Application as Processor;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{Env, IngestorSettings, ProcessorSettings};
@@ -77,6 +78,23 @@ pub async fn spawn_processor_with_clock(env: &Env, clock: Clock) -> TestApp {
     running(app.port(), |shutdown| {
         tokio::spawn(app.run_until_stopped(shutdown))
     })
+}
+
+/// A reconciler for `env` (after migrating its database) whose clock reads `now_unix`, that
+/// looks up recordings unchanged for `after`: one [`Reconciler::round`] at a time, by hand.
+pub async fn reconciler_at(env: &Env, now_unix: u64, after: std::time::Duration) -> Reconciler {
+    let settings = ProcessorSettings::from_env(env).expect("processor settings");
+    roomtape_shared::db::migrate(&settings.database)
+        .await
+        .expect("migrate");
+    Reconciler {
+        pool: roomtape_shared::db::pool(&settings.database).expect("pool"),
+        egress: roomtape_shared::livekit::EgressClient::new(settings.livekit),
+        amqp: settings.amqp,
+        every: std::time::Duration::from_secs(60),
+        after,
+        clock: Clock::FixedUnix(now_unix),
+    }
 }
 
 /// `roomtape-api` on a free port (whatever `API_BIND` says).

@@ -64,6 +64,44 @@ impl TestDatabase {
             .get(0)
     }
 
+    /// The one `bigint` a query returns (a count).
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .expect(sql)
+            .get(0)
+    }
+
+    /// The egress's recording row as JSON, if there is one.
+    pub async fn recording(&self, egress_id: &str) -> Option<serde_json::Value> {
+        self.client()
+            .await
+            .query_opt(
+                "SELECT to_jsonb(r) FROM recordings r WHERE egress_id = $1",
+                &[&egress_id],
+            )
+            .await
+            .expect("recording row")
+            .map(|row| row.get(0))
+    }
+
+    /// The egress's asset rows as JSON, by key.
+    pub async fn assets(&self, egress_id: &str) -> Vec<serde_json::Value> {
+        self.client()
+            .await
+            .query(
+                "SELECT to_jsonb(a) FROM assets a WHERE egress_id = $1 ORDER BY storage_key",
+                &[&egress_id],
+            )
+            .await
+            .expect("asset rows")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) = self
             .settings

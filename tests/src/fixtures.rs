@@ -75,6 +75,16 @@ impl Egress {
         self.event("egress_ended", id, info)
     }
 
+    /// `egress_ended` (EGRESS_COMPLETE) whose results are `results` (`segmentResults`,
+    /// `streamResults`, `imageResults`, or none) instead of the file result.
+    pub fn ended_with(&self, id: &str, results: Value) -> String {
+        let mut body: Value = serde_json::from_str(&self.ended(id)).expect("json");
+        let info = body["egressInfo"].as_object_mut().expect("egressInfo");
+        info.remove("fileResults");
+        info.extend(results.as_object().expect("results").clone());
+        body.to_string()
+    }
+
     pub fn failed(&self, id: &str, error: &str) -> String {
         let mut info = self.info(Some("EGRESS_FAILED"), ENDED_NS);
         info["error"] = json!(error);

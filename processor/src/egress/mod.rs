@@ -6,13 +6,21 @@
 //! egress_started/updated ──▶ plan ──────────────────────────────▶ write (status moves forward)
 //! egress_ended, complete ──▶ plan ─▶ already final? ─▶ nothing
 //!                                  ─▶ backup storage ─────────────▶ write ready (no asset)
-//!                                  ─▶ no file ───────────────────▶ write failed
-//!                                  ─▶ HEAD each file ─▶ empty ────▶ write failed
-//!                                                    ─▶ all there ─▶ write ready + assets
-//!                                                    ─▶ missing / bucket error ─▶ write
-//!                                                       stopped, retry later; after the last
-//!                                                       retry `failed_for_good` writes failed
+//!                                  ─▶ images only ────────────────▶ write ready (no HEAD)
+//!                                  ─▶ streams only ───────────────▶ write stopped, processed
+//!                                  ─▶ no result ──────────────────▶ write failed
+//!                                  ─▶ HEAD each file/playlist ─▶ empty ────▶ write failed
+//!                                                             ─▶ all there ─▶ ready + assets
+//!                                                             ─▶ missing / bucket error ─▶
+//!                                       write stopped + why, retry later; after the last retry
+//!                                       [`EgressLifecycle::given_up`]: missing → failed; the
+//!                                       bucket not answering or not configured → stays stopped
+//!                                       with why, dead-lettered for `dlq replay`
 //! ```
+//!
+//! Only causes that stay true are final: the file absent after every retry, a zero-byte file,
+//! LiveKit's own failure. An outage of the bucket, the database, the broker or LiveKit never
+//! writes `failed`.
 
 pub mod plan;
 
@@ -22,12 +30,13 @@ use roomtape_shared::db::assets::{self, NewAsset};
 use roomtape_shared::db::recordings::{self, EgressUpdate, Status, StoredFile};
 use roomtape_shared::events::proto::EgressInfo;
 use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
+use roomtape_shared::Chain;
 use serde_json::Value;
 
 use crate::error::HandleError;
 use crate::metrics::ProcessorMetrics;
 use crate::store::webhook_events;
-use plan::{EgressPlan, ReportedFile};
+use plan::{EgressPlan, ReportedFile, Results, PLAYLIST_CONTENT_TYPE};
 
 /// What an egress event does to its recording, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,37 +131,85 @@ impl EgressLifecycle {
             let update = in_backup_storage(&plan);
             return Ok(Verdict::Change(Box::new(RecordingChange::update(update))));
         }
-        if plan.files.is_empty() {
-            let reason = "egress completed without a file result".to_owned();
-            let update = plan::failed(&plan, reason);
-            return Ok(Verdict::Change(Box::new(RecordingChange::update(update))));
-        }
-        match self.verified(&plan).await {
-            Err(HandleError::Storage(error)) => {
-                // Visible as `stopped` while its files are waited for.
-                RecordingChange::update(plan.update)
-                    .write(&self.pool.get().await?)
-                    .await?;
-                Err(error.into())
+        let update = match plan.results {
+            Results::Files => return self.verified_or_waiting(&plan).await,
+            Results::Images => EgressUpdate {
+                status: Status::Ready,
+                ..plan.update.clone()
+            },
+            Results::Streams => EgressUpdate {
+                processed: true,
+                ..plan.update.clone()
+            },
+            Results::Nothing => {
+                plan::failed(&plan, "egress completed without any result".to_owned())
             }
-            verified => verified.map(|change| Verdict::Change(Box::new(change))),
+        };
+        Ok(Verdict::Change(Box::new(RecordingChange::update(update))))
+    }
+
+    /// HEADs the files; while they cannot be confirmed the recording is visible as `stopped`,
+    /// with the cause in `error`, and the event is retried.
+    async fn verified_or_waiting(&self, plan: &EgressPlan) -> Result<Verdict, HandleError> {
+        match self.verified(plan).await {
+            Ok(change) => Ok(Verdict::Change(Box::new(change))),
+            Err(error @ HandleError::Storage(_)) => {
+                let why = format!("waiting for the recording's files: {}", Chain(&error));
+                self.wait(plan, &why, false).await?;
+                Err(error)
+            }
+            Err(error) => Err(error),
         }
     }
 
-    /// The recording failed for good because its files could not be confirmed (`error`, after
-    /// the last retry).
-    pub fn failed_for_good(
+    /// What an egress event whose retries are used up (or that can never work as it is)
+    /// leaves behind. A file still absent fails the recording for good (`Some`: recorded as
+    /// processed). A bucket that did not answer, or that no profile names, leaves it `stopped`
+    /// with the cause in `error` and the event goes to the dead-letter queue (`None`), from
+    /// which `roomtape dlq replay` completes it; reconciliation completes the first kind on
+    /// its own, and leaves the second to the operator.
+    pub async fn given_up(
         &self,
         event: EgressEvent<'_>,
-        error: &StorageError,
+        error: &HandleError,
         attempts: u32,
-    ) -> Option<RecordingChange> {
-        let plan = self.plan(event)?;
-        let reason = format!(
-            "{}; gave up after {attempts} attempts",
-            roomtape_shared::Chain(error)
-        );
-        Some(RecordingChange::update(plan::failed(&plan, reason)))
+    ) -> Result<Option<RecordingChange>, HandleError> {
+        let Some(plan) = self.plan(event).filter(|plan| plan.finished) else {
+            return Ok(None);
+        };
+        let why = format!("{}; gave up after {attempts} attempts", Chain(error));
+        match error {
+            HandleError::Storage(StorageError::NotFound { .. }) => {
+                Ok(Some(RecordingChange::update(plan::failed(&plan, why))))
+            }
+            HandleError::Storage(_) => {
+                let why = format!("{why}; it completes once the bucket answers (reconciliation, or `roomtape dlq replay`)");
+                self.wait(&plan, &why, false).await?;
+                Ok(None)
+            }
+            HandleError::UnknownBucket { .. } => {
+                let why = format!(
+                    "{}; configure a storage profile for it, then `roomtape dlq replay`",
+                    Chain(error)
+                );
+                self.wait(&plan, &why, true).await?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes the recording as `stopped` (the egress ended) with why it waits.
+    async fn wait(
+        &self,
+        plan: &EgressPlan,
+        why: &str,
+        awaiting_replay: bool,
+    ) -> Result<(), HandleError> {
+        let client = self.pool.get().await?;
+        recordings::apply(&client, &plan.update).await?;
+        recordings::note_waiting(&client, &plan.update.egress_id, why, awaiting_replay).await?;
+        Ok(())
     }
 
     fn plan(&self, event: EgressEvent<'_>) -> Option<EgressPlan> {
@@ -207,18 +264,39 @@ fn ready(
         provider: profile.provider.clone(),
         bucket: Some(profile.bucket.clone()),
         key: file.key.clone(),
-        url: storage::public_url(profile, &file.key).into(),
-        size_bytes: object.size_bytes,
+        url: public_url(profile, file),
+        size_bytes: recording_size(file, object),
     });
-    let etag = checked.first().map(|(_, object)| object.etag.clone());
+    let mut metadata = plan.update.metadata.clone();
+    if let (Some(map), Some((_, object))) = (metadata.as_object_mut(), checked.first()) {
+        map.insert("etag".into(), object.etag.clone().into());
+    }
     RecordingChange {
         update: EgressUpdate {
             status: Status::Ready,
             file,
-            metadata: serde_json::json!({"etag": etag.flatten()}),
+            metadata,
             ..plan.update.clone()
         },
         assets,
+    }
+}
+
+/// A file's public URL; a key with `.`/`..` segments (from an egress started elsewhere) gets
+/// none rather than a link to another object.
+fn public_url(profile: &StorageProfile, file: &ReportedFile) -> Option<String> {
+    let url = storage::public_url(profile, &file.key);
+    if url.is_none() {
+        tracing::warn!(key = %file.key, "the recording's key has . or .. segments: no public URL");
+    }
+    url.map(String::from)
+}
+
+/// A playlist stands for all its segments: LiveKit's total, not the playlist's own bytes.
+fn recording_size(file: &ReportedFile, object: &ObjectInfo) -> i64 {
+    match file.playlist {
+        true => file.size_bytes.max(object.size_bytes),
+        false => object.size_bytes,
     }
 }
 
@@ -228,15 +306,19 @@ fn new_asset(
     file: &ReportedFile,
     object: &ObjectInfo,
 ) -> NewAsset {
+    let content_type = match file.playlist {
+        true => Some(PLAYLIST_CONTENT_TYPE.to_owned()),
+        false => object.content_type.clone(),
+    };
     NewAsset {
         egress_id: plan.update.egress_id.clone(),
         room_name: plan.update.room_name.clone(),
         bucket: profile.bucket.clone(),
         key: file.key.clone(),
-        playback_url: storage::public_url(profile, &file.key).into(),
-        size_bytes: object.size_bytes,
+        playback_url: public_url(profile, file),
+        size_bytes: recording_size(file, object),
         duration_seconds: file.duration_seconds.or(plan.update.duration_seconds),
-        content_type: object.content_type.clone(),
+        content_type,
     }
 }
 
@@ -250,7 +332,7 @@ fn in_backup_storage(plan: &EgressPlan) -> EgressUpdate {
             provider: "livekit-backup".into(),
             bucket: None,
             key: f.key.clone(),
-            url: f.location.clone(),
+            url: Some(f.location.clone()),
             size_bytes: f.size_bytes,
         }),
         metadata: serde_json::json!({"backup_storage_used": true}),

@@ -1,11 +1,16 @@
 //! What an egress event means for its recording: the status it moves to, the files to verify
 //! and where they were written.
 
-use roomtape_shared::events::proto::{egress_info, EgressInfo, EgressStatus, FileInfo};
-use serde_json::Value;
+use roomtape_shared::events::proto::{
+    egress_info, EgressInfo, EgressStatus, FileInfo, ImagesInfo, SegmentsInfo, StreamInfo,
+};
+use serde_json::{json, Value};
 
 use roomtape_shared::db::recordings::{EgressUpdate, Status};
 use roomtape_shared::db::{from_nanos, recordings};
+
+/// The content type of an HLS playlist, whatever the bucket says.
+pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// A file LiveKit says it wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,8 +18,24 @@ pub struct ReportedFile {
     /// The object key (`filename`); `location` is an S3 API URL, not a public one.
     pub key: String,
     pub location: String,
+    /// For a playlist, the size of all its segments.
     pub size_bytes: i64,
     pub duration_seconds: Option<f64>,
+    /// An HLS playlist (its segments are not HEADed one by one).
+    pub playlist: bool,
+}
+
+/// What a finished egress left behind, as far as the recording goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Results {
+    /// Files or HLS playlists ([`EgressPlan::files`]): HEADed before `ready`.
+    Files,
+    /// Image sequences only: `ready` on LiveKit's word, without a HEAD of every image.
+    Images,
+    /// Streams only: nothing was stored, so `stopped` is as far as it goes.
+    Streams,
+    /// No result at all: the egress failed to produce anything.
+    Nothing,
 }
 
 /// An egress event, read.
@@ -23,7 +44,9 @@ pub struct EgressPlan {
     pub update: EgressUpdate,
     /// COMPLETE or LIMIT_REACHED: the files are to be verified before `ready`.
     pub finished: bool,
+    /// Files first, then HLS playlists.
     pub files: Vec<ReportedFile>,
+    pub results: Results,
     /// The S3 bucket and endpoint the egress request named, if it named one.
     pub bucket: Option<String>,
     pub endpoint: Option<String>,
@@ -49,7 +72,17 @@ fn status_of(info: &EgressInfo) -> (Status, bool) {
 
 pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>) -> EgressPlan {
     let (status, finished) = status_of(info);
-    let files = reported_files(info);
+    let mut files = reported_files(info);
+    let segments = segments_of(info);
+    files.extend(segments.iter().filter_map(|s| playlist(s)));
+    let images = &info.image_results;
+    let streams = streams_of(info);
+    let results = match (files.is_empty(), images.is_empty(), streams.is_empty()) {
+        (false, _, _) => Results::Files,
+        (true, false, _) => Results::Images,
+        (true, true, false) => Results::Streams,
+        (true, true, true) => Results::Nothing,
+    };
     let (bucket, endpoint) = raw_info.and_then(s3_destination).unzip();
     let (layout, audio_only) = match &info.request {
         Some(egress_info::Request::RoomComposite(request)) => (
@@ -80,10 +113,12 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
             duration_seconds,
             error,
             file: None,
-            metadata: Value::Object(Default::default()),
+            metadata: results_metadata(&segments, images, &streams),
+            processed: false,
         },
         finished,
         files,
+        results,
         bucket: bucket.flatten(),
         endpoint: endpoint.flatten(),
         backup_storage_used: info.backup_storage_used,
@@ -112,8 +147,94 @@ fn reported_files(info: &EgressInfo) -> Vec<ReportedFile> {
             duration_seconds: (f.duration > 0)
                 .then(|| f.duration as f64 / 1e9)
                 .or_else(|| seconds_between(f.started_at, f.ended_at)),
+            playlist: false,
         })
         .collect()
+}
+
+/// `segmentResults`, or the legacy `segments` when there are none.
+fn segments_of(info: &EgressInfo) -> Vec<&SegmentsInfo> {
+    #[allow(deprecated)]
+    match (&info.result, info.segment_results.is_empty()) {
+        (Some(egress_info::Result::Segments(legacy)), true) => vec![legacy],
+        _ => info.segment_results.iter().collect(),
+    }
+}
+
+/// `streamResults`, or the legacy `stream` list when there are none.
+fn streams_of(info: &EgressInfo) -> Vec<&StreamInfo> {
+    #[allow(deprecated)]
+    match (&info.result, info.stream_results.is_empty()) {
+        (Some(egress_info::Result::Stream(legacy)), true) => legacy.info.iter().collect(),
+        _ => info.stream_results.iter().collect(),
+    }
+}
+
+/// An HLS output's playlist, as the file that stands for the recording.
+fn playlist(segments: &SegmentsInfo) -> Option<ReportedFile> {
+    let key = segments.playlist_name.trim_start_matches('/');
+    (!key.is_empty()).then(|| ReportedFile {
+        key: key.to_owned(),
+        location: segments.playlist_location.clone(),
+        size_bytes: segments.size,
+        duration_seconds: (segments.duration > 0)
+            .then(|| segments.duration as f64 / 1e9)
+            .or_else(|| seconds_between(segments.started_at, segments.ended_at)),
+        playlist: true,
+    })
+}
+
+/// What the recording's `metadata` keeps of outputs that are not plain files: segment counts
+/// and sizes, image prefixes and counts, and streams (their URLs without path or query, which
+/// carry stream keys).
+fn results_metadata(
+    segments: &[&SegmentsInfo],
+    images: &[ImagesInfo],
+    streams: &[&StreamInfo],
+) -> Value {
+    let mut metadata = serde_json::Map::new();
+    if !segments.is_empty() {
+        let summary: Vec<Value> = segments
+            .iter()
+            .map(|s| {
+                json!({"playlist": s.playlist_name, "live_playlist": s.live_playlist_name,
+                       "segment_count": s.segment_count, "size_bytes": s.size})
+            })
+            .collect();
+        metadata.insert("segments".into(), summary.into());
+    }
+    if !images.is_empty() {
+        let summary: Vec<Value> = images
+            .iter()
+            .map(|i| json!({"filename_prefix": i.filename_prefix, "image_count": i.image_count}))
+            .collect();
+        metadata.insert("images".into(), summary.into());
+    }
+    if !streams.is_empty() {
+        let summary: Vec<Value> = streams
+            .iter()
+            .map(|s| {
+                json!({"destination": stream_destination(&s.url), "status": s.status().as_str_name(),
+                       "duration_seconds": (s.duration > 0).then(|| s.duration as f64 / 1e9),
+                       "error": Some(&s.error).filter(|e| !e.is_empty())})
+            })
+            .collect();
+        metadata.insert("streams".into(), summary.into());
+    }
+    Value::Object(metadata)
+}
+
+/// `rtmp://host/app/KEY` → `rtmp://host`: enough to tell streams apart, without their keys.
+fn stream_destination(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            // Credentials in the authority are as secret as the path.
+            let host = host.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
 }
 
 /// Seconds from `start` to `end` (nanoseconds); never negative, `None` when either is unset.

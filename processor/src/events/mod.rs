@@ -159,23 +159,21 @@ impl Handler for EventProcessor {
         results.into_iter().map(|(_, result)| result).collect()
     }
 
-    /// A finished egress whose files never showed up fails its recording; anything else that
-    /// is given up is dead-lettered.
+    /// A finished egress whose files never showed up fails its recording; one whose bucket did
+    /// not answer or is not configured is noted on its recording and dead-lettered, like
+    /// anything else that is given up.
     async fn give_up<O: Outbox>(
         &self,
         message: &Message,
         error: &HandleError,
         _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
-        let HandleError::Storage(storage_error) = error else {
+        let event = Event::read(message)?;
+        let Some(egress) = event.egress() else {
             return Ok(None);
         };
-        let event = Event::read(message)?;
-        let change = event.egress().and_then(|egress| {
-            self.egress
-                .failed_for_good(egress, storage_error, message.attempt.number)
-        });
-        match change {
+        let attempts = message.attempt.number;
+        match self.egress.given_up(egress, error, attempts).await? {
             Some(change) => self.commit(&event, Some(&change)).await.map(Some),
             None => Ok(None),
         }

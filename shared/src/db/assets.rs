@@ -14,7 +14,7 @@ pub struct NewAsset {
     pub room_name: String,
     pub bucket: String,
     pub key: String,
-    pub playback_url: String,
+    pub playback_url: Option<String>,
     pub size_bytes: i64,
     pub duration_seconds: Option<f64>,
     pub content_type: Option<String>,
@@ -56,7 +56,7 @@ pub async fn upsert(
 pub struct Asset {
     pub storage_bucket: String,
     pub storage_key: String,
-    pub playback_url: String,
+    pub playback_url: Option<String>,
     pub file_size_bytes: i64,
     pub duration_seconds: Option<f64>,
     pub content_type: Option<String>,

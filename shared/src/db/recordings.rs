@@ -61,7 +61,8 @@ pub struct StoredFile {
     pub provider: String,
     pub bucket: Option<String>,
     pub key: String,
-    pub url: String,
+    /// `None` for a key no URL can name (`storage::public_url`).
+    pub url: Option<String>,
     pub size_bytes: i64,
 }
 
@@ -84,6 +85,9 @@ pub struct EgressUpdate {
     pub file: Option<StoredFile>,
     /// Extra facts merged into `metadata` (e.g. that LiveKit's backup storage was used).
     pub metadata: serde_json::Value,
+    /// Nothing more is to be done for it though it is not `ready` (`is_processed`, which
+    /// `ready` always sets): an egress that only streamed, whose `stopped` is as far as it goes.
+    pub processed: bool,
 }
 
 /// The row as it is after an update that applied.
@@ -107,7 +111,7 @@ pub async fn apply(
                  storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
                  is_processed, metadata)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $4 = 'ready', $18)
+                 $4 = 'ready' OR $19, $18)
              ON CONFLICT (egress_id) DO UPDATE SET
                  status = EXCLUDED.status,
                  egress_updated_ns = GREATEST(r.egress_updated_ns, EXCLUDED.egress_updated_ns),
@@ -118,7 +122,9 @@ pub async fn apply(
                  started_at = COALESCE(r.started_at, EXCLUDED.started_at),
                  ended_at = COALESCE(EXCLUDED.ended_at, r.ended_at),
                  duration_seconds = COALESCE(EXCLUDED.duration_seconds, r.duration_seconds),
-                 error = COALESCE(EXCLUDED.error, r.error),
+                 -- `ready` drops what was noted while its files were waited for.
+                 error = CASE WHEN EXCLUDED.status = 'ready' THEN EXCLUDED.error
+                              ELSE COALESCE(EXCLUDED.error, r.error) END,
                  storage_provider = COALESCE(EXCLUDED.storage_provider, r.storage_provider),
                  storage_bucket = COALESCE(EXCLUDED.storage_bucket, r.storage_bucket),
                  storage_key = COALESCE(EXCLUDED.storage_key, r.storage_key),
@@ -126,6 +132,7 @@ pub async fn apply(
                  file_size_bytes = COALESCE(EXCLUDED.file_size_bytes, r.file_size_bytes),
                  is_processed = EXCLUDED.is_processed,
                  metadata = r.metadata || EXCLUDED.metadata,
+                 awaiting_replay = false,
                  updated_at = now()
              WHERE recording_status_rank(r.status) < 4
                AND (recording_status_rank(EXCLUDED.status) > recording_status_rank(r.status)
@@ -148,9 +155,10 @@ pub async fn apply(
             &file.map(|f| f.provider.as_str()),
             &file.and_then(|f| f.bucket.as_deref()),
             &file.map(|f| f.key.as_str()),
-            &file.map(|f| f.url.as_str()),
+            &file.and_then(|f| f.url.as_deref()),
             &file.map(|f| f.size_bytes),
             &update.metadata,
+            &update.processed,
         ],
     )
     .await?;
@@ -253,9 +261,9 @@ pub async fn snapshot(
     Ok(row.map(|row| row.get(0)))
 }
 
-/// Recordings that are not final, have not changed for `after` before `now_unix`, and were not
-/// asked about within that time either; least recently asked first, at most `limit`. They are
-/// marked as asked at `now_unix`.
+/// Recordings that are not final (nor settled as `stopped`, nor waiting for an operator), have
+/// not changed for `after` before `now_unix`, and were not asked about within that time either;
+/// least recently asked first, at most `limit`. They are marked as asked at `now_unix`.
 pub async fn take_stale(
     client: &impl GenericClient,
     now_unix: u64,
@@ -270,6 +278,7 @@ pub async fn take_stale(
              WHERE egress_id IN (
                  SELECT egress_id FROM recordings
                  WHERE recording_status_rank(status) < 4
+                   AND NOT is_processed AND NOT awaiting_replay
                    AND updated_at < to_timestamp($1) - make_interval(secs => $2)
                    AND (reconciled_at IS NULL
                         OR reconciled_at < to_timestamp($1) - make_interval(secs => $2))
@@ -283,7 +292,8 @@ pub async fn take_stale(
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
-/// Fails a recording LiveKit no longer knows, unless it is already final.
+/// Fails a recording LiveKit no longer knows, unless its end was seen: a `stopped` recording
+/// waits for its files, which forgetting the egress does not make absent.
 pub async fn fail_forgotten(
     client: &impl GenericClient,
     egress_id: &str,
@@ -292,7 +302,7 @@ pub async fn fail_forgotten(
     prepared::execute(
         client,
         "UPDATE recordings SET status = 'failed', error = $2, updated_at = now()
-             WHERE egress_id = $1 AND recording_status_rank(status) < 4",
+             WHERE egress_id = $1 AND recording_status_rank(status) < 3",
         &[&egress_id, &reason],
     )
     .await
@@ -470,4 +480,22 @@ pub async fn events(
             egress_status: row.get(4),
         })
         .collect())
+}
+
+/// Notes on a recording that is not final why it waits: `error` names the cause, and
+/// `awaiting_replay` keeps reconciliation away while only an operator can help.
+pub async fn note_waiting(
+    client: &impl GenericClient,
+    egress_id: &str,
+    error: &str,
+    awaiting_replay: bool,
+) -> Result<(), Error> {
+    prepared::execute(
+        client,
+        "UPDATE recordings SET error = $2, awaiting_replay = $3, updated_at = now()
+             WHERE egress_id = $1 AND recording_status_rank(status) < 4",
+        &[&egress_id, &error, &awaiting_replay],
+    )
+    .await
+    .map(drop)
 }

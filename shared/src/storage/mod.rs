@@ -202,15 +202,30 @@ impl ObjectStore {
 }
 
 /// The public URL of `key` in `profile`: under the public base if there is one, else
-/// path-style on the endpoint. Each key segment is percent-encoded.
-pub fn public_url(profile: &StorageProfile, key: &str) -> Url {
+/// path-style on the endpoint. Each key segment is percent-encoded. `None` for a key no URL
+/// can name ([`key_problem`]): a link to it would open another object.
+pub fn public_url(profile: &StorageProfile, key: &str) -> Option<Url> {
+    if key_problem(key).is_some() {
+        return None;
+    }
     let mut url = profile.public_base_url.clone().unwrap_or_else(|| {
         let mut url = profile.endpoint.clone();
         push_segments(&mut url, [profile.bucket.as_str()]);
         url
     });
     push_segments(&mut url, key.split('/'));
-    url
+    Some(url)
+}
+
+/// Why `key` cannot be an object key that a URL names: URLs resolve `.` and `..` segments
+/// away, and a leading `/` is not part of S3 keys.
+pub fn key_problem(key: &str) -> Option<&'static str> {
+    if key.starts_with('/') {
+        return Some("must not start with /");
+    }
+    key.split('/')
+        .any(|segment| segment == "." || segment == "..")
+        .then_some("must not have . or .. segments")
 }
 
 fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
@@ -271,7 +286,9 @@ mod tests {
             ("CLOUDFLARE_R2_CUSTOM_DOMAIN", "media.example.com"),
         ]);
         assert_eq!(
-            public_url(profiles.default_profile(), "recordings/standup/2023 11.mp4").as_str(),
+            public_url(profiles.default_profile(), "recordings/standup/2023 11.mp4")
+                .expect("a plain key")
+                .as_str(),
             "https://media.example.com/recordings/standup/2023%2011.mp4"
         );
     }
@@ -286,9 +303,26 @@ mod tests {
         ]);
         let storj = profiles.get("storj").expect("named storj");
         assert_eq!(
-            public_url(storj, "livekit-recordings/u/s_1.mp4").as_str(),
+            public_url(storj, "livekit-recordings/u/s_1.mp4")
+                .expect("a plain key")
+                .as_str(),
             "https://gateway.storjshare.io/livepeer-videos/livekit-recordings/u/s_1.mp4"
         );
+    }
+
+    #[test]
+    fn keys_a_url_would_resolve_elsewhere_get_no_public_url() {
+        let profiles = profiles(&[
+            ("S3_ENDPOINT", "https://s3.example.com"),
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "k"),
+            ("S3_SECRET_ACCESS_KEY", "s"),
+        ]);
+        let profile = profiles.default_profile();
+        for key in ["recordings/../x.mp4", "recordings/./x.mp4", "/x.mp4", ".."] {
+            assert_eq!(public_url(profile, key), None, "{key}");
+        }
+        assert!(public_url(profile, "recordings/..x/x..mp4").is_some());
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ mod ingestor_vectors;
 mod ingestor_webhooks;
 mod migrations;
 mod processor_lifecycle;
+mod processor_outcomes;
 mod processor_reliability;
 mod processor_rooms;
 mod processor_storms;

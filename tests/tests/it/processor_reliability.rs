@@ -11,13 +11,7 @@ use roomtape_tests::proxy::TcpProxy;
 use roomtape_tests::{eventually, spawn_processor, TestEnv};
 
 async fn count(test: &TestEnv, sql: &str) -> i64 {
-    test.database
-        .client()
-        .await
-        .query_one(sql, &[])
-        .await
-        .expect(sql)
-        .get(0)
+    test.database.count(sql).await
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use roomtape_processor::reconcile::Reconciler;
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::ProcessorSettings;
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::TestEnv;
@@ -14,18 +13,7 @@ const AFTER: Duration = Duration::from_secs(300);
 
 async fn reconciler_at(test: &TestEnv, livekit: &FakeLiveKit, now_unix: u64) -> Reconciler {
     let env = test.env_with(&[("LIVEKIT_URL", livekit.url.as_str())]);
-    let settings = ProcessorSettings::from_env(&env).expect("settings");
-    roomtape_shared::db::migrate(&settings.database)
-        .await
-        .expect("migrate");
-    Reconciler {
-        pool: roomtape_shared::db::pool(&settings.database).expect("pool"),
-        egress: roomtape_shared::livekit::EgressClient::new(settings.livekit),
-        amqp: settings.amqp,
-        every: Duration::from_secs(60),
-        after: AFTER,
-        clock: Clock::FixedUnix(now_unix),
-    }
+    roomtape_tests::apps::reconciler_at(&env, now_unix, AFTER).await
 }
 
 #[tokio::test]
