@@ -31,6 +31,10 @@ pub enum HandleError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("LiveKit's Egress API failed")]
     LiveKit(#[from] EgressError),
+    /// A start sent earlier may have reached LiveKit, and its egress is not listed (yet): it is
+    /// looked up again later, never sent twice.
+    #[error("LiveKit did not confirm the start sent earlier, and lists no egress of it yet")]
+    StartUnconfirmed,
     /// A follow-up message or reply could not be published.
     #[error("could not publish")]
     Publish(#[from] PublishError),
@@ -64,6 +68,7 @@ impl HandleError {
             Self::Storage(_)
             | Self::Database(_)
             | Self::LiveKit(_)
+            | Self::StartUnconfirmed
             | Self::Publish(_)
             | Self::Panicked(_) => Disposition::RetryLater,
         }
@@ -81,6 +86,7 @@ impl HandleError {
             Self::Pool(_) => "database_down",
             Self::Database(_) => "database_error",
             Self::LiveKit(_) => "livekit_error",
+            Self::StartUnconfirmed => "start_unconfirmed",
             Self::Publish(_) => "publish_failed",
             Self::Panicked(_) => "panic",
         }

@@ -32,7 +32,33 @@ struct State {
     failures: VecDeque<&'static str>,
     /// How long the next calls take to answer (after they took effect).
     delays: VecDeque<std::time::Duration>,
+    /// How the next starts lose their answer: listed only after a lag, answered with an error.
+    lost_answers: VecDeque<LostAnswer>,
+    /// Started egresses not listed yet, with when they will be.
+    unlisted: Vec<(std::time::Instant, EgressInfo)>,
     next_id: u32,
+}
+
+/// A start that LiveKit carries out but whose answer is lost.
+#[derive(Debug, Clone, Copy)]
+struct LostAnswer {
+    /// The Twirp error it answers with.
+    code: &'static str,
+    /// How long after the call the egress shows in `ListEgress`.
+    listed_after: std::time::Duration,
+}
+
+impl State {
+    /// Egresses whose listing lag is over join the listed ones.
+    fn list_due(&mut self) {
+        let now = std::time::Instant::now();
+        let (due, later) = std::mem::take(&mut self.unlisted)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.unlisted = later;
+        self.egresses
+            .extend(due.into_iter().map(|(_, info): (_, EgressInfo)| info));
+    }
 }
 
 struct Keys {
@@ -113,6 +139,19 @@ impl FakeLiveKit {
     /// LiveKit that stored the egress and is slow to say so.
     pub fn slow_next(&self, delay: std::time::Duration, times: usize) {
         self.with(|s| s.delays.extend(std::iter::repeat_n(delay, times)));
+    }
+
+    /// The next start is carried out, but answered with the Twirp error `code` (a 5xx after
+    /// LiveKit stored the egress), and the egress shows in `ListEgress` only `listed_after`
+    /// the call.
+    pub fn lose_next_answer(&self, code: &'static str, listed_after: std::time::Duration) {
+        let lost = LostAnswer { code, listed_after };
+        self.with(|s| s.lost_answers.push_back(lost));
+    }
+
+    /// Every egress started so far, listed or not yet.
+    pub fn started(&self) -> usize {
+        self.with(|s| s.egresses.len() + s.unlisted.len())
     }
 
     /// Adds an egress LiveKit knows about (as if started earlier).
@@ -232,6 +271,7 @@ fn answer(
         return twirp_error("bad_route", "content type must be application/protobuf");
     }
     let mut state = state.lock().expect("state");
+    state.list_due();
     state.calls.push(Call {
         method: method.clone(),
         body: body.to_vec(),
@@ -259,8 +299,20 @@ fn answer(
                 request: Some(egress_info::Request::RoomComposite(request)),
                 ..EgressInfo::default()
             };
-            state.egresses.push(info.clone());
-            protobuf(&info)
+            match state.lost_answers.pop_front() {
+                Some(lost) => {
+                    let listed_at = std::time::Instant::now() + lost.listed_after;
+                    state.unlisted.push((listed_at, info));
+                    twirp_error(
+                        lost.code,
+                        "the egress started, but this answer says otherwise",
+                    )
+                }
+                None => {
+                    state.egresses.push(info.clone());
+                    protobuf(&info)
+                }
+            }
         }
         "StopEgress" => {
             let Ok(request) = StopEgressRequest::decode(body) else {

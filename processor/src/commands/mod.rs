@@ -87,24 +87,22 @@ impl Handler for CommandProcessor {
         error: &HandleError,
         _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
-        let HandleError::LiveKit(error) = error else {
-            return Ok(None);
-        };
-        tracing::warn!(error = %Chain(error), attempt = message.attempt.number, "LiveKit refused the command");
         let kind = command_kind(message);
-        let reply = match (kind, command_id(message)) {
-            ("recording.start", Some(id)) => {
+        let reply = match (error, kind, command_id(message)) {
+            (HandleError::LiveKit(error), "recording.start", Some(id)) => {
+                tracing::warn!(error = %Chain(error), attempt = message.attempt.number, "LiveKit refused the command");
                 // Retries were left: the deadline is what stopped them.
                 let reply = match error.is_transient() && message.attempt.can_retry() {
                     true => self.deadline_exceeded(Chain(error)),
                     false => reply::error(start_error_code(error), Chain(error)),
                 };
-                let lock = CommandLock::take(self.pool.get().await?, id).await?;
-                let stored = self.store_failure(lock.client(), id, reply).await;
-                lock.release().await;
-                stored?
+                self.store_start_failure(id, reply).await?
             }
-            _ => reply::error("egress_error", Chain(error)),
+            (HandleError::LiveKit(error), _, _) => reply::error("egress_error", Chain(error)),
+            (HandleError::StartUnconfirmed, "recording.start", Some(id)) => {
+                self.last_look(message, kind, id).await?
+            }
+            _ => return Ok(None),
         };
         Ok(Some(self.answered(message, kind, reply)))
     }
@@ -215,15 +213,16 @@ impl CommandProcessor {
             tracing::warn!(command_id, "message_id reused with another body");
             return Ok(idempotency_conflict(command_id, &seen.progress));
         }
-        let (earlier, first_seen) = match seen.map(|seen| seen.progress) {
+        let (earlier, first_seen, called) = match seen.map(|seen| seen.progress) {
             Some(Progress::Done(reply)) => return Ok(reply),
-            Some(Progress::Calling { first_seen }) => {
-                (self.started_earlier(command_id, start).await?, first_seen)
+            Some(Progress::Calling { first_seen, called }) => {
+                let earlier = self.started_earlier(command_id, start).await?;
+                (earlier, first_seen, called)
             }
             None => {
                 let room = &start.room_name;
                 progress::calling(client, command_id, room, &start.fingerprint).await?;
-                (None, self.clock.now_unix())
+                (None, self.clock.now_unix(), false)
             }
         };
         if let Some(info) = earlier {
@@ -250,12 +249,36 @@ impl CommandProcessor {
                 return self.store_failure(client, command_id, reply).await;
             }
         };
+        if called {
+            // An earlier call may have started it and the answer was lost: sending it again
+            // could start a second egress. Look again later, until the deadline.
+            return Err(HandleError::StartUnconfirmed);
+        }
+        self.call_start(client, command_id, start, left).await
+    }
+
+    /// Sends the start, marked as sent first so that a crash mid-call leaves the mark.
+    async fn call_start(
+        &self,
+        client: &impl GenericClient,
+        command_id: &str,
+        start: &Start,
+        left: Duration,
+    ) -> Result<Value, HandleError> {
+        progress::called(client, command_id, true).await?;
         let request = request::room_composite(start, command_id);
         let call = self.egress.start_room_composite(&request);
         match tokio::time::timeout(left, call).await {
-            Ok(started) => {
-                self.record_started(client, command_id, start, &started?)
+            Ok(Ok(started)) => {
+                self.record_started(client, command_id, start, &started)
                     .await
+            }
+            Ok(Err(error)) => {
+                if !error.may_have_acted() {
+                    // Nothing was started: the retry may call again.
+                    progress::called(client, command_id, false).await?;
+                }
+                Err(error.into())
             }
             Err(_) => {
                 // LiveKit may have stored the egress and still be answering: stop what it has.
@@ -299,6 +322,48 @@ impl CommandProcessor {
                 tracing::error!(error = %Chain(&error), "could not ask LiveKit for an egress started past its deadline");
             }
         }
+    }
+
+    /// A start whose earlier call was never confirmed, at the end of its retries: the egress
+    /// is adopted if LiveKit lists it now, else the start is answered `deadline_exceeded`.
+    async fn last_look(
+        &self,
+        message: &Message,
+        kind: &str,
+        command_id: &str,
+    ) -> Result<Value, HandleError> {
+        let parsed = model::parse(kind, &message.body, &self.storage, &self.filepath_template);
+        let Ok(Command::Start(start)) = parsed else {
+            // It parsed when it was first handled; the configuration changed since.
+            return Err(HandleError::StartUnconfirmed);
+        };
+        let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
+        let result = match self.started_earlier(command_id, &start).await {
+            Ok(Some(info)) => {
+                self.record_started(lock.client(), command_id, &start, &info)
+                    .await
+            }
+            Ok(None) => {
+                let cause = "LiveKit never confirmed the start nor listed its egress, and a start is never sent twice";
+                self.store_failure(lock.client(), command_id, self.deadline_exceeded(cause))
+                    .await
+            }
+            Err(error) => Err(error.into()),
+        };
+        lock.release().await;
+        result
+    }
+
+    /// [`Self::store_failure`] under the command's lock.
+    async fn store_start_failure(
+        &self,
+        command_id: &str,
+        reply: Value,
+    ) -> Result<Value, HandleError> {
+        let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
+        let stored = self.store_failure(lock.client(), command_id, reply).await;
+        lock.release().await;
+        stored
     }
 
     /// The reply a start gets once it is given up, unless an earlier delivery finished it.

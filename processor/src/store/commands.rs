@@ -8,9 +8,10 @@ use roomtape_shared::db::prepared;
 /// What an earlier delivery of the same command got to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    /// LiveKit may or may not have started an egress: ask it before calling again. The command
-    /// was first seen at this time (seconds since the epoch).
-    Calling { first_seen: u64 },
+    /// Not answered yet. The command was first seen at `first_seen` (seconds since the epoch);
+    /// `called`: a call to start it may have reached LiveKit, so it is only looked up, never
+    /// called again.
+    Calling { first_seen: u64, called: bool },
     /// Finished; this is the reply it got.
     Done(serde_json::Value),
 }
@@ -111,7 +112,8 @@ impl Seen {
 pub async fn seen(client: &impl GenericClient, message_id: &str) -> Result<Option<Seen>, Error> {
     let row = prepared::query_opt(
         client,
-        "SELECT state, reply, extract(epoch FROM created_at)::bigint, body_sha256
+        "SELECT state, reply, extract(epoch FROM created_at)::bigint, body_sha256,
+                 called_at IS NOT NULL
              FROM recording_commands WHERE message_id = $1",
         &[&message_id],
     )
@@ -124,6 +126,7 @@ pub async fn seen(client: &impl GenericClient, message_id: &str) -> Result<Optio
             ("done", Some(reply)) => Progress::Done(reply),
             _ => Progress::Calling {
                 first_seen: u64::try_from(row.get::<_, i64>(2)).unwrap_or_default(),
+                called: row.get(4),
             },
         };
         Seen {
@@ -153,6 +156,24 @@ pub async fn calling(
              VALUES ($1, $2, 'calling', $3)
              ON CONFLICT (message_id) DO NOTHING",
         &[&message_id, &room_name, &body_sha256],
+    )
+    .await
+    .map(drop)
+}
+
+/// Marks that the start is being sent to LiveKit (`true`, committed before the call), or that
+/// LiveKit's answer showed nothing was started (`false`).
+pub async fn called(
+    client: &impl GenericClient,
+    message_id: &str,
+    called: bool,
+) -> Result<(), Error> {
+    prepared::execute(
+        client,
+        "UPDATE recording_commands
+             SET called_at = CASE WHEN $2 THEN now() END, updated_at = now()
+             WHERE message_id = $1",
+        &[&message_id, &called],
     )
     .await
     .map(drop)

@@ -76,6 +76,23 @@ impl EgressError {
         }
     }
 
+    /// Whether LiveKit may have carried the call out although it failed: the answer was lost
+    /// (a timeout, a cut connection) or came from a failure that may follow the work (a 5xx,
+    /// Twirp `internal`). `false` only when the request surely never reached LiveKit, or
+    /// LiveKit said it did nothing.
+    pub fn may_have_acted(&self) -> bool {
+        match self {
+            Self::Twirp { code, .. } => {
+                matches!(code.as_str(), "internal" | "unknown" | "deadline_exceeded")
+            }
+            Self::Unreachable { source, .. } => !source.is_connect(),
+            Self::Status { status, .. } => *status >= 500,
+            // A 2xx: LiveKit did it, whatever the body says.
+            Self::Decode { .. } => true,
+            Self::Request { .. } => false,
+        }
+    }
+
     /// Worth trying again later: LiveKit is down, overloaded or timed out.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -10,6 +10,7 @@ use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_EXCHAN
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::{room_event, Egress};
+use roomtape_tests::proxy::TcpProxy;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
@@ -25,15 +26,7 @@ async fn started(test: &TestEnv, livekit: &FakeLiveKit, extra: &[(&str, &str)]) 
 }
 
 async fn recording(test: &TestEnv, egress_id: &str) -> Option<Value> {
-    let client = test.database.client().await;
-    let row = client
-        .query_opt(
-            "SELECT to_jsonb(r) FROM recordings r WHERE egress_id = $1",
-            &[&egress_id],
-        )
-        .await
-        .expect("query")?;
-    Some(row.get(0))
+    test.database.recording(egress_id).await
 }
 
 fn start_command(room: &str) -> Value {
@@ -328,6 +321,108 @@ async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_
     assert!(livekit.calls(START).is_empty());
     assert!(recording(&test, "EG_before_crash").await.is_some());
     drop(processor);
+}
+
+#[tokio::test]
+async fn a_start_whose_answer_is_lost_is_looked_up_and_never_sent_twice() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[("RETRY_DELAYS", "300ms,1s,2s")]).await;
+    // LiveKit starts the egress, answers 500, and lists it only 1.2 s later: the first
+    // retry's lookup finds nothing.
+    livekit.lose_next_answer("internal", Duration::from_millis(1200));
+
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("lossy"), "cmd-lossy")
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        egress_id(&reply),
+        "EG_fake1",
+        "the egress the lost answer was about"
+    );
+    assert_eq!(livekit.calls(START).len(), 1, "sent once");
+    assert_eq!(livekit.started(), 1, "one egress");
+    assert!(
+        livekit.calls("ListEgress").len() >= 2,
+        "looked up on each retry"
+    );
+}
+
+#[tokio::test]
+async fn a_start_never_confirmed_nor_listed_is_answered_and_not_sent_again() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await; // RETRY_DELAYS=100ms,200ms
+                                                          // Listed only after every retry: the command gives up, and says why.
+    livekit.lose_next_answer("internal", Duration::from_secs(60));
+
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("void"), "cmd-void")
+        .await;
+    assert_eq!(reply["error"]["code"], "deadline_exceeded", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("never sent twice"), "{message}");
+    assert_eq!(livekit.calls(START).len(), 1);
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 0);
+}
+
+#[tokio::test]
+async fn a_processor_killed_mid_start_leaves_one_egress_which_the_next_adopts() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    // Its connections pass through proxies, so killing it closes them as a dead process's
+    // would: its delivery is requeued for the next processor.
+    let broker = TcpProxy::start("127.0.0.1:5672".into()).await;
+    let database = TcpProxy::start("127.0.0.1:5432".into()).await;
+    let settings = [
+        ("LIVEKIT_URL", livekit.url.as_str()),
+        ("RETRY_DELAYS", "300ms,1s,2s"),
+    ];
+    let env = test.env_with(&settings);
+    let amqp = env
+        .get("AMQP_URL")
+        .expect("AMQP_URL")
+        .replace(":5672", &format!(":{}", broker.port));
+    let db = test
+        .database
+        .url()
+        .replace(":5432", &format!(":{}", database.port));
+    let mut through_proxies = settings.to_vec();
+    through_proxies.extend([("AMQP_URL", amqp.as_str()), ("DATABASE_URL", db.as_str())]);
+    let doomed = spawn_processor(&test.env_with(&through_proxies)).await;
+    wait_ready(&doomed).await;
+    // The call hangs for 3 s; LiveKit lists the egress after 2.5 s, later than the next
+    // processor first looks.
+    livekit.slow_next(Duration::from_secs(3), 1);
+    livekit.lose_next_answer("internal", Duration::from_millis(2500));
+
+    let crash_and_take_over = async {
+        eventually(Duration::from_secs(10), "the start to be sent", || async {
+            (!livekit.calls(START).is_empty()).then_some(())
+        })
+        .await;
+        doomed.kill();
+        broker.cut();
+        database.cut();
+        spawn_processor(&env).await
+    };
+    let command = start_command("crashing");
+    let (reply, _next) = tokio::join!(
+        test.vhost
+            .command("recording.start", &command, "cmd-crashing"),
+        crash_and_take_over
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(egress_id(&reply), "EG_fake1");
+    assert_eq!(
+        livekit.calls(START).len(),
+        1,
+        "the next processor never sent it again"
+    );
+    assert_eq!(livekit.started(), 1);
 }
 
 #[tokio::test]
