@@ -2,7 +2,8 @@
 # Validates the deployment files without a container engine or a cluster: docker-compose.yml by
 # Debian's docker-compose (`config`), the Dockerfile by hadolint, deploy/kubernetes as rendered by
 # kubectl's kustomize, then deploy/validate.py's checks (Kubernetes schemas, cross-references,
-# the binaries' variables, binds and metrics, RabbitMQ's metric names). One line per check.
+# the binaries' variables, binds and metrics, RabbitMQ's metric names), and validate.py's own
+# tests (deploy/validate_test.py: each breaks one thing and expects it named). One line per check.
 #
 #   deploy/validate.sh                  every check
 #   deploy/validate.sh --metric-names   the roomtape_* metrics the dashboard and alerts use
@@ -12,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# No __pycache__ left in the clone.
+export PYTHONDONTWRITEBYTECODE=1
 TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/deploy-tools"
 REQUIREMENTS=deploy/validate-requirements.txt
 
@@ -62,8 +65,9 @@ step() { # name, summary, command...
 }
 
 # Interpolation from the files alone: no .env of the developer's, no ROOMTAPE_* of the shell.
+unset ROOMTAPE_ENV_FILE ROOMTAPE_TAG
 touch "$work/empty.env"
-compose() { env -u ROOMTAPE_ENV_FILE -u ROOMTAPE_TAG docker-compose --env-file "$work/empty.env" "$@"; }
+compose() { docker-compose --env-file "$work/empty.env" "$@"; }
 step compose-config "docker-compose $(docker-compose version --short) accepts docker-compose.yml" \
   compose config -q
 compose config >"$work/compose.yml" 2>/dev/null || true
@@ -75,6 +79,10 @@ step kustomize "deploy/kubernetes renders (kubectl kustomize)" \
 if [ "$failed" = 0 ]; then
   "$TOOLS/bin/python" deploy/validate.py --compose "$work/compose.yml" --kubernetes "$work/kubernetes.yml" ||
     failed=1
+fi
+if [ "$failed" = 0 ]; then
+  step validate-self-test "each check catches the breakage it exists for (deploy/validate_test.py)" \
+    env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/python" -m unittest deploy/validate_test.py
 fi
 if [ "$failed" = 0 ]; then
   echo "validate: the deployment files passed every check"
