@@ -43,12 +43,17 @@ BIND_VARIABLES = {
     "roomtape-processor": "PROCESSOR_BIND",
     "roomtape-api": "API_BIND",
 }
-STORAGE_ENDPOINT = r"S3_ENDPOINT|CLOUDFLARE_R2_ENDPOINT_URL|STORJ_ENDPOINT|STORAGE_[A-Z0-9]+_ENDPOINT"
+STORAGE_ENDPOINT = (
+    r"S3_ENDPOINT|CLOUDFLARE_R2_ENDPOINT_URL|STORJ_ENDPOINT|STORAGE_[A-Z0-9]+_ENDPOINT"
+)
 # What each process cannot start without (each entry: one variable matching it must be set).
 NEEDS = {
     "roomtape-ingestor": ["AMQP_URL", "LIVEKIT_API_KEY|LIVEKIT_KEYS"],
     "roomtape-processor": [
-        "AMQP_URL", "DATABASE_URL", "LIVEKIT_URL|LIVEKIT_HOST", "LIVEKIT_API_KEY|LIVEKIT_KEYS",
+        "AMQP_URL",
+        "DATABASE_URL",
+        "LIVEKIT_URL|LIVEKIT_HOST",
+        "LIVEKIT_API_KEY|LIVEKIT_KEYS",
         STORAGE_ENDPOINT,
     ],
     "roomtape-api": ["AMQP_URL", "DATABASE_URL", "API_TOKENS", STORAGE_ENDPOINT],
@@ -115,8 +120,10 @@ def documented_variables() -> set[str]:
 
 def is_contract(name: str, documented: set[str]) -> bool:
     """Documented, or a STORAGE_<NAME>_ profile's variable (its suffixes are S3_'s)."""
-    suffixes = "|".join(v[len("S3_"):] for v in documented if v.startswith("S3_"))
-    return name in documented or re.fullmatch(rf"STORAGE_[A-Z0-9]+_(?:{suffixes})", name) is not None
+    suffixes = "|".join(v[len("S3_") :] for v in documented if v.startswith("S3_"))
+    return (
+        name in documented or re.fullmatch(rf"STORAGE_[A-Z0-9]+_(?:{suffixes})", name) is not None
+    )
 
 
 def bind_defaults() -> dict[str, int]:
@@ -153,8 +160,11 @@ def check_needs(check: Check, where: str, binary: str, env: set[str], documented
     for need in NEEDS.get(binary, []):
         check.expect(any(re.fullmatch(need, v) for v in env), where, f"{binary} needs {need}")
     for name in sorted(env):
-        check.expect(is_contract(name, documented), where,
-                     f"{name} is not a roomtape variable (.env.example documents none such)")
+        check.expect(
+            is_contract(name, documented),
+            where,
+            f"{name} is not a roomtape variable (.env.example documents none such)",
+        )
 
 
 # --- .env.example --------------------------------------------------------------------------------
@@ -168,9 +178,11 @@ def check_env_example(check: Check) -> str:
             read_names.add((literal, relative(path)))
     for literal, where in sorted(read_names):
         # Storage profiles are read as prefix + suffix: "S3_" + "ENDPOINT".
-        known = (literal in documented
-                 or any(v.startswith(literal) for v in documented if literal.endswith("_"))
-                 or any(v.endswith("_" + literal) for v in documented))
+        known = (
+            literal in documented
+            or any(v.startswith(literal) for v in documented if literal.endswith("_"))
+            or any(v.endswith("_" + literal) for v in documented)
+        )
         check.expect(known, where, f"{literal} is read but .env.example does not document it")
     return f"{len(documented)} variables documented, every one the configuration code reads"
 
@@ -181,7 +193,9 @@ def check_env_example(check: Check) -> str:
 def service_ports(service: dict) -> list[int]:
     targets = []
     for port in service.get("ports", []):
-        targets.append(int(port["target"]) if isinstance(port, dict) else int(str(port).rsplit(":", 1)[1]))
+        targets.append(
+            int(port["target"]) if isinstance(port, dict) else int(str(port).rsplit(":", 1)[1])
+        )
     return targets
 
 
@@ -204,98 +218,190 @@ def find_service(services: dict, image_prefix: str) -> tuple[str, dict] | tuple[
     return None, None
 
 
+COMPOSE = "docker-compose.yml"
+
+
 def check_compose(check: Check, rendered: Path) -> str:
     config = yaml.safe_load(read(rendered))
-    services, volumes = config["services"], set(config.get("volumes") or {})
-    documented, defaults = documented_variables(), bind_defaults()
-    where = "docker-compose.yml"
+    services = config["services"]
+    roomtape = check_compose_roomtape(check, services)
+    infrastructure = check_compose_infrastructure(check, services, set(config.get("volumes") or {}))
+    if infrastructure:
+        check_compose_credentials(check, services, roomtape, infrastructure)
+        check_compose_order(check, services, roomtape, infrastructure)
+    return f"{len(services)} services; {len(roomtape)} run roomtape with contract variables only"
 
-    roomtape = {}  # service name -> (binary, arguments)
+
+def check_compose_roomtape(check: Check, services: dict) -> dict[str, tuple[str, list[str]]]:
+    """The services running a roomtape binary (name -> binary, arguments): their variables,
+    health checks and ports."""
+    documented, defaults = documented_variables(), bind_defaults()
+    roomtape = {}
     for name, service in services.items():
         command = service.get("command") or []
         if command and command[0] in shipped_binaries():
             roomtape[name] = (command[0], command[1:])
-    processors = [n for n, (b, args) in roomtape.items() if b == "roomtape-processor" and args in ([], ["run"])]
-    check.expect(len(processors) >= 2, where, f"two processors expected, found {processors}")
+    runs = [(binary, args) for binary, args in roomtape.values()]
+    processors = [
+        args for binary, args in runs if binary == "roomtape-processor" and args in ([], ["run"])
+    ]
+    check.expect(len(processors) >= 2, COMPOSE, f"two processors expected, found {len(processors)}")
     for binary in ("roomtape-ingestor", "roomtape-api"):
-        check.expect(any(b == binary for b, _ in roomtape.values()), where, f"no service runs {binary}")
-    migrate = [n for n, (b, args) in roomtape.items() if args == ["migrate"]]
-    check.expect(len(migrate) == 1, where, "one service should run roomtape-processor migrate")
+        check.expect((binary, []) in runs, COMPOSE, f"no service runs {binary}")
+    check.expect(
+        runs.count(("roomtape-processor", ["migrate"])) == 1,
+        COMPOSE,
+        "one service should run roomtape-processor migrate",
+    )
 
     for name, (binary, args) in roomtape.items():
-        service, at = services[name], f"{where}: services.{name}"
+        service, at = services[name], f"{COMPOSE}: services.{name}"
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         check_needs(check, f"{at}.environment", binary, set(env), documented)
-        check.expect(service.get("image", "").startswith("roomtape"), f"{at}.image", "not the roomtape image")
+        check.expect(
+            service.get("image", "").startswith("roomtape"), f"{at}.image", "not the roomtape image"
+        )
         if binary in BIND_VARIABLES and not args:
             port = bind_port(binary, env, defaults)
             test = " ".join(service.get("healthcheck", {}).get("test", []))
-            check.expect(re.search(rf"http://127\.0\.0\.1:{port}/(readyz|healthz)\b", test) is not None,
-                         f"{at}.healthcheck.test", f"does not probe /readyz or /healthz on port {port}")
+            check.expect(
+                re.search(rf"http://127\.0\.0\.1:{port}/(readyz|healthz)\b", test) is not None,
+                f"{at}.healthcheck.test",
+                f"does not probe /readyz or /healthz on port {port}",
+            )
             for target in service_ports(service):
-                check.expect(target == port, f"{at}.ports", f"target {target}, but {binary} listens on {port}")
+                check.expect(
+                    target == port,
+                    f"{at}.ports",
+                    f"target {target}, but {binary} listens on {port}",
+                )
+    return roomtape
 
-    rabbitmq, broker = find_service(services, "rabbitmq:")
-    postgres, database = find_service(services, "postgres:")
-    minio, storage = find_service(services, "minio/minio:")
-    for name, kind in ((rabbitmq, "RabbitMQ"), (postgres, "PostgreSQL"), (minio, "MinIO")):
-        check.expect(name is not None, where, f"no {kind} service")
-    if not (rabbitmq and postgres and minio):
-        return "incomplete"
-    check.expect(bool(broker.get("hostname")), f"{where}: services.{rabbitmq}.hostname",
-                 "needed: RabbitMQ keeps its data under rabbit@<hostname>")
+
+def check_compose_infrastructure(check: Check, services: dict, volumes: set[str]) -> dict | None:
+    """RabbitMQ, PostgreSQL and MinIO: present, their data on volumes, RabbitMQ's plugins.
+    Each kind -> (service name, service)."""
+    found = {
+        kind: find_service(services, image)
+        for kind, image in (
+            ("rabbitmq", "rabbitmq:"),
+            ("postgres", "postgres:"),
+            ("minio", "minio/minio:"),
+        )
+    }
+    for kind, (name, _) in found.items():
+        check.expect(name is not None, COMPOSE, f"no {kind} service")
+    if any(name is None for name, _ in found.values()):
+        return None
+    rabbitmq, broker = found["rabbitmq"]
+    check.expect(
+        bool(broker.get("hostname")),
+        f"{COMPOSE}: services.{rabbitmq}.hostname",
+        "needed: RabbitMQ keeps its data under rabbit@<hostname>",
+    )
     plugins = [s for s, t in volume_sources(broker) if t == "/etc/rabbitmq/enabled_plugins"]
     enabled = read(Path(plugins[0])) if plugins else ""
     for plugin in ("rabbitmq_management", "rabbitmq_prometheus"):
-        check.expect(plugin in enabled, f"{where}: services.{rabbitmq}.volumes", f"{plugin} not enabled")
-    for name, service, data in ((rabbitmq, broker, "/var/lib/rabbitmq"),
-                                (postgres, database, "/var/lib/postgresql/data"),
-                                (minio, storage, "/data")):
-        check.expect(any(s in volumes and t == data for s, t in volume_sources(service)),
-                     f"{where}: services.{name}.volumes", f"{data} is not on a named volume")
+        check.expect(
+            plugin in enabled, f"{COMPOSE}: services.{rabbitmq}.volumes", f"{plugin} not enabled"
+        )
+    data_paths = {
+        "rabbitmq": "/var/lib/rabbitmq",
+        "postgres": "/var/lib/postgresql/data",
+        "minio": "/data",
+    }
+    for kind, (name, service) in found.items():
+        check.expect(
+            any(s in volumes and t == data_paths[kind] for s, t in volume_sources(service)),
+            f"{COMPOSE}: services.{name}.volumes",
+            f"{data_paths[kind]} is not on a named volume",
+        )
+    return found
 
-    # The roomtape services' URLs and keys name the infrastructure services and their credentials.
-    broker_env, database_env, storage_env = (s.get("environment") or {} for s in (broker, database, storage))
-    for name, (binary, _) in roomtape.items():
-        env, at = services[name].get("environment") or {}, f"{where}: services.{name}.environment"
+
+def check_compose_credentials(check: Check, services: dict, roomtape: dict, infrastructure: dict):
+    """The roomtape services' URLs and keys name the infrastructure services and their credentials."""
+    (rabbitmq, broker), (postgres, database), (minio, storage) = (
+        infrastructure[kind] for kind in ("rabbitmq", "postgres", "minio")
+    )
+    broker_env, database_env, storage_env = (
+        s.get("environment") or {} for s in (broker, database, storage)
+    )
+    for name in roomtape:
+        env, at = services[name].get("environment") or {}, f"{COMPOSE}: services.{name}.environment"
         if "AMQP_URL" in env:
             url = urlsplit(env["AMQP_URL"])
-            check.expect((url.hostname, url.port or 5672, url.username, url.password, unquote(url.path[1:]))
-                         == (rabbitmq, 5672, broker_env.get("RABBITMQ_DEFAULT_USER"),
-                             broker_env.get("RABBITMQ_DEFAULT_PASS"), broker_env.get("RABBITMQ_DEFAULT_VHOST")),
-                         f"{at}.AMQP_URL", f"does not match services.{rabbitmq}'s host, user, password and vhost")
+            check.expect(
+                (url.hostname, url.port or 5672, url.username, url.password, unquote(url.path[1:]))
+                == (
+                    rabbitmq,
+                    5672,
+                    broker_env.get("RABBITMQ_DEFAULT_USER"),
+                    broker_env.get("RABBITMQ_DEFAULT_PASS"),
+                    broker_env.get("RABBITMQ_DEFAULT_VHOST"),
+                ),
+                f"{at}.AMQP_URL",
+                f"does not match services.{rabbitmq}'s host, user, password and vhost",
+            )
         if "DATABASE_URL" in env:
             url = urlsplit(env["DATABASE_URL"])
-            check.expect((url.hostname, url.port or 5432, url.username, url.password, url.path[1:])
-                         == (postgres, 5432, database_env.get("POSTGRES_USER"),
-                             database_env.get("POSTGRES_PASSWORD"), database_env.get("POSTGRES_DB")),
-                         f"{at}.DATABASE_URL", f"does not match services.{postgres}'s host, user, password and database")
+            check.expect(
+                (url.hostname, url.port or 5432, url.username, url.password, url.path[1:])
+                == (
+                    postgres,
+                    5432,
+                    database_env.get("POSTGRES_USER"),
+                    database_env.get("POSTGRES_PASSWORD"),
+                    database_env.get("POSTGRES_DB"),
+                ),
+                f"{at}.DATABASE_URL",
+                f"does not match services.{postgres}'s host, user, password and database",
+            )
         if "S3_ENDPOINT" in env:
-            check.expect(urlsplit(env["S3_ENDPOINT"]).hostname == minio
-                         and (env.get("S3_ACCESS_KEY_ID"), env.get("S3_SECRET_ACCESS_KEY"))
-                         == (storage_env.get("MINIO_ROOT_USER"), storage_env.get("MINIO_ROOT_PASSWORD")),
-                         f"{at}.S3_*", f"does not name services.{minio} with its credentials")
+            check.expect(
+                urlsplit(env["S3_ENDPOINT"]).hostname == minio
+                and (env.get("S3_ACCESS_KEY_ID"), env.get("S3_SECRET_ACCESS_KEY"))
+                == (storage_env.get("MINIO_ROOT_USER"), storage_env.get("MINIO_ROOT_PASSWORD")),
+                f"{at}.S3_*",
+                f"does not name services.{minio} with its credentials",
+            )
 
-    # Start-up order: what a service needs is healthy (or done) before it starts.
-    bucket = [n for n, s in services.items() if "mc mb" in " ".join(s.get("command") or [])
-              and "S3_BUCKET" in " ".join(s.get("command") or [])]
-    check.expect(len(bucket) == 1, where, "one service should create S3_BUCKET (mc mb)")
-    wanted = {rabbitmq: "service_healthy", postgres: "service_healthy"}
+
+def check_compose_order(check: Check, services: dict, roomtape: dict, infrastructure: dict):
+    """Start-up order: what a service needs is healthy (or done) before it starts."""
+    rabbitmq, postgres = infrastructure["rabbitmq"][0], infrastructure["postgres"][0]
+    migrate = [n for n, (_, args) in roomtape.items() if args == ["migrate"]]
+    bucket = [
+        n
+        for n, s in services.items()
+        if re.search(r"mc mb .*S3_BUCKET", " ".join(s.get("command") or []))
+    ]
+    check.expect(len(bucket) == 1, COMPOSE, "one service should create S3_BUCKET (mc mb)")
+    healthy = {rabbitmq: "service_healthy", postgres: "service_healthy"}
     for name, (binary, args) in roomtape.items():
-        needs = {"roomtape-ingestor": [rabbitmq], "roomtape-api": [rabbitmq, postgres] + migrate}.get(binary)
-        if binary == "roomtape-processor":
-            needs = [postgres] if args == ["migrate"] else [rabbitmq, postgres] + migrate + bucket
+        needs = {
+            "roomtape-ingestor": [rabbitmq],
+            "roomtape-api": [rabbitmq, postgres] + migrate,
+            "roomtape-processor": [rabbitmq, postgres] + migrate + bucket,
+        }.get(binary, [])
+        if args == ["migrate"]:
+            needs = [postgres]
         depends = services[name].get("depends_on") or {}
         for need in needs:
-            condition = wanted.get(need, "service_completed_successfully")
-            check.expect(depends.get(need, {}).get("condition") == condition,
-                         f"{where}: services.{name}.depends_on", f"should wait for {need}: {condition}")
+            condition = healthy.get(need, "service_completed_successfully")
+            check.expect(
+                depends.get(need, {}).get("condition") == condition,
+                f"{COMPOSE}: services.{name}.depends_on",
+                f"should wait for {need}: {condition}",
+            )
     for name, service in services.items():
         for need, how in (service.get("depends_on") or {}).items():
             if how.get("condition") == "service_healthy":
-                check.expect("healthcheck" in services.get(need, {}), f"{where}: services.{need}",
-                             f"{name} waits for it to be healthy but it has no healthcheck")
-    return f"{len(services)} services; {len(roomtape)} run roomtape with contract variables only"
+                check.expect(
+                    "healthcheck" in services.get(need, {}),
+                    f"{COMPOSE}: services.{need}",
+                    f"{name} waits for it to be healthy but it has no healthcheck",
+                )
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -305,22 +411,38 @@ def check_dockerfile(check: Check) -> str:
     text = read(ROOT / "Dockerfile")
     where = "Dockerfile"
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I)
-    final = text[[m.start() for m in re.finditer(r"^FROM\s", text, re.M)][-1]:]
+    final = text[[m.start() for m in re.finditer(r"^FROM\s", text, re.M)][-1] :]
     built = re.findall(r"--bin\s+([\w-]+)", text)
     for binary in shipped_binaries():
         check.expect(binary in built, where, f"{binary} is not built (--bin)")
-        check.expect(re.search(rf"/target/release/{re.escape(binary)}\b", final) is not None,
-                     f"{where}: final stage", f"{binary} is not copied into the runtime image")
+        check.expect(
+            re.search(rf"/target/release/{re.escape(binary)}\b", final) is not None,
+            f"{where}: final stage",
+            f"{binary} is not copied into the runtime image",
+        )
     user = re.findall(r"^USER\s+(\S+)", final, re.M)
-    check.expect(bool(user) and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0",
-                 f"{where}: final stage USER", "should be a numeric non-root user")
-    check.expect(re.search(r"^COPY\s+--from=\S+\s+\S*busybox\s+/usr/local/bin/busybox", final, re.M) is not None,
-                 f"{where}: final stage", "the health checks' busybox probe is not copied in")
+    check.expect(
+        bool(user) and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0",
+        f"{where}: final stage USER",
+        "should be a numeric non-root user",
+    )
+    check.expect(
+        re.search(r"^COPY\s+--from=\S+\s+\S*busybox\s+/usr/local/bin/busybox", final, re.M)
+        is not None,
+        f"{where}: final stage",
+        "the health checks' busybox probe is not copied in",
+    )
     exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)", final, re.M) for p in line.split()}
-    check.expect(exposed == set(bind_defaults().values()), f"{where}: EXPOSE",
-                 f"{sorted(exposed)} but the binds default to {sorted(bind_defaults().values())}")
-    check.expect(any(name for _, name in stages if name.lower() in ("chef", "planner")), where,
-                 "no dependency-caching stage (cargo-chef)")
+    check.expect(
+        exposed == set(bind_defaults().values()),
+        f"{where}: EXPOSE",
+        f"{sorted(exposed)} but the binds default to {sorted(bind_defaults().values())}",
+    )
+    check.expect(
+        any(name for _, name in stages if name.lower() in ("chef", "planner")),
+        where,
+        "no dependency-caching stage (cargo-chef)",
+    )
     return f"{len(stages)} stages; {', '.join(shipped_binaries())} built and shipped"
 
 
@@ -345,7 +467,9 @@ def check_kubernetes_schemas(check: Check, objects: list[dict]) -> str:
     core = [o for o in objects if (o["apiVersion"], o["kind"]) not in CUSTOM_KINDS]
     for version in KUBERNETES_VERSIONS:
         for obj in core:
-            at = f"deploy/kubernetes: {obj['kind']}/{obj['metadata']['name']} (Kubernetes {version})"
+            at = (
+                f"deploy/kubernetes: {obj['kind']}/{obj['metadata']['name']} (Kubernetes {version})"
+            )
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as error:
@@ -366,8 +490,10 @@ def check_kubernetes_references(check: Check, objects: list[dict]) -> str:
         return next((o for o in by_kind.get(kind, []) if o["metadata"]["name"] == name), None)
 
     configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in by_kind.get("ConfigMap", [])}
-    secrets = {o["metadata"]["name"]: set(o.get("data", {}) | o.get("stringData", {}))
-               for o in by_kind.get("Secret", [])}
+    secrets = {
+        o["metadata"]["name"]: set(o.get("data", {}) | o.get("stringData", {}))
+        for o in by_kind.get("Secret", [])
+    }
     secrets.setdefault(EXTERNAL_SECRET, env_file_keys(SECRETS_EXAMPLE))
 
     workloads = by_kind.get("Deployment", []) + by_kind.get("Job", [])
@@ -375,7 +501,11 @@ def check_kubernetes_references(check: Check, objects: list[dict]) -> str:
     for obj in workloads:
         kind_name = f"deploy/kubernetes: {obj['kind']}/{obj['metadata']['name']}"
         pod = obj["spec"]["template"]["spec"]
-        check.expect(pod.get("securityContext", {}).get("runAsNonRoot") is True, kind_name, "runAsNonRoot is not set")
+        check.expect(
+            pod.get("securityContext", {}).get("runAsNonRoot") is True,
+            kind_name,
+            "runAsNonRoot is not set",
+        )
         for container in pod["containers"]:
             at = f"{kind_name}: container {container['name']}"
             binary, args = container["command"][0], container["command"][1:]
@@ -383,108 +513,188 @@ def check_kubernetes_references(check: Check, objects: list[dict]) -> str:
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     ref = source["configMapRef"]["name"]
-                    check.expect(ref in configmaps, f"{at}.envFrom", f"ConfigMap {ref} is not in the render")
+                    check.expect(
+                        ref in configmaps, f"{at}.envFrom", f"ConfigMap {ref} is not in the render"
+                    )
                     env |= set(configmaps.get(ref, {}))
                 if "secretRef" in source:
                     ref = source["secretRef"]["name"]
-                    check.expect(ref in secrets, f"{at}.envFrom", f"Secret {ref} is neither rendered nor {EXTERNAL_SECRET}")
+                    check.expect(
+                        ref in secrets,
+                        f"{at}.envFrom",
+                        f"Secret {ref} is neither rendered nor {EXTERNAL_SECRET}",
+                    )
                     env |= secrets.get(ref, set())
             env |= {e["name"] for e in container.get("env", [])}
             check_needs(check, f"{at}.env", binary, env, documented)
             for kind in ("requests", "limits"):
                 for resource in ("cpu", "memory"):
-                    check.expect(resource in container.get("resources", {}).get(kind, {}),
-                                 f"{at}.resources.{kind}", f"no {resource}")
+                    check.expect(
+                        resource in container.get("resources", {}).get(kind, {}),
+                        f"{at}.resources.{kind}",
+                        f"no {resource}",
+                    )
             if obj["kind"] == "Job":
-                check.expect([binary] + args == ["roomtape-processor", "migrate"], f"{at}.command",
-                             "the migration Job should run roomtape-processor migrate")
+                check.expect(
+                    [binary] + args == ["roomtape-processor", "migrate"],
+                    f"{at}.command",
+                    "the migration Job should run roomtape-processor migrate",
+                )
                 continue
             deployments[binary] = obj
             bind_env = {k: v for name in configmaps for k, v in configmaps[name].items()}
             port = bind_port(binary, bind_env, defaults)
             ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
-            check.expect(port in ports.values(), f"{at}.ports", f"{binary} listens on {port}, not declared")
+            check.expect(
+                port in ports.values(), f"{at}.ports", f"{binary} listens on {port}, not declared"
+            )
             for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
                 get = container.get(probe, {}).get("httpGet", {})
                 target = ports.get(get.get("port"), get.get("port"))
-                check.expect(get.get("path") == path and target == port, f"{at}.{probe}",
-                             f"should GET {path} on {port}, gets {get.get('path')} on {target}")
+                check.expect(
+                    get.get("path") == path and target == port,
+                    f"{at}.{probe}",
+                    f"should GET {path} on {port}, gets {get.get('path')} on {target}",
+                )
 
     for binary in BIND_VARIABLES:
         check.expect(binary in deployments, "deploy/kubernetes", f"no Deployment runs {binary}")
 
     def pod_of(selector: dict) -> list[dict]:
-        return [d for d in deployments.values() if matches(selector, d["spec"]["template"]["metadata"]["labels"])]
+        return [
+            d
+            for d in deployments.values()
+            if matches(selector, d["spec"]["template"]["metadata"]["labels"])
+        ]
 
     for service in by_kind.get("Service", []):
         at = f"deploy/kubernetes: Service/{service['metadata']['name']}"
         targets = pod_of(service["spec"].get("selector", {}))
-        if check.expect(len(targets) == 1, f"{at}.spec.selector", f"matches {len(targets)} Deployments, not 1"):
+        if check.expect(
+            len(targets) == 1, f"{at}.spec.selector", f"matches {len(targets)} Deployments, not 1"
+        ):
             container = targets[0]["spec"]["template"]["spec"]["containers"][0]
             ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
             for port in service["spec"]["ports"]:
                 target = port.get("targetPort", port["port"])
-                check.expect(target in ports or target in ports.values(), f"{at}.spec.ports",
-                             f"targetPort {target} is no port of Deployment/{targets[0]['metadata']['name']}")
+                check.expect(
+                    target in ports or target in ports.values(),
+                    f"{at}.spec.ports",
+                    f"targetPort {target} is no port of Deployment/{targets[0]['metadata']['name']}",
+                )
     for binary, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        budgets = [p for p in by_kind.get("PodDisruptionBudget", [])
-                   if matches(p["spec"]["selector"]["matchLabels"], labels)]
-        check.expect(len(budgets) == 1, f"deploy/kubernetes: Deployment/{deployment['metadata']['name']}",
-                     f"{len(budgets)} PodDisruptionBudgets select it, not 1")
-        check.expect(any(matches(s["spec"].get("selector", {}), labels) for s in by_kind.get("Service", [])),
-                     f"deploy/kubernetes: Deployment/{deployment['metadata']['name']}", "no Service selects it")
+        budgets = [
+            p
+            for p in by_kind.get("PodDisruptionBudget", [])
+            if matches(p["spec"]["selector"]["matchLabels"], labels)
+        ]
+        check.expect(
+            len(budgets) == 1,
+            f"deploy/kubernetes: Deployment/{deployment['metadata']['name']}",
+            f"{len(budgets)} PodDisruptionBudgets select it, not 1",
+        )
+        check.expect(
+            any(matches(s["spec"].get("selector", {}), labels) for s in by_kind.get("Service", [])),
+            f"deploy/kubernetes: Deployment/{deployment['metadata']['name']}",
+            "no Service selects it",
+        )
 
     def scale_target(ref: dict, at: str, binary: str) -> None:
         deployment = deployments.get(binary)
-        if check.expect(ref.get("kind", "Deployment") == "Deployment" and deployment is not None
-                        and ref.get("name") == deployment["metadata"]["name"], f"{at}.scaleTargetRef",
-                        f"should be the {binary} Deployment"):
-            check.expect("replicas" not in deployment["spec"], f"deploy/kubernetes: Deployment/{ref['name']}.spec.replicas",
-                         "set, but an autoscaler owns the count (each apply would reset it)")
+        if check.expect(
+            ref.get("kind", "Deployment") == "Deployment"
+            and deployment is not None
+            and ref.get("name") == deployment["metadata"]["name"],
+            f"{at}.scaleTargetRef",
+            f"should be the {binary} Deployment",
+        ):
+            check.expect(
+                "replicas" not in deployment["spec"],
+                f"deploy/kubernetes: Deployment/{ref['name']}.spec.replicas",
+                "set, but an autoscaler owns the count (each apply would reset it)",
+            )
 
     hpas = by_kind.get("HorizontalPodAutoscaler", [])
-    check.expect(len(hpas) == 1, "deploy/kubernetes", "one HorizontalPodAutoscaler (the ingestor's) expected")
+    check.expect(
+        len(hpas) == 1, "deploy/kubernetes", "one HorizontalPodAutoscaler (the ingestor's) expected"
+    )
     for hpa in hpas:
         at = f"deploy/kubernetes: HorizontalPodAutoscaler/{hpa['metadata']['name']}"
         scale_target(hpa["spec"]["scaleTargetRef"], at, "roomtape-ingestor")
-        check.expect(any(m.get("resource", {}).get("name") == "cpu" for m in hpa["spec"].get("metrics", [])),
-                     f"{at}.spec.metrics", "no CPU metric")
+        check.expect(
+            any(m.get("resource", {}).get("name") == "cpu" for m in hpa["spec"].get("metrics", [])),
+            f"{at}.spec.metrics",
+            "no CPU metric",
+        )
 
     scaled = by_kind.get("ScaledObject", [])
-    check.expect(len(scaled) == 1, "deploy/kubernetes", "one KEDA ScaledObject (the processors') expected")
+    check.expect(
+        len(scaled) == 1, "deploy/kubernetes", "one KEDA ScaledObject (the processors') expected"
+    )
     for obj in scaled:
         at, spec = f"deploy/kubernetes: ScaledObject/{obj['metadata']['name']}", obj["spec"]
         scale_target(spec.get("scaleTargetRef", {}), at, "roomtape-processor")
-        check.expect(1 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 100), f"{at}.spec",
-                     "minReplicaCount must be at least 1 and at most maxReplicaCount")
+        check.expect(
+            1 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 100),
+            f"{at}.spec",
+            "minReplicaCount must be at least 1 and at most maxReplicaCount",
+        )
         for i, trigger in enumerate(spec.get("triggers", [])):
             meta, there = trigger.get("metadata", {}), f"{at}.spec.triggers[{i}]"
             check.expect(trigger.get("type") == "rabbitmq", f"{there}.type", "should be rabbitmq")
-            check.expect(meta.get("queueName") == events_queue(), f"{there}.metadata.queueName",
-                         f"should be {events_queue()} (shared/src/queue/topology.rs)")
-            check.expect(meta.get("mode") in ("QueueLength", "MessageRate") and str(meta.get("value", "")).isdigit(),
-                         f"{there}.metadata", "mode QueueLength or MessageRate with a numeric value")
-            auth = named("TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", ""))
-            if check.expect(auth is not None, f"{there}.authenticationRef", "no such TriggerAuthentication"):
-                hosts = [r for r in auth["spec"].get("secretTargetRef", []) if r["parameter"] == "host"]
-                check.expect(len(hosts) == 1 and hosts[0]["key"] in secrets.get(hosts[0]["name"], set()),
-                             f"deploy/kubernetes: TriggerAuthentication/{auth['metadata']['name']}",
-                             "host should come from a known Secret key (AMQP_URL)")
+            check.expect(
+                meta.get("queueName") == events_queue(),
+                f"{there}.metadata.queueName",
+                f"should be {events_queue()} (shared/src/queue/topology.rs)",
+            )
+            check.expect(
+                meta.get("mode") in ("QueueLength", "MessageRate")
+                and str(meta.get("value", "")).isdigit(),
+                f"{there}.metadata",
+                "mode QueueLength or MessageRate with a numeric value",
+            )
+            auth = named(
+                "TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", "")
+            )
+            if check.expect(
+                auth is not None, f"{there}.authenticationRef", "no such TriggerAuthentication"
+            ):
+                hosts = [
+                    r for r in auth["spec"].get("secretTargetRef", []) if r["parameter"] == "host"
+                ]
+                check.expect(
+                    len(hosts) == 1 and hosts[0]["key"] in secrets.get(hosts[0]["name"], set()),
+                    f"deploy/kubernetes: TriggerAuthentication/{auth['metadata']['name']}",
+                    "host should come from a known Secret key (AMQP_URL)",
+                )
 
     clusters = by_kind.get("RabbitmqCluster", [])
     if check.expect(len(clusters) == 1, "deploy/kubernetes", "one RabbitmqCluster expected"):
-        cluster, at = clusters[0], f"deploy/kubernetes: RabbitmqCluster/{clusters[0]['metadata']['name']}"
+        cluster, at = (
+            clusters[0],
+            f"deploy/kubernetes: RabbitmqCluster/{clusters[0]['metadata']['name']}",
+        )
         check.expect(cluster["spec"].get("replicas") == 3, f"{at}.spec.replicas", "should be 3")
-        check.expect("persistence" in cluster["spec"] and "resources" in cluster["spec"], f"{at}.spec",
-                     "persistence and resources expected")
+        check.expect(
+            "persistence" in cluster["spec"] and "resources" in cluster["spec"],
+            f"{at}.spec",
+            "persistence and resources expected",
+        )
         amqp = re.search(r"^AMQP_URL=(.+)$", read(SECRETS_EXAMPLE), re.M)
         host = urlsplit(amqp.group(1)).hostname if amqp else ""
-        check.expect(host.split(".")[0] == cluster["metadata"]["name"], relative(SECRETS_EXAMPLE),
-                     f"AMQP_URL's host {host} is not the RabbitmqCluster's Service {cluster['metadata']['name']}")
-    check.expect(len(by_kind.get("Job", [])) == 1, "deploy/kubernetes", "one migration Job expected")
-    return (f"{len(deployments)} Deployments, their Services, probes, PDBs, HPA, ScaledObject on "
-            f"{events_queue()}, RabbitmqCluster and Job agree")
+        check.expect(
+            host.split(".")[0] == cluster["metadata"]["name"],
+            relative(SECRETS_EXAMPLE),
+            f"AMQP_URL's host {host} is not the RabbitmqCluster's Service {cluster['metadata']['name']}",
+        )
+    check.expect(
+        len(by_kind.get("Job", [])) == 1, "deploy/kubernetes", "one migration Job expected"
+    )
+    return (
+        f"{len(deployments)} Deployments, their Services, probes, PDBs, HPA, ScaledObject on "
+        f"{events_queue()}, RabbitmqCluster and Job agree"
+    )
 
 
 # --- Dashboards and alerts ---------------------------------------------------------------------
@@ -500,19 +710,29 @@ def roomtape_metrics(check: Check) -> dict[str, set[str]]:
             if not registrations:
                 continue
             kinds = {}
-            for field, type_ in re.findall(r"^\s*(?:pub\s+)?(\w+):\s*([^\n]*(?:Counter|Gauge|Histogram)[^\n]*)$", text, re.M):
+            for field, type_ in re.findall(
+                r"^\s*(?:pub\s+)?(\w+):\s*([^\n]*(?:Counter|Gauge|Histogram)[^\n]*)$", text, re.M
+            ):
                 kinds[field] = re.findall(r"Counter|Gauge|Histogram", type_)[-1]
             labels = set(re.findall(r'\(\s*"([a-z_][a-z0-9_]*)",', text))
             for field, name in registrations:
                 base, kind = f"roomtape_{name}", kinds.get(field)
-                suffixes = {"Counter": ["_total"], "Gauge": [""], "Histogram": ["_bucket", "_sum", "_count"]}
+                suffixes = {
+                    "Counter": ["_total"],
+                    "Gauge": [""],
+                    "Histogram": ["_bucket", "_sum", "_count"],
+                }
                 if kind is None:
-                    check.notes.append(f"{relative(path)}: type of {field} unknown, {base} taken with any suffix")
+                    check.notes.append(
+                        f"{relative(path)}: type of {field} unknown, {base} taken with any suffix"
+                    )
                 for suffix in suffixes.get(kind, ["", "_total", "_bucket", "_sum", "_count"]):
                     found[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     promised = {n: l for n, l in PROMISED_PROCESSOR_GAUGES.items() if n not in found}
     if promised:
-        check.notes.append(f"taken as promised, not in processor/src yet: {', '.join(sorted(promised))}")
+        check.notes.append(
+            f"taken as promised, not in processor/src yet: {', '.join(sorted(promised))}"
+        )
     return found | promised
 
 
@@ -548,16 +768,22 @@ def queries() -> list[tuple[str, str]]:
             found.append((f"{relative(DASHBOARD)}: variable {variable['name']}", values.group(1)))
     for group in yaml.safe_load(read(ALERTS))["groups"]:
         for rule in group["rules"]:
-            found.append((f"{relative(ALERTS)}: {rule.get('alert') or rule.get('record')}", rule["expr"]))
+            found.append(
+                (f"{relative(ALERTS)}: {rule.get('alert') or rule.get('record')}", rule["expr"])
+            )
     return found
 
 
-def used_metrics(check: Check) -> tuple[list[tuple[str, str, set[str]]], list[tuple[str, set[str], set[str]]]]:
+def used_metrics(
+    check: Check,
+) -> tuple[list[tuple[str, str, set[str]]], list[tuple[str, set[str], set[str]]]]:
     """Every selector (where, metric, labels it matches on) and every aggregation (where, labels
     it groups by, metrics inside it) of every query."""
     selectors, groupings = [], []
     for where, expr in queries():
-        text = re.sub(r"\$\{?(\w+)\}?", lambda m: GRAFANA_VARIABLES.get(m.group(1), m.group(1)), expr)
+        text = re.sub(
+            r"\$\{?(\w+)\}?", lambda m: GRAFANA_VARIABLES.get(m.group(1), m.group(1)), expr
+        )
         try:
             tree = promql.parse(text)
         except ValueError as error:
@@ -567,7 +793,9 @@ def used_metrics(check: Check) -> tuple[list[tuple[str, str, set[str]]], list[tu
 
         def enter(node):
             if isinstance(node, promql.AggregateExpr):
-                open_aggregations.append((set(node.modifier.labels) if node.modifier else set(), set()))
+                open_aggregations.append(
+                    (set(node.modifier.labels) if node.modifier else set(), set())
+                )
             if isinstance(node, promql.VectorSelector):
                 if not check.expect(bool(node.name), where, f"selector {node} names no metric"):
                     return
@@ -588,11 +816,17 @@ def check_metrics(check: Check) -> str:
     known = roomtape_metrics(check) | rabbitmq_metrics()
     selectors, groupings = used_metrics(check)
     for where, name, labels in selectors:
-        if check.expect(name in known, where,
-                        f"{name} exists neither in the binaries' metrics code nor in RabbitMQ's "
-                        f"{RABBITMQ_ENDPOINT} ({relative(RABBITMQ_FIXTURE)})"):
+        if check.expect(
+            name in known,
+            where,
+            f"{name} exists neither in the binaries' metrics code nor in RabbitMQ's "
+            f"{RABBITMQ_ENDPOINT} ({relative(RABBITMQ_FIXTURE)})",
+        ):
             for label in sorted(labels - known[name] - TARGET_LABELS):
-                check.fail(where, f"{name} has no label {label} (it has {', '.join(sorted(known[name])) or 'none'})")
+                check.fail(
+                    where,
+                    f"{name} has no label {label} (it has {', '.join(sorted(known[name])) or 'none'})",
+                )
     for where, labels, inside in groupings:
         if not inside <= set(known):
             continue  # reported above
@@ -605,8 +839,11 @@ def check_metrics(check: Check) -> str:
     for name in sorted(used - set(roomtape) - set(rabbitmq)):
         check.fail("deploy/observability", f"{name}: neither a roomtape_ nor a rabbitmq_ metric")
     fixture = read(ROOMTAPE_FIXTURE).split() if ROOMTAPE_FIXTURE.exists() else []
-    check.expect(fixture == roomtape, relative(ROOMTAPE_FIXTURE),
-                 "out of date: deploy/validate.sh --metric-names > deploy/observability/roomtape-metric-names.txt")
+    check.expect(
+        fixture == roomtape,
+        relative(ROOMTAPE_FIXTURE),
+        "out of date: deploy/validate.sh --metric-names > deploy/observability/roomtape-metric-names.txt",
+    )
     return f"{len(roomtape)} roomtape_ and {len(rabbitmq)} rabbitmq_ metrics exist, with every label used"
 
 
@@ -618,19 +855,38 @@ def check_alert_rules(check: Check) -> str:
         for rule in group["rules"]:
             at = f"{relative(ALERTS)}: {rule.get('alert')}"
             names.append(rule.get("alert"))
-            check.expect(re.fullmatch(r"Roomtape[A-Z]\w+", rule.get("alert") or "") is not None, at,
-                         "alert should be named Roomtape<What>")
-            check.expect(re.fullmatch(r"\d+[smh]", str(rule.get("for", ""))) is not None, f"{at}.for", "no duration")
-            check.expect(rule.get("labels", {}).get("severity") in ("critical", "warning", "info"),
-                         f"{at}.labels.severity", "critical, warning or info")
-            check.expect(bool(rule.get("annotations", {}).get("summary")), f"{at}.annotations.summary", "missing")
-            check.expect(rule.get("alert") in operations, at, "docs/operations.md says nothing about it")
+            check.expect(
+                re.fullmatch(r"Roomtape[A-Z]\w+", rule.get("alert") or "") is not None,
+                at,
+                "alert should be named Roomtape<What>",
+            )
+            check.expect(
+                re.fullmatch(r"\d+[smh]", str(rule.get("for", ""))) is not None,
+                f"{at}.for",
+                "no duration",
+            )
+            check.expect(
+                rule.get("labels", {}).get("severity") in ("critical", "warning", "info"),
+                f"{at}.labels.severity",
+                "critical, warning or info",
+            )
+            check.expect(
+                bool(rule.get("annotations", {}).get("summary")),
+                f"{at}.annotations.summary",
+                "missing",
+            )
+            check.expect(
+                rule.get("alert") in operations, at, "docs/operations.md says nothing about it"
+            )
     check.expect(len(names) == len(set(names)), relative(ALERTS), "alert names repeat")
     dashboard = json.loads(read(DASHBOARD))
     ids = [p["id"] for p in dashboard["panels"]]
     check.expect(len(ids) == len(set(ids)), relative(DASHBOARD), "panel ids repeat")
-    check.expect(any(v["type"] == "datasource" for v in dashboard["templating"]["list"]),
-                 relative(DASHBOARD), "no datasource variable: the dashboard would be tied to one Prometheus")
+    check.expect(
+        any(v["type"] == "datasource" for v in dashboard["templating"]["list"]),
+        relative(DASHBOARD),
+        "no datasource variable: the dashboard would be tied to one Prometheus",
+    )
     return f"{len(names)} alerts, each with a duration, severity, summary and a section in docs/operations.md"
 
 
@@ -638,11 +894,18 @@ def check_alert_rules(check: Check) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--compose", type=Path, help="docker-compose config's output")
-    parser.add_argument("--kubernetes", type=Path, help="kubectl kustomize deploy/kubernetes's output")
-    parser.add_argument("--metric-names", action="store_true",
-                        help="print every roomtape_* metric the dashboard and alerts use, one a line")
+    parser.add_argument(
+        "--kubernetes", type=Path, help="kubectl kustomize deploy/kubernetes's output"
+    )
+    parser.add_argument(
+        "--metric-names",
+        action="store_true",
+        help="print every roomtape_* metric the dashboard and alerts use, one a line",
+    )
     args = parser.parse_args()
     if args.metric_names:
         selectors, _ = used_metrics(Check("metric-names"))
