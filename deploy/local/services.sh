@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (from Debian packages / crates.io / PyPI) and starts what roomtape needs locally:
-# PostgreSQL, RabbitMQ with its management API, the s3s-fs S3 server, the official LiveKit
-# Python SDK used by cross-check tests, and Chromium for the console's browser test. Idempotent: what is installed and running is left alone.
+# PostgreSQL, RabbitMQ with its management API and Prometheus endpoint, the s3s-fs S3 server,
+# the official LiveKit Python SDK used by cross-check tests, and Chromium for the console's
+# browser test. Idempotent: what is installed and running is left alone.
 # Prints the settings it established as `export` lines on stdout, for `eval`.
 set -euo pipefail
 
@@ -84,6 +85,13 @@ ensure_rabbitmq() {
     log "enabling the RabbitMQ management API (tests create a vhost each)"
     sudo_if_needed rabbitmq-plugins enable rabbitmq_management >&2
     wait_for_port 15672 "RabbitMQ management" 60
+  fi
+  if ! port_open 15692; then
+    # What deploy/observability's dashboard and alerts read, and what its metric-name fixture
+    # is captured from (deploy/observability/capture-rabbitmq-metrics.sh).
+    log "enabling RabbitMQ's Prometheus endpoint (port 15692)"
+    sudo_if_needed rabbitmq-plugins enable rabbitmq_prometheus >&2
+    wait_for_port 15692 "RabbitMQ Prometheus endpoint" 60
   fi
   curl -fsS -u guest:guest -X PUT http://127.0.0.1:15672/api/vhosts/roomtape >/dev/null
   curl -fsS -u guest:guest -X PUT -H 'content-type: application/json' \

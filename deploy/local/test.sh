@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): starts PostgreSQL, RabbitMQ and s3s-fs if they are not running
 # (installing them if missing), cross-checks the webhook test vectors with the official LiveKit
-# SDKs (tests/fixtures/livekit/crosscheck.sh), then runs every test of the workspace against them.
+# SDKs (tests/fixtures/livekit/crosscheck.sh), checks the deployment files (deploy/validate.sh),
+# then runs every test of the workspace against them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(deploy/local/services.sh)"
@@ -9,6 +10,11 @@ if [ "${ROOMTAPE_SKIP_CROSSCHECK:-}" = 1 ]; then
   echo "test: ROOMTAPE_SKIP_CROSSCHECK=1, skipping the official-SDK cross-check of the webhook vectors" >&2
 else
   tests/fixtures/livekit/crosscheck.sh
+fi
+if [ "${ROOMTAPE_SKIP_DEPLOY_VALIDATION:-}" = 1 ]; then
+  echo "test: ROOMTAPE_SKIP_DEPLOY_VALIDATION=1, skipping the deployment files' checks" >&2
+else
+  deploy/validate.sh
 fi
 # Outside the clone, so a fresh clone reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
