@@ -9,6 +9,7 @@ pub mod commands;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod gauges;
 pub mod metrics;
 pub mod reconcile;
 pub mod startup;

@@ -22,6 +22,7 @@ use roomtape_shared::Chain;
 use crate::commands::CommandProcessor;
 use crate::egress::EgressLifecycle;
 use crate::events::EventProcessor;
+use crate::gauges::StoreGauges;
 use crate::metrics::ProcessorMetrics;
 use crate::reconcile::Reconciler;
 use crate::worker::{self, ConsumerSettings};
@@ -54,6 +55,8 @@ pub struct Application {
     events: Arc<EventProcessor>,
     commands: Arc<CommandProcessor>,
     reconciler: Reconciler,
+    /// Read from the database on an interval, with their pool and `PROCESSOR_STUCK_AFTER`.
+    gauges: (StoreGauges, Pool, Duration),
     consumer: ConsumerSettings,
     metrics: ProcessorMetrics,
     consuming: Consuming,
@@ -77,6 +80,11 @@ impl Application {
         let pool = db::pool(&settings.database)?;
         let mut registry = metrics::registry();
         let processor_metrics = ProcessorMetrics::register(&mut registry);
+        let gauges = (
+            StoreGauges::register(&mut registry),
+            pool.clone(),
+            settings.stuck_after,
+        );
         let egress = EgressClient::new(settings.livekit.clone());
         let lifecycle = EgressLifecycle::new(
             pool.clone(),
@@ -129,6 +137,7 @@ impl Application {
             events,
             commands,
             reconciler,
+            gauges,
             consumer: ConsumerSettings {
                 amqp: settings.amqp,
                 prefetch: settings.prefetch,
@@ -162,7 +171,13 @@ impl Application {
             self.consuming.commands,
             shutdown.clone(),
         );
-        tokio::join!(events, commands, self.reconciler.run(shutdown));
+        let (gauges, pool, stuck_after) = self.gauges;
+        tokio::join!(
+            events,
+            commands,
+            self.reconciler.run(shutdown.clone()),
+            gauges.run(pool, stuck_after, shutdown)
+        );
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
     }

@@ -279,6 +279,9 @@ pub struct ProcessorSettings {
     /// `RECONCILE_INTERVAL` (default `1m`, `0s` turns it off): how often recordings that are not
     /// final are checked against LiveKit's `ListEgress`.
     pub reconcile_interval: Duration,
+    /// `PROCESSOR_STUCK_AFTER` (default `1h`): a recording not final and unchanged this long
+    /// counts in the `roomtape_recordings_stuck` gauge.
+    pub stuck_after: Duration,
     /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
     /// it is checked.
     pub reconcile_after: Duration,
@@ -369,6 +372,11 @@ impl ProcessorSettings {
             "RECONCILE_AFTER",
             Duration::from_secs(300),
         ));
+        let stuck_after = p.check(duration_or(
+            env,
+            "PROCESSOR_STUCK_AFTER",
+            Duration::from_secs(3600),
+        ));
         let deadline = p.check(duration_or(
             env,
             "COMMAND_START_DEADLINE",
@@ -389,6 +397,7 @@ impl ProcessorSettings {
             Some(auto_record),
             Some(reconcile_interval),
             Some(reconcile_after),
+            Some(stuck_after),
             Some(command_start_deadline),
             Some(filepath_template),
             Some(reply_queues),
@@ -404,6 +413,7 @@ impl ProcessorSettings {
             auto_record,
             every,
             after,
+            stuck_after,
             deadline,
             filepath_template,
             reply_queues,
@@ -423,6 +433,7 @@ impl ProcessorSettings {
             auto_record,
             reconcile_interval,
             reconcile_after,
+            stuck_after,
             command_start_deadline,
             filepath_template,
             reply_queues,

@@ -1,0 +1,120 @@
+//! Recordings and rooms as the database has them, for dashboards and alerts: every processor
+//! refreshes these gauges on an interval, so they agree across processors (query them with
+//! `max`).
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use roomtape_shared::db::prepared;
+use roomtape_shared::db::recordings::Status;
+use roomtape_shared::metrics::registered;
+use roomtape_shared::shutdown::Shutdown;
+use roomtape_shared::Chain;
+
+/// How often the gauges are read from the database.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+type StatusLabel = Vec<(&'static str, &'static str)>;
+
+const STATUSES: [Status; 7] = [
+    Status::Starting,
+    Status::Active,
+    Status::Stopping,
+    Status::Stopped,
+    Status::Ready,
+    Status::Failed,
+    Status::Aborted,
+];
+
+#[derive(Debug, Clone)]
+pub struct StoreGauges {
+    recordings: Family<StatusLabel, Gauge>,
+    stuck: Family<StatusLabel, Gauge>,
+    rooms_live: Gauge,
+    room_participants: Gauge,
+}
+
+impl StoreGauges {
+    pub fn register(registry: &mut Registry) -> Self {
+        Self {
+            recordings: registered(
+                registry,
+                "recordings",
+                "Recordings by status, as stored",
+                Family::default(),
+            ),
+            stuck: registered(
+                registry,
+                "recordings_stuck",
+                "Recordings not final and unchanged for longer than PROCESSOR_STUCK_AFTER, by status",
+                Family::default(),
+            ),
+            rooms_live: registered(
+                registry,
+                "rooms_live",
+                "Rooms whose status is active",
+                Gauge::default(),
+            ),
+            room_participants: registered(
+                registry,
+                "room_participants",
+                "Participants counted in active rooms",
+                Gauge::default(),
+            ),
+        }
+    }
+
+    /// Refreshes now and then every [`REFRESH_EVERY`] until `shutdown`.
+    pub async fn run(self, pool: Pool, stuck_after: Duration, shutdown: Shutdown) {
+        loop {
+            if let Err(error) = self.refresh(&pool, stuck_after).await {
+                tracing::warn!(error = %Chain(&*error), "could not refresh the recording and room gauges");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(REFRESH_EVERY) => {}
+            }
+        }
+    }
+
+    async fn refresh(
+        &self,
+        pool: &Pool,
+        stuck_after: Duration,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let client = pool.get().await?;
+        let rows = prepared::query(
+            &client,
+            "SELECT status, count(*),
+                    count(*) FILTER (WHERE recording_status_rank(status) < 4 AND NOT is_processed
+                                     AND updated_at < now() - make_interval(secs => $1))
+                 FROM recordings GROUP BY status",
+            &[&stuck_after.as_secs_f64()],
+        )
+        .await?;
+        for status in STATUSES {
+            let row = rows
+                .iter()
+                .find(|row| row.get::<_, &str>(0) == status.as_str());
+            let (all, stuck) = row.map_or((0, 0), |row| (row.get(1), row.get(2)));
+            let label = vec![("status", status.as_str())];
+            self.recordings.get_or_create(&label).set(all);
+            if !status.is_final() {
+                self.stuck.get_or_create(&label).set(stuck);
+            }
+        }
+        let rooms = prepared::query_one(
+            &client,
+            "SELECT count(*), COALESCE(sum(participant_count), 0)::bigint
+                 FROM rooms WHERE status = 'active'",
+            &[],
+        )
+        .await?;
+        self.rooms_live.set(rooms.get(0));
+        self.room_participants.set(rooms.get(1));
+        Ok(())
+    }
+}
