@@ -2,7 +2,8 @@
 # The test command (README): starts PostgreSQL, RabbitMQ and s3s-fs if they are not running
 # (installing them if missing), cross-checks the webhook test vectors with the official LiveKit
 # SDKs (tests/fixtures/livekit/crosscheck.sh), checks the deployment files (deploy/validate.sh),
-# then runs every test of the workspace against them.
+# runs every test of the workspace against them, then the short fault-and-load suite
+# (scripts/reliability.sh --short, on servers of its own).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(deploy/local/services.sh)"
@@ -27,4 +28,10 @@ status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole workspace: cargo ends with its last crate's (doc) tests.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$output"
+if [ "${ROOMTAPE_SKIP_RELIABILITY:-}" = 1 ]; then
+  echo "test: ROOMTAPE_SKIP_RELIABILITY=1, skipping the short fault-and-load suite" >&2
+elif [ "$status" = 0 ]; then
+  echo "test: the short fault-and-load suite (scripts/reliability.sh --short)" >&2
+  scripts/reliability.sh --short || status=$?
+fi
 exit "$status"

@@ -112,7 +112,18 @@ pub fn participant_event(
     participant: &str,
     kind: &str,
 ) -> String {
-    json!({"event": name, "room": {"sid": "RM_test", "name": room},
+    participant_event_in(name, id, (room, "RM_test"), participant, kind)
+}
+
+/// [`participant_event`] in the room session `(name, sid)`.
+pub fn participant_event_in(
+    name: &str,
+    id: &str,
+    (room, sid): (&str, &str),
+    participant: &str,
+    kind: &str,
+) -> String {
+    json!({"event": name, "room": {"sid": sid, "name": room},
            "participant": {"sid": format!("PA_{participant}"), "identity": participant, "kind": kind,
                            "joinedAt": "1700000000"},
            "id": id, "createdAt": "1700000000"})

@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod livekit;
 pub mod outbox;
 pub mod proxy;
+pub mod reliability;
 pub mod s3;
 pub mod services;
 pub mod wait;
