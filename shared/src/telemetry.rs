@@ -1,5 +1,7 @@
 //! Logging set-up: one subscriber for the whole process, JSON or text by configuration.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -12,6 +14,9 @@ pub fn init(settings: &TelemetrySettings) {
     let builder = fmt().with_env_filter(filter).with_target(true);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Colours only on a terminal: a log file or collector gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
     };
 }

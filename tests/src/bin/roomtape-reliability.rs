@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use roomtape_tests::reliability::{self, Size};
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(about = "roomtape's fault-and-load suite, on a RabbitMQ, PostgreSQL and S3 of its own")]
@@ -24,7 +25,20 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let size = if args.short { Size::SHORT } else { Size::FULL };
-    match reliability::run(size, args.bin_dir, args.work_dir).await {
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            eprintln!("reliability: cannot watch for SIGTERM: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // Interrupted, the run is dropped: every server and process it started is stopped.
+    let outcome = tokio::select! {
+        outcome = reliability::run(size, args.bin_dir, args.work_dir) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
