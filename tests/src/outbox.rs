@@ -49,3 +49,17 @@ pub async fn handle<H: Handler>(handler: &H, body: &str) -> Result<Handled, Hand
         .handle(&Message::new(body, "test"), &RecordingOutbox::default())
         .await
 }
+
+/// Hands `bodies` to `handler` as one batch of first deliveries, as the worker would.
+pub async fn handle_batch<H: Handler>(
+    handler: &H,
+    bodies: &[String],
+) -> Vec<Result<Handled, HandleError>> {
+    let messages: Vec<Message> = bodies
+        .iter()
+        .map(|b| Message::new(b.as_str(), "test"))
+        .collect();
+    handler
+        .handle_batch(&messages, &RecordingOutbox::default())
+        .await
+}

@@ -152,11 +152,22 @@ pub async fn presence(client: &impl GenericClient, batch: &[Presence]) -> Result
                      THEN GREATEST(r.participant_count + c.change, 0) ELSE 0 END,
                  max_participants = CASE WHEN r.status = 'active'
                      THEN GREATEST(r.max_participants, r.participant_count + c.change)
-                     ELSE room_peak(r.room_name, r.room_sid) END,
+                     ELSE r.max_participants END,
                  updated_at = now()
              FROM changes c
              WHERE r.room_name = c.room_name AND r.room_sid = c.room_sid",
         &[&names, &sids, &participants, &identities, &joins, &leaves],
+    )
+    .await?;
+    // A statement's functions read the snapshot from before it: the true peak of a finished
+    // session is recomputed in a statement of its own, which sees this batch's rows (a late
+    // join and its leave arriving together would otherwise not count).
+    prepared::execute(
+        client,
+        "UPDATE rooms AS r SET max_participants = room_peak(r.room_name, r.room_sid)
+             FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(room_name, room_sid)
+             WHERE r.room_name = b.room_name AND r.room_sid = b.room_sid AND r.status <> 'active'",
+        &[&names, &sids],
     )
     .await
     .map(drop)

@@ -17,7 +17,7 @@ use crate::livekit::{now_unix, sign_claims};
 pub type BadInputAnswers = BTreeMap<&'static str, (&'static str, BTreeMap<String, u64>)>;
 
 /// Sends `per_kind` of each kind of bad request to `ingestor` (`127.0.0.1:port`), whose body
-/// deadline is `body_timeout`.
+/// deadline is `body_timeout`; 16 rounds at a time (a slow body takes its whole deadline).
 pub async fn bad_requests(
     port: u16,
     api_key: &str,
@@ -25,87 +25,92 @@ pub async fn bad_requests(
     per_kind: usize,
     body_timeout: Duration,
 ) -> BadInputAnswers {
+    let rounds: Vec<_> = (0..per_kind)
+        .map(|n| one_of_each(port, api_key, api_secret, n, body_timeout))
+        .collect();
+    let rounds: Vec<Vec<Answer>> = stream::iter(rounds).buffer_unordered(16).collect().await;
     let mut answers = BadInputAnswers::new();
+    for (kind, expected, got) in rounds.into_iter().flatten() {
+        count(&mut answers, kind, expected, got);
+    }
+    answers
+}
+
+/// A kind of bad request, the status it must get, and the one it got.
+type Answer = (&'static str, &'static str, String);
+
+async fn one_of_each(
+    port: u16,
+    api_key: &str,
+    api_secret: &str,
+    n: usize,
+    body_timeout: Duration,
+) -> Vec<Answer> {
     let signer = WebhookSigner::new(api_key, api_secret);
     let forger = WebhookSigner::new(api_key, "not-the-secret-0123456789abcdef");
-    for n in 0..per_kind {
-        let body = room_event("room_started", &format!("EV_bad{n}"), "bad", "RM_bad");
-        let other = room_event("room_started", &format!("EV_other{n}"), "bad", "RM_bad");
-        let mut expired = webhook_claims(api_key, body.as_bytes(), now_unix() - 7_200);
-        expired["exp"] = (now_unix() - 3_600).into();
-        let random: Vec<u8> = (0..64).map(|i| (n * 31 + i * 7) as u8).collect();
-        let oversized = vec![b'x'; 2 * 1024 * 1024];
-        let json = "application/webhook+json";
-        let cases: [(&'static str, &'static str, Vec<u8>, String, &str); 6] = [
-            (
-                "forged signature",
-                "401",
-                body.clone().into(),
-                forger.sign(body.as_bytes()),
-                json,
-            ),
-            (
-                "expired token",
-                "401",
-                body.clone().into(),
-                sign_claims(&expired, api_secret),
-                json,
-            ),
-            (
-                "token of another body",
-                "401",
-                other.into(),
-                signer.sign(body.as_bytes()),
-                json,
-            ),
-            (
-                "oversized body",
-                "413",
-                oversized.clone(),
-                signer.sign(&oversized),
-                json,
-            ),
-            (
-                "wrong content type",
-                "415",
-                body.clone().into(),
-                signer.sign(body.as_bytes()),
-                "text/plain",
-            ),
-            (
-                "random bytes",
-                "400",
-                random.clone(),
-                signer.sign(&random),
-                json,
-            ),
-        ];
-        for (kind, expected, bytes, token, content_type) in cases {
-            let status = raw_post(port, &bytes, bytes.len(), &token, content_type, None).await;
-            count(&mut answers, kind, expected, status);
-        }
-        let token = signer.sign(body.as_bytes());
-        let half = body.len() / 2;
-        let truncated = raw_post(
-            port,
-            &body.as_bytes()[..half],
-            body.len(),
-            &token,
+    let body = room_event("room_started", &format!("EV_bad{n}"), "bad", "RM_bad");
+    let other = room_event("room_started", &format!("EV_other{n}"), "bad", "RM_bad");
+    let mut expired = webhook_claims(api_key, body.as_bytes(), now_unix() - 7_200);
+    expired["exp"] = (now_unix() - 3_600).into();
+    let random: Vec<u8> = (0..64).map(|i| (n * 31 + i * 7) as u8).collect();
+    let oversized = vec![b'x'; 2 * 1024 * 1024];
+    let json = "application/webhook+json";
+    let cases: [(&'static str, &'static str, Vec<u8>, String, &str); 6] = [
+        (
+            "forged signature",
+            "401",
+            body.clone().into(),
+            forger.sign(body.as_bytes()),
             json,
-            None,
-        );
-        count(&mut answers, "truncated body", "400", truncated.await);
-        let stall = Some(body_timeout + Duration::from_millis(500));
-        let slow = raw_post(
-            port,
-            &body.as_bytes()[..half],
-            body.len(),
-            &token,
+        ),
+        (
+            "expired token",
+            "401",
+            body.clone().into(),
+            sign_claims(&expired, api_secret),
             json,
-            stall,
-        );
-        count(&mut answers, "slow body", "408", slow.await);
+        ),
+        (
+            "token of another body",
+            "401",
+            other.into(),
+            signer.sign(body.as_bytes()),
+            json,
+        ),
+        (
+            "oversized body",
+            "413",
+            oversized.clone(),
+            signer.sign(&oversized),
+            json,
+        ),
+        (
+            "wrong content type",
+            "415",
+            body.clone().into(),
+            signer.sign(body.as_bytes()),
+            "text/plain",
+        ),
+        (
+            "random bytes",
+            "400",
+            random.clone(),
+            signer.sign(&random),
+            json,
+        ),
+    ];
+    let mut answers = Vec::with_capacity(cases.len() + 2);
+    for (kind, expected, bytes, token, content_type) in cases {
+        let status = raw_post(port, &bytes, bytes.len(), &token, content_type, None).await;
+        answers.push((kind, expected, status));
     }
+    let token = signer.sign(body.as_bytes());
+    let half = &body.as_bytes()[..body.len() / 2];
+    let truncated = raw_post(port, half, body.len(), &token, json, None).await;
+    answers.push(("truncated body", "400", truncated));
+    let stall = Some(body_timeout + Duration::from_millis(500));
+    let slow = raw_post(port, half, body.len(), &token, json, stall).await;
+    answers.push(("slow body", "408", slow));
     answers
 }
 

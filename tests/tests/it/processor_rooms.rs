@@ -4,7 +4,7 @@
 use roomtape_processor::events::EventProcessor;
 use roomtape_tests::apps::event_processor;
 use roomtape_tests::fixtures::{participant_event, room_event};
-use roomtape_tests::outbox::handle;
+use roomtape_tests::outbox::{handle, handle_batch};
 use roomtape_tests::TestEnv;
 
 /// Applies each event in turn.
@@ -141,5 +141,59 @@ async fn a_reused_room_name_counts_right_when_its_events_arrive_out_of_order() {
         test.database.room("reused").await.0,
         "finished",
         "the newest session is over"
+    );
+}
+
+/// `body` with its `createdAt` set to `unix` seconds (a leave's time).
+fn at(body: String, unix: i64) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    event["createdAt"] = unix.to_string().into();
+    event.to_string()
+}
+
+/// A viewer's join at `joined` and, when given, leave at `left` (seconds).
+fn visit(who: &str, joined: i64, left: Option<i64>) -> Vec<String> {
+    let mut join: serde_json::Value =
+        serde_json::from_str(&viewer("participant_joined", &format!("EV_j_{who}"), who))
+            .expect("JSON");
+    join["participant"]["joinedAt"] = joined.to_string().into();
+    let mut events = vec![join.to_string()];
+    if let Some(left) = left {
+        events.push(at(
+            viewer("participant_left", &format!("EV_l_{who}"), who),
+            left,
+        ));
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_late_join_and_its_leave_in_one_batch_after_the_end_still_count_in_the_peak() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    let start = 1_700_000_000;
+    let mut before_end = vec![at(
+        room_event("room_started", "EV_r1", "class", "RM_test"),
+        start,
+    )];
+    before_end.extend(visit("alice", start + 10, Some(start + 40)));
+    before_end.extend(visit("bob", start + 20, Some(start + 30)));
+    before_end.push(at(
+        room_event("room_finished", "EV_r2", "class", "RM_test"),
+        start + 50,
+    ));
+    apply(&processor, &before_end).await;
+    assert_eq!(test.database.room("class").await, ("finished".into(), 0, 2));
+
+    // Carol was there from 15 to 35 (with alice and bob at 20): her join and leave were
+    // delayed (a broker restart) and arrive together, after the room ended.
+    let late = visit("carol", start + 15, Some(start + 35));
+    for result in handle_batch(&processor, &late).await {
+        result.expect("applied");
+    }
+    assert_eq!(
+        test.database.room("class").await,
+        ("finished".into(), 0, 3),
+        "the true peak, carol included"
     );
 }
