@@ -98,3 +98,54 @@ async fn pump(
         }
     }
 }
+
+/// An app's broker and database connections, each through a proxy of its own: killing the app
+/// and cutting them ends it as a dead process ends (its transaction rolled back by PostgreSQL,
+/// its unacked deliveries requeued by RabbitMQ), while the servers keep serving everyone else.
+pub struct ProxiedLinks {
+    pub broker: TcpProxy,
+    pub database: TcpProxy,
+    amqp_url: String,
+    database_url: String,
+}
+
+impl ProxiedLinks {
+    pub async fn start(test: &crate::TestEnv) -> Self {
+        let broker = TcpProxy::start("127.0.0.1:5672".into()).await;
+        let database = TcpProxy::start("127.0.0.1:5432".into()).await;
+        let amqp_url = test
+            .env()
+            .get("AMQP_URL")
+            .expect("AMQP_URL")
+            .replace(":5672", &format!(":{}", broker.port));
+        let database_url = test
+            .database
+            .url()
+            .replace(":5432", &format!(":{}", database.port));
+        Self {
+            broker,
+            database,
+            amqp_url,
+            database_url,
+        }
+    }
+
+    /// The test's environment with `overrides`, connecting through the proxies.
+    pub fn env(
+        &self,
+        test: &crate::TestEnv,
+        overrides: &[(&str, &str)],
+    ) -> roomtape_shared::config::Env {
+        let mut vars = overrides.to_vec();
+        vars.extend([
+            ("AMQP_URL", self.amqp_url.as_str()),
+            ("DATABASE_URL", self.database_url.as_str()),
+        ]);
+        test.env_with(&vars)
+    }
+
+    pub fn cut(&self) {
+        self.broker.cut();
+        self.database.cut();
+    }
+}

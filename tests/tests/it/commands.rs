@@ -10,7 +10,7 @@ use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_EXCHAN
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::{room_event, Egress};
-use roomtape_tests::proxy::TcpProxy;
+use roomtape_tests::proxy::ProxiedLinks;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
@@ -375,24 +375,13 @@ async fn a_processor_killed_mid_start_leaves_one_egress_which_the_next_adopts() 
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
     // Its connections pass through proxies, so killing it closes them as a dead process's
     // would: its delivery is requeued for the next processor.
-    let broker = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let database = TcpProxy::start("127.0.0.1:5432".into()).await;
+    let links = ProxiedLinks::start(&test).await;
     let settings = [
         ("LIVEKIT_URL", livekit.url.as_str()),
         ("RETRY_DELAYS", "300ms,1s,2s"),
     ];
     let env = test.env_with(&settings);
-    let amqp = env
-        .get("AMQP_URL")
-        .expect("AMQP_URL")
-        .replace(":5672", &format!(":{}", broker.port));
-    let db = test
-        .database
-        .url()
-        .replace(":5432", &format!(":{}", database.port));
-    let mut through_proxies = settings.to_vec();
-    through_proxies.extend([("AMQP_URL", amqp.as_str()), ("DATABASE_URL", db.as_str())]);
-    let doomed = spawn_processor(&test.env_with(&through_proxies)).await;
+    let doomed = spawn_processor(&links.env(&test, &settings)).await;
     wait_ready(&doomed).await;
     // The call hangs for 3 s; LiveKit lists the egress after 2.5 s, later than the next
     // processor first looks.
@@ -405,8 +394,7 @@ async fn a_processor_killed_mid_start_leaves_one_egress_which_the_next_adopts() 
         })
         .await;
         doomed.kill();
-        broker.cut();
-        database.cut();
+        links.cut();
         spawn_processor(&env).await
     };
     let command = start_command("crashing");

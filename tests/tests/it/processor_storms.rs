@@ -12,7 +12,7 @@ use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_EXCHANGE};
 use roomtape_tests::apps::{event_processor, wait_ready};
 use roomtape_tests::fixtures::room_event;
 use roomtape_tests::outbox::RecordingOutbox;
-use roomtape_tests::proxy::TcpProxy;
+use roomtape_tests::proxy::{ProxiedLinks, TcpProxy};
 use roomtape_tests::{eventually, spawn_processor, TestEnv};
 use serde_json::json;
 
@@ -310,26 +310,14 @@ async fn a_processor_killed_mid_batch_loses_nothing_and_applies_nothing_twice() 
     queued_joins(&test, rooms, per_room).await;
     // Both of its connections pass through proxies, so killing it also closes them as a dead
     // process's would: its open transaction is rolled back, its unacked deliveries requeued.
-    let broker = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let database = TcpProxy::start("127.0.0.1:5432".into()).await;
-    let env = test.env();
-    let amqp = env
-        .get("AMQP_URL")
-        .expect("AMQP_URL")
-        .replace(":5672", &format!(":{}", broker.port));
-    let db = test
-        .database
-        .url()
-        .replace(":5432", &format!(":{}", database.port));
-    let doomed =
-        spawn_processor(&test.env_with(&[("AMQP_URL", &amqp), ("DATABASE_URL", &db)])).await;
+    let links = ProxiedLinks::start(&test).await;
+    let doomed = spawn_processor(&links.env(&test, &[])).await;
     eventually(Duration::from_secs(20), "the first batches", || async {
         (processed(&test).await > 0).then_some(())
     })
     .await;
     doomed.kill();
-    broker.cut();
-    database.cut();
+    links.cut();
     let applied_before = processed(&test).await;
     assert!(
         applied_before < (rooms * per_room) as i64,
