@@ -2,7 +2,6 @@
 //! place: by the processor before anything reaches LiveKit, and by the API before it publishes.
 
 use crate::config::{StorageProfile, StorageProfiles};
-use crate::storage::key_problem;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -316,6 +315,17 @@ fn with_extension(filepath: &str, format: &str) -> String {
     } else {
         format!("{filepath}.{format}")
     }
+}
+
+/// Why `key` cannot be an object key that a URL names: URLs resolve `.` and `..` segments
+/// away, and a leading `/` is not part of S3 keys. Commands refuse such keys; storage links none.
+pub fn key_problem(key: &str) -> Option<&'static str> {
+    if key.starts_with('/') {
+        return Some("must not start with /");
+    }
+    key.split('/')
+        .any(|segment| segment == "." || segment == "..")
+        .then_some("must not have . or .. segments")
 }
 
 #[cfg(test)]

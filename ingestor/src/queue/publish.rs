@@ -79,6 +79,10 @@ impl Lane {
             *slot = channel;
         }
     }
+
+    fn take(&self) -> Option<Channel> {
+        self.channel.lock().ok()?.take()
+    }
 }
 
 /// The ingestor's publisher; cheap to share behind an `Arc`.
@@ -184,10 +188,17 @@ impl Publisher {
             ) => opened.map_err(|_| LinkError::ConnectTimeout)??,
         };
         let result = self.serve(index, &connection, shutdown).await;
-        for lane in self.lanes_of(index) {
-            self.lanes[lane].set(None);
-        }
+        let channels: Vec<Channel> = self
+            .lanes_of(index)
+            .filter_map(|lane| self.lanes[lane].take())
+            .collect();
         self.refresh_usable();
+        // Each channel closed before its connection: lapin closes a dropped channel in the
+        // background and logs an error when its connection is closing meanwhile.
+        for channel in channels {
+            let close = channel.close(200, "shutting down".into());
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "shutting down".into()))
             .await;
         result

@@ -12,6 +12,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use url::Url;
 
+use crate::commands::key_problem;
 use crate::config::{StorageProfile, StorageProfiles};
 pub use client::client;
 
@@ -215,17 +216,6 @@ pub fn public_url(profile: &StorageProfile, key: &str) -> Option<Url> {
     });
     push_segments(&mut url, key.split('/'));
     Some(url)
-}
-
-/// Why `key` cannot be an object key that a URL names: URLs resolve `.` and `..` segments
-/// away, and a leading `/` is not part of S3 keys.
-pub fn key_problem(key: &str) -> Option<&'static str> {
-    if key.starts_with('/') {
-        return Some("must not start with /");
-    }
-    key.split('/')
-        .any(|segment| segment == "." || segment == "..")
-        .then_some("must not have . or .. segments")
 }
 
 fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
