@@ -106,13 +106,24 @@ pub fn python(script: &str, args: &[&str], stdin: &str) -> String {
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
-/// POSTs a webhook to the ingestor as LiveKit does.
-pub async fn post_webhook(app: &TestApp, body: &[u8], authorization: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(app.url("/webhooks/livekit"))
+/// A webhook POST to `url` as LiveKit sends it, ready to send (or to spawn).
+pub fn webhook_request(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+    authorization: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
         .header("content-type", "application/webhook+json")
         .header("authorization", authorization)
-        .body(body.to_vec())
+        .body(body)
+}
+
+/// POSTs a webhook to the ingestor as LiveKit does.
+pub async fn post_webhook(app: &TestApp, body: &[u8], authorization: &str) -> reqwest::Response {
+    let url = app.url("/webhooks/livekit");
+    webhook_request(&reqwest::Client::new(), &url, body.to_vec(), authorization)
         .send()
         .await
         .expect("POST webhook")

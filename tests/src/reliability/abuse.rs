@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::fixtures::room_event;
-use crate::livekit::{now_unix, sign_claims};
+use crate::livekit::{now_unix, sign_claims, webhook_request};
 
 /// How each kind of bad request was answered: kind → (expected, answers by status).
 pub type BadInputAnswers = BTreeMap<&'static str, (&'static str, BTreeMap<String, u64>)>;
@@ -186,12 +186,9 @@ pub async fn burst(
         .map(|n| {
             let id = format!("EV_overload{n}");
             let body = room_event("room_started", &id, &format!("overload{n}"), "RM_overload");
-            let request = http
-                .post(url)
-                .header("content-type", "application/webhook+json")
-                .header("authorization", signer.sign(body.as_bytes()))
-                .timeout(Duration::from_secs(60))
-                .body(body);
+            let token = signer.sign(body.as_bytes());
+            let request =
+                webhook_request(&http, url, body, &token).timeout(Duration::from_secs(60));
             async move {
                 let started = Instant::now();
                 let status = request.send().await.map(|r| r.status().as_u16());

@@ -12,6 +12,7 @@ use roomtape_shared::auth::WebhookSigner;
 use roomtape_shared::config::StorageProfile;
 
 use crate::fixtures::{participant_event_in, room_event, Egress, STARTED_NS};
+use crate::livekit::webhook_request;
 
 /// What one phase sends.
 #[derive(Debug, Clone)]
@@ -78,12 +79,8 @@ impl Webhooks {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
         while started.elapsed() < GIVE_UP_AFTER {
-            let answer = self
-                .http
-                .post(&self.url)
-                .header("content-type", "application/webhook+json")
-                .header("authorization", self.signer.sign(body.as_bytes()))
-                .body(body.to_owned())
+            let token = self.signer.sign(body.as_bytes());
+            let answer = webhook_request(&self.http, &self.url, body.to_owned(), &token)
                 .send()
                 .await;
             let outcome = match answer {

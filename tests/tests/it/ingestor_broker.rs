@@ -7,7 +7,7 @@ use lapin::options::QueueDeleteOptions;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 use roomtape_tests::apps::wait_ready;
-use roomtape_tests::livekit::{post_webhook, sign_webhook};
+use roomtape_tests::livekit::{post_webhook, sign_webhook, webhook_request};
 use roomtape_tests::proxy::TcpProxy;
 use roomtape_tests::{eventually, spawn_ingestor, TestEnv};
 
@@ -125,13 +125,8 @@ async fn shutdown_waits_for_in_flight_publishes() {
     let requests: Vec<_> = (0..200)
         .map(|i| {
             let body = event("participant_joined", &format!("EV_p{i}"));
-            let request = client
-                .post(&url)
-                .header("content-type", "application/webhook+json")
-                .header("authorization", sign_webhook(body.as_bytes()))
-                .body(body)
-                .send();
-            tokio::spawn(request)
+            let token = sign_webhook(body.as_bytes());
+            tokio::spawn(webhook_request(&client, &url, body, &token).send())
         })
         .collect();
     // Stop once publishing is under way, with requests still arriving.

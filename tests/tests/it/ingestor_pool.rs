@@ -8,7 +8,7 @@ use lapin::options::ExchangeDeleteOptions;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::queue::topology::{EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_tests::apps::{counter_sum, wait_ready};
-use roomtape_tests::livekit::{post_webhook, sign_webhook};
+use roomtape_tests::livekit::{post_webhook, sign_webhook, webhook_request};
 use roomtape_tests::proxy::TcpProxy;
 use roomtape_tests::{eventually, spawn_ingestor, TestApp, TestEnv};
 
@@ -162,12 +162,9 @@ async fn past_the_in_flight_limit_requests_get_503_at_once_and_nothing_unconfirm
     let waiting: Vec<_> = (0..3)
         .map(|i| {
             let body = event(&format!("EV_held{i}"));
-            let request = reqwest::Client::new()
-                .post(app.url("/webhooks/livekit"))
-                .header("content-type", "application/webhook+json")
-                .header("authorization", sign_webhook(body.as_bytes()))
-                .body(body)
-                .send();
+            let token = sign_webhook(body.as_bytes());
+            let url = app.url("/webhooks/livekit");
+            let request = webhook_request(&reqwest::Client::new(), &url, body, &token).send();
             tokio::spawn(request)
         })
         .collect();

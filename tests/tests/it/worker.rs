@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use roomtape_processor::error::HandleError;
 use roomtape_processor::events::parse;
 use roomtape_processor::metrics::ProcessorMetrics;
@@ -14,6 +15,46 @@ use roomtape_shared::config::AmqpSettings;
 use roomtape_shared::queue::topology::{self, DEAD_QUEUE, EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_tests::{eventually, TestEnv};
+
+/// `handler` consuming its queue in a worker of its own (one task at a time), until stopped.
+struct Consuming {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+    registry: Registry,
+}
+
+impl Consuming {
+    fn start<H: Handler>(handler: Arc<H>, amqp: AmqpSettings, prefetch: u16) -> Self {
+        let settings = ConsumerSettings {
+            amqp,
+            prefetch,
+            concurrency: 1,
+        };
+        let mut registry = roomtape_shared::metrics::registry();
+        let metrics = ProcessorMetrics::register(&mut registry);
+        let shutdown = Shutdown::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(worker::run(
+            handler,
+            settings,
+            metrics,
+            ready,
+            shutdown.clone(),
+        ));
+        Self {
+            shutdown,
+            task,
+            registry,
+        }
+    }
+
+    /// Stops the worker (it settles what it holds) and hands back its metrics.
+    async fn stop(self) -> Registry {
+        self.shutdown.cancel();
+        self.task.await.expect("worker stops");
+        self.registry
+    }
+}
 
 /// Remembers the size of every batch (the worker hands a lone message to `handle`) and how
 /// many messages it handled; a body of `poison` fails as not an event.
@@ -73,28 +114,14 @@ async fn waiting_messages_come_in_batches_and_each_is_settled_on_its_own() {
         .await;
 
     let handler = Arc::new(Batches::default());
-    let settings = ConsumerSettings {
-        amqp,
-        prefetch: 32,
-        concurrency: 1,
-    };
-    let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
-    let shutdown = Shutdown::new();
-    let worker = tokio::spawn(worker::run(
-        handler.clone(),
-        settings,
-        metrics,
-        Arc::new(AtomicBool::new(false)),
-        shutdown.clone(),
-    ));
+    let worker = Consuming::start(handler.clone(), amqp, 32);
     eventually(Duration::from_secs(10), "every message settled", || async {
         let queued = test.vhost.ready_count(EVENTS_QUEUE).await;
         let dead = test.vhost.ready_count(DEAD_QUEUE).await;
         (queued == 0 && dead == 1).then_some(())
     })
     .await;
-    shutdown.cancel();
-    worker.await.expect("worker stops");
+    worker.stop().await;
 
     let sizes = handler.sizes.lock().expect("lock").clone();
     assert_eq!(
@@ -144,21 +171,7 @@ async fn a_panicking_handler_gets_its_message_retried_not_stranded() {
         .await;
 
     let handler = Arc::new(PanicsOnce::default());
-    let settings = ConsumerSettings {
-        amqp,
-        prefetch: 4,
-        concurrency: 1,
-    };
-    let mut registry = roomtape_shared::metrics::registry();
-    let metrics = ProcessorMetrics::register(&mut registry);
-    let shutdown = Shutdown::new();
-    let worker = tokio::spawn(worker::run(
-        handler.clone(),
-        settings,
-        metrics,
-        Arc::new(AtomicBool::new(false)),
-        shutdown.clone(),
-    ));
+    let worker = Consuming::start(handler.clone(), amqp, 4);
     // Retried through the first delay queue (the test settings' 100 ms), then handled.
     eventually(Duration::from_secs(10), "the retry handled", || async {
         (handler.attempts.lock().expect("lock").len() == 2).then_some(())
@@ -170,8 +183,7 @@ async fn a_panicking_handler_gets_its_message_retried_not_stranded() {
         (queued == 0 && dead == 0).then_some(())
     })
     .await;
-    shutdown.cancel();
-    worker.await.expect("worker stops");
+    let registry = worker.stop().await;
     assert_eq!(*handler.attempts.lock().expect("lock"), [1, 2]);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
