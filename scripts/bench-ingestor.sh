@@ -29,9 +29,10 @@
 # Exit status: 0 when every target is met, 3 when the benchmark ran but missed one, 1 on error.
 # Knobs (environment): BENCH_CONCURRENCY (64), BENCH_ROUNDS (3), BENCH_REQUESTS (100000 per
 # closed-loop phase), BENCH_WARMUP (2000), BENCH_RATE (2000), BENCH_RATE_SECONDS (30),
-# BENCH_THREADS (client threads, default: CPUs), BENCH_CHANNELS (the ingestor's
-# INGESTOR_PUBLISH_CHANNELS and the pool baseline's channels; default: the CPUs the ingestor may
-# use), BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256).
+# BENCH_THREADS (client threads, default: CPUs), BENCH_WORKERS (the ingestor's INGESTOR_WORKERS;
+# default: the CPUs the ingestor may use), BENCH_CHANNELS (the ingestor's
+# INGESTOR_PUBLISH_CHANNELS and the pool baseline's channels; default: the workers),
+# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256).
 # Pinning, for a machine with more cores (taskset CPU lists, e.g. 0-5; unset = not pinned):
 # BENCH_BROKER_CPUS pins every thread of the running RabbitMQ (beam.smp) and restores it to all
 # CPUs at the end; BENCH_INGESTOR_CPUS and BENCH_LOAD_CPUS start the ingestor and the load
@@ -55,9 +56,10 @@ pinned() { # cpu list, command… → the command, under taskset when a list is 
   shift
   if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
 }
-# The defaults follow the pinning: threads and channels as many as the CPUs each may use.
+# The defaults follow the pinning: threads and workers as many as the CPUs each may use.
 THREADS="${BENCH_THREADS:-$(pinned "$LOAD_CPUS" nproc)}"
-CHANNELS="${BENCH_CHANNELS:-$(pinned "$INGESTOR_CPUS" nproc)}"
+WORKERS="${BENCH_WORKERS:-$(pinned "$INGESTOR_CPUS" nproc)}"
+CHANNELS="${BENCH_CHANNELS:-$WORKERS}"
 STORM="${BENCH_STORM:-10000}"
 STORM_CONCURRENCY="${BENCH_STORM_CONCURRENCY:-256}"
 PHASE_TIMEOUT=120 # seconds, per bench run
@@ -108,13 +110,14 @@ if [ -n "$BROKER_CPUS" ]; then
   done
 fi
 
-log "starting the ingestor ($CHANNELS publish channels${INGESTOR_CPUS:+, CPUs $INGESTOR_CPUS})"
+log "starting the ingestor ($WORKERS workers, $CHANNELS publish channels${INGESTOR_CPUS:+, CPUs $INGESTOR_CPUS})"
 # Not through `pinned`: a function run in the background is a subshell, and $! would be its pid
 # rather than the ingestor's.
 ingestor_prefix=()
 [ -z "$INGESTOR_CPUS" ] || ingestor_prefix=(taskset -c "$INGESTOR_CPUS")
 ${ingestor_prefix[@]+"${ingestor_prefix[@]}"} env LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" \
-  AMQP_URL="$amqp_url" INGESTOR_BIND=127.0.0.1:0 INGESTOR_PUBLISH_CHANNELS="$CHANNELS" \
+  AMQP_URL="$amqp_url" INGESTOR_BIND=127.0.0.1:0 INGESTOR_WORKERS="$WORKERS" \
+  INGESTOR_PUBLISH_CHANNELS="$CHANNELS" \
   RUST_LOG=info LOG_FORMAT=json \
   "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
 ingestor_pid=$!

@@ -29,7 +29,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Application {
     port: u16,
     server: Server,
-    publisher: Arc<Publisher>,
 }
 
 impl std::fmt::Debug for Application {
@@ -46,13 +45,15 @@ impl Application {
     pub fn build(settings: IngestorSettings, clock: Clock) -> std::io::Result<Self> {
         let mut registry = metrics::registry();
         let ingestor_metrics = IngestorMetrics::register(&mut registry);
+        let workers = settings.workers;
         let publisher = Arc::new(Publisher::new(
             settings.amqp.clone(),
             Duration::from_millis(settings.confirm_timeout_ms),
             settings.publish_channels,
-            settings.publish_connections,
+            workers,
             ingestor_metrics.clone(),
         ));
+
         let webhook = web::Data::new(WebhookState {
             verifier: Verifier::new(&settings.keys, clock),
             publisher: publisher.clone(),
@@ -84,6 +85,8 @@ impl Application {
         let listener = roomtape_shared::http::listener(settings.bind)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
+            // Runs once on each worker's thread: its broker connection lives there too.
+            publisher.attach_worker();
             App::new()
                 .app_data(webhook.clone())
                 .app_data(ops_state.clone())
@@ -93,35 +96,28 @@ impl Application {
                 .route("/api/webhooks/livekit", web::post().to(handler::receive))
                 .configure(ops::configure)
         })
+        .workers(workers)
         .listen(listener)?
         // Answers are small: send each at once rather than wait to coalesce (Nagle).
         .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .run();
-        Ok(Self {
-            port,
-            server,
-            publisher,
-        })
+        Ok(Self { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until `shutdown`, then stops taking requests, lets in-flight ones (and their
-    /// publishes) finish, and closes the broker connections.
+    /// Serves until `shutdown`, then stops taking requests and lets in-flight ones (and their
+    /// publishes) finish; each worker's broker connection ends with it.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let keeper_stop = Shutdown::new();
-        let keeper = tokio::spawn(self.publisher.clone().keep_connected(keeper_stop.clone()));
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         shutdown.cancelled().await;
         tracing::info!("draining in-flight webhooks");
         handle.stop(true).await;
-        keeper_stop.cancel();
-        let _ = keeper.await;
         server.await.map_err(std::io::Error::other)?
     }
 }

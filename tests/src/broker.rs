@@ -89,9 +89,9 @@ impl Drop for TestVhost {
 }
 
 impl TestVhost {
-    /// The names of the AMQP connections open to this vhost, as the management API lists them
-    /// (it may lag a few seconds behind).
-    pub async fn connections(&self) -> Vec<String> {
+    /// The names of the AMQP connections open to this vhost whose client named them
+    /// `client_name…`, as the management API lists them (it may lag a few seconds behind).
+    pub async fn connections(&self, client_name: &str) -> Vec<String> {
         let listed: Vec<serde_json::Value> =
             reqwest::get(format!("{}/api/vhosts/{}/connections", self.api, self.name))
                 .await
@@ -102,6 +102,11 @@ impl TestVhost {
                 .expect("connections JSON");
         listed
             .iter()
+            .filter(|c| {
+                c["user_provided_name"]
+                    .as_str()
+                    .is_some_and(|name| name.starts_with(client_name))
+            })
             .filter_map(|c| c["name"].as_str().map(str::to_owned))
             .collect()
     }

@@ -1,30 +1,37 @@
 //! Publishes verified events to `livekit.events` with publisher confirms, over a pool of
-//! confirm-mode channels spread over a few connections.
+//! confirm-mode channels kept by the HTTP workers themselves.
 //!
 //! One confirm channel is one broker process confirming in order: it capped the ingestor at
-//! about 27,000 webhooks/s whatever its cores. The pool has `channels` channels on `connections`
-//! connections (channel `i` lives on connection `i % connections`); each publish takes the next
-//! channel round-robin, skipping unusable ones, and awaits its own confirm, so confirms of
-//! different requests are pipelined on every channel. A keeper task per connection opens its
-//! channels, replaces a channel that fails while the connection lives, and reconnects with
-//! backoff when the connection dies; meanwhile the other connections' channels serve.
-//! `/readyz` is true while at least one channel is usable.
+//! about 27,000 webhooks/s whatever its cores, so there are `channels` of them. Each HTTP worker
+//! (one thread, one single-threaded runtime) keeps one broker connection with its share of the
+//! channels (channel `i` belongs to worker `i % workers`), and the connection's socket is read
+//! and written by tasks on that same thread. A webhook is published on a channel of the worker
+//! that received it, so the request, its publish and its confirm never leave the thread: with
+//! lapin, whose connections run on threads of their own, every publish and every confirm woke
+//! another thread, a quarter of the ingestor's CPU on two cores (`docs/benchmarks.md`).
+//!
+//! A publish takes its worker's channels in turn; when none is usable it takes any other
+//! worker's (slower, still correct). A keeper task per worker opens its channels, replaces one
+//! that fails while the connection lives, and reconnects with backoff when the connection dies;
+//! meanwhile the other workers' channels serve. `/readyz` is true while at least one channel is
+//! usable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lapin::options::ConfirmSelectOptions;
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection};
+use amqprs::connection::Connection;
+use amqprs::{BasicProperties, FieldName, FieldTable, FieldValue, LongStr};
 use prometheus_client::metrics::counter::Counter;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
 use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff};
-use roomtape_shared::queue::{self, publish_confirmed, topology, Outgoing, PublishError};
+use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
 use tokio::sync::Notify;
 
+use super::confirm::{self, ChannelError, Confirm, ConfirmChannel};
 use crate::metrics::IngestorMetrics;
 use crate::webhook::VerifiedEvent;
 
@@ -34,10 +41,17 @@ const RECONNECT: Backoff = Backoff {
 };
 /// How long connecting, or opening a channel, may take before trying again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long closing a connection on shutdown may take.
+/// How long closing a lost connection may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a keeper looks at its channels when nothing woke it.
 const HEALTH_POLL: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// The pool slot of the HTTP worker on this thread (`None` off the workers), and its turn
+    /// among its channels. A thread-local rather than a shared counter: a counter every worker
+    /// bumps on every publish bounces its cache line between cores.
+    static WORKER: Cell<(Option<usize>, usize)> = const { Cell::new((None, 0)) };
+}
 
 /// What a confirmed publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +64,28 @@ pub enum Published {
     NotSubscribed,
 }
 
+/// Why an event was not confirmed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("no usable broker channel")]
+    NotConnected,
+    #[error("the broker channel failed")]
+    Channel(#[from] ChannelError),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("no queue is bound for routing key {0:?}")]
+    Unroutable(String),
+    #[error("no confirm from the broker within {0:?}")]
+    Timeout(Duration),
+}
+
 /// Why a keeper's connection ended.
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
     #[error("cannot connect or open a channel")]
-    Connect(#[from] lapin::Error),
+    Connect(#[from] ChannelError),
+    #[error("cannot declare the topology")]
+    Topology(#[from] lapin::Error),
     #[error("no answer within {CONNECT_TIMEOUT:?}")]
     ConnectTimeout,
     #[error("the connection closed")]
@@ -63,25 +94,41 @@ enum LinkError {
 
 /// One confirm channel of the pool.
 struct Lane {
-    channel: Mutex<Option<Channel>>,
+    channel: Mutex<Option<Arc<ConfirmChannel>>>,
     publishes: Counter,
 }
 
 impl Lane {
     /// The channel, if it can publish now.
-    fn usable(&self) -> Option<Channel> {
+    fn usable(&self) -> Option<Arc<ConfirmChannel>> {
         let channel = self.channel.lock().ok()?.clone()?;
-        channel.status().connected().then_some(channel)
+        channel.is_open().then_some(channel)
     }
 
-    fn set(&self, channel: Option<Channel>) {
+    fn set(&self, channel: Option<Arc<ConfirmChannel>>) {
         if let Ok(mut slot) = self.channel.lock() {
             *slot = channel;
         }
     }
 
-    fn take(&self) -> Option<Channel> {
+    fn take(&self) -> Option<Arc<ConfirmChannel>> {
         self.channel.lock().ok()?.take()
+    }
+}
+
+/// One HTTP worker's share of the pool: whether a keeper holds it, and how to wake that keeper.
+#[derive(Default)]
+struct Slot {
+    kept: AtomicBool,
+    wake: Notify,
+}
+
+/// Frees a slot when its keeper ends, so a restarted worker can take it again.
+struct SlotClaim<'a>(&'a Slot);
+
+impl Drop for SlotClaim<'_> {
+    fn drop(&mut self) {
+        self.0.kept.store(false, Ordering::Release);
     }
 }
 
@@ -90,9 +137,9 @@ pub struct Publisher {
     settings: AmqpSettings,
     confirm_timeout: Duration,
     lanes: Box<[Lane]>,
-    /// One per connection: wakes its keeper when a publish saw one of its channels fail.
-    keepers: Box<[Notify]>,
-    next: AtomicUsize,
+    slots: Box<[Slot]>,
+    /// `x-livekit-key`, built once.
+    key_header: FieldName,
     metrics: IngestorMetrics,
 }
 
@@ -100,38 +147,36 @@ impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("channels", &self.lanes.len())
-            .field("connections", &self.keepers.len())
+            .field("workers", &self.slots.len())
             .field("usable", &self.usable_channels())
             .finish_non_exhaustive()
     }
 }
 
 impl Publisher {
-    /// A pool of `channels` confirm channels over `connections` connections (both at least 1;
-    /// the settings check that), not connected until [`Publisher::keep_connected`] runs.
+    /// A pool of `channels` confirm channels for `workers` HTTP workers (both at least 1), not
+    /// connected until the workers [attach](Publisher::attach_worker).
     pub fn new(
         settings: AmqpSettings,
         confirm_timeout: Duration,
         channels: usize,
-        connections: usize,
+        workers: usize,
         metrics: IngestorMetrics,
     ) -> Self {
-        let channels = channels.max(1);
-        let connections = connections.clamp(1, channels);
-        let lanes = (0..channels)
+        let lanes = (0..channels.max(1))
             .map(|index| Lane {
                 channel: Mutex::new(None),
                 publishes: metrics.channel_publishes(index),
             })
             .collect();
-        let keepers = (0..connections).map(|_| Notify::new()).collect();
+        let slots = (0..workers.max(1)).map(|_| Slot::default()).collect();
         metrics.set_channels_usable(0);
         Self {
             settings,
             confirm_timeout,
             lanes,
-            keepers,
-            next: AtomicUsize::new(0),
+            slots,
+            key_header: FieldName::try_from("x-livekit-key").expect("a short field name"),
             metrics,
         }
     }
@@ -149,112 +194,146 @@ impl Publisher {
         self.metrics.set_channels_usable(self.usable_channels());
     }
 
-    /// The indexes of the channels that live on connection `connection`.
-    fn lanes_of(&self, connection: usize) -> impl Iterator<Item = usize> {
-        (connection..self.lanes.len()).step_by(self.keepers.len())
+    /// The indexes of the channels that belong to worker slot `slot`.
+    fn lanes_of(&self, slot: usize) -> impl Iterator<Item = usize> {
+        (slot..self.lanes.len()).step_by(self.slots.len())
     }
 
-    /// Keeps every connection and its channels until `shutdown`, then closes them. Run it as a
-    /// task.
-    pub async fn keep_connected(self: Arc<Self>, shutdown: Shutdown) {
-        let keepers: Vec<_> = (0..self.keepers.len())
-            .map(|connection| {
-                let (publisher, shutdown) = (self.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    let what = format!(
-                        "publisher connection {connection} to {}",
-                        publisher.settings.address()
-                    );
-                    run_reconnecting(&what, RECONNECT, &shutdown, || {
-                        publisher.keep_connection(connection, &shutdown)
-                    })
-                    .await;
-                })
-            })
-            .collect();
-        for keeper in keepers {
-            let _ = keeper.await;
-        }
-    }
-
-    /// Opens connection `index` and its channels and keeps them until the connection breaks
-    /// (`Err`) or `shutdown` (`Ok`); then its channels leave the pool and it is closed.
-    async fn keep_connection(&self, index: usize, shutdown: &Shutdown) -> Result<(), LinkError> {
-        let connection = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            opened = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                queue::connect(&self.settings, "roomtape-ingestor"),
-            ) => opened.map_err(|_| LinkError::ConnectTimeout)??,
+    /// Called on each HTTP worker's thread as it starts (in its app factory): takes a free slot
+    /// and keeps its connection and channels on this thread's runtime.
+    ///
+    /// The keeper ends with its worker. A worker stops once it has answered its last request,
+    /// so every publish it answered 2xx is confirmed by then; its connection then goes without
+    /// a close handshake (RabbitMQ logs "client unexpectedly closed TCP connection"), which
+    /// loses nothing. Closing it first would turn the requests still arriving on kept-alive
+    /// connections into 503s.
+    pub fn attach_worker(self: &Arc<Self>) {
+        let Some(slot) = self.slots.iter().position(|slot| {
+            slot.kept
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        }) else {
+            return; // more workers than slots: this one publishes on the others' channels
         };
-        let result = self.serve(index, &connection, shutdown).await;
-        let channels: Vec<Channel> = self
-            .lanes_of(index)
-            .filter_map(|lane| self.lanes[lane].take())
-            .collect();
-        self.refresh_usable();
-        // Each channel closed before its connection: lapin closes a dropped channel in the
-        // background and logs an error when its connection is closing meanwhile.
-        for channel in channels {
-            let close = channel.close(200, "shutting down".into());
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
-        }
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "shutting down".into()))
+        WORKER.with(|worker| worker.set((Some(slot), 0)));
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            let _claim = SlotClaim(&publisher.slots[slot]);
+            let what = format!(
+                "publisher connection {slot} to {}",
+                publisher.settings.address()
+            );
+            let until_the_worker_ends = Shutdown::new();
+            run_reconnecting(&what, RECONNECT, &until_the_worker_ends, || {
+                publisher.keep_connection(slot)
+            })
             .await;
-        result
+        });
     }
 
-    async fn serve(
-        &self,
-        index: usize,
-        connection: &Connection,
-        shutdown: &Shutdown,
-    ) -> Result<(), LinkError> {
-        for (n, lane) in self.lanes_of(index).enumerate() {
-            let channel = open_channel(connection).await?;
-            if n == 0 {
-                // Idempotent; each connection declares it so that whichever comes up first
-                // finds the exchange and queues in place.
-                topology::declare(&channel, &self.settings.retry_delays).await?;
+    /// Opens worker `slot`'s connection and channels and keeps them until the connection
+    /// breaks; then its channels leave the pool, failing the publishes that await a confirm.
+    async fn keep_connection(&self, slot: usize) -> Result<(), LinkError> {
+        let name = format!("roomtape-ingestor-publish-{slot}");
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, confirm::connect(&self.settings, &name))
+                .await
+                .map_err(|_| LinkError::ConnectTimeout)??;
+        let error = self.serve(slot, &connection).await;
+        for lane in self.lanes_of(slot) {
+            if let Some(channel) = self.lanes[lane].take() {
+                channel.fail_pending();
             }
-            self.lanes[lane].set(Some(channel));
+        }
+        self.refresh_usable();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close()).await;
+        Err(error)
+    }
+
+    /// Serves until the connection breaks, replacing channels that fail meanwhile.
+    async fn serve(&self, slot: usize, connection: &Connection) -> LinkError {
+        match self.open_lanes(slot, connection).await {
+            Ok(()) => self.watch_lanes(slot, connection).await,
+            Err(error) => error,
+        }
+    }
+
+    async fn open_lanes(&self, slot: usize, connection: &Connection) -> Result<(), LinkError> {
+        self.declare_topology().await?;
+        for lane in self.lanes_of(slot) {
+            let channel = open_channel(connection).await?;
+            self.lanes[lane].set(Some(Arc::new(channel)));
         }
         self.refresh_usable();
         tracing::info!(
-            connection = index,
-            channels = self.lanes_of(index).count(),
+            connection = slot,
+            channels = self.lanes_of(slot).count(),
             "connected to the broker"
         );
+        Ok(())
+    }
+
+    async fn watch_lanes(&self, slot: usize, connection: &Connection) -> LinkError {
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = self.keepers[index].notified() => {}
+                () = self.slots[slot].wake.notified() => {}
+                _ = connection.listen_network_io_failure() => {}
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
-            if !connection.status().connected() {
-                return Err(LinkError::Lost);
+            if !connection.is_open() {
+                return LinkError::Lost;
             }
-            for lane in self.lanes_of(index) {
+            for lane in self.lanes_of(slot) {
                 if self.lanes[lane].usable().is_some() {
                     continue;
                 }
-                // The connection lives: only this channel failed (a channel error). Replace it
-                // and leave the connection's other channels serving.
-                tracing::warn!(
-                    connection = index,
-                    channel = lane,
-                    "pool channel lost; opening another"
-                );
-                self.lanes[lane].set(None);
-                let channel = open_channel(connection).await?;
-                // A channel error is often the topology gone (an exchange deleted by hand):
-                // declaring it again lets publishing recover without a restart.
-                topology::declare(&channel, &self.settings.retry_delays).await?;
-                self.lanes[lane].set(Some(channel));
-                self.metrics.channel_replaced();
+                if let Err(error) = self.replace_lane(slot, lane, connection).await {
+                    return error;
+                }
             }
             self.refresh_usable();
         }
+    }
+
+    /// The connection lives: only this channel failed (a channel error). Replaces it and
+    /// leaves the worker's other channels serving.
+    async fn replace_lane(
+        &self,
+        slot: usize,
+        lane: usize,
+        connection: &Connection,
+    ) -> Result<(), LinkError> {
+        tracing::warn!(
+            connection = slot,
+            channel = lane,
+            "pool channel lost; opening another"
+        );
+        if let Some(lost) = self.lanes[lane].take() {
+            lost.fail_pending();
+        }
+        // A channel error is often the topology gone (an exchange deleted by hand): declaring
+        // it again lets publishing recover without a restart.
+        self.declare_topology().await?;
+        let channel = open_channel(connection).await?;
+        self.lanes[lane].set(Some(Arc::new(channel)));
+        self.metrics.channel_replaced();
+        Ok(())
+    }
+
+    /// Declares the exchanges and queues (idempotent) over a short-lived lapin connection, with
+    /// the one topology definition the processor and the CLI use too.
+    async fn declare_topology(&self) -> Result<(), LinkError> {
+        let declare = async {
+            let connection = queue::connect(&self.settings, "roomtape-ingestor-topology").await?;
+            let channel = connection.create_channel().await?;
+            topology::declare(&channel, &self.settings.retry_delays).await?;
+            let _ = channel.close(200, "declared".into()).await;
+            connection.close(200, "declared".into()).await
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, declare)
+            .await
+            .map_err(|_| LinkError::ConnectTimeout)??;
+        Ok(())
     }
 
     /// Publishes `event` and waits for the broker's confirm. A channel that fails before
@@ -268,77 +347,90 @@ impl Publisher {
         result
     }
 
+    /// The lanes in the order a publish on this thread tries them: first one of its worker's
+    /// own (in turn), then on round the rest.
+    fn lane_order(&self) -> impl Iterator<Item = usize> {
+        let count = self.lanes.len();
+        let workers = self.slots.len();
+        let (slot, turn) = WORKER.with(|worker| {
+            let (slot, turn) = worker.get();
+            worker.set((slot, turn.wrapping_add(1)));
+            (slot, turn)
+        });
+        let first = match slot {
+            Some(slot) if slot < count => {
+                let own = (count - slot).div_ceil(workers);
+                slot + (turn % own) * workers
+            }
+            _ => turn % count,
+        };
+        (0..count).map(move |offset| (first + offset) % count)
+    }
+
     async fn publish_on_pool(&self, event: &VerifiedEvent) -> Result<Published, PublishError> {
         let key = event.envelope().routing_key();
-        let count = self.lanes.len();
-        let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut failure = PublishError::NotConnected;
-        for index in (0..count).map(|offset| (first + offset) % count) {
+        for index in self.lane_order() {
             let lane = &self.lanes[index];
             let Some(channel) = lane.usable() else {
                 continue;
             };
             lane.publishes.inc();
-            // Built per attempt: a retry is rare, a clone of the properties on every publish not.
-            let message = Outgoing::to_exchange(
+            let publish = channel.publish(
                 topology::EVENTS_EXCHANGE,
                 &key,
                 event.body(),
-                properties(event),
+                self.properties(event),
             );
-            match publish_confirmed(&channel, message, self.confirm_timeout).await {
-                Ok(()) => return Ok(Published::Queued),
-                Err(PublishError::Unroutable { .. }) if !topology::is_consumed(&key) => {
+            let slot = &self.slots[index % self.slots.len()];
+            match tokio::time::timeout(self.confirm_timeout, publish).await {
+                Ok(Ok(Confirm::Ack)) => return Ok(Published::Queued),
+                Ok(Ok(Confirm::Returned)) if !topology::is_consumed(&key) => {
                     return Ok(Published::NotSubscribed)
                 }
-                Err(error @ (PublishError::NotConnected | PublishError::Broker(_))) => {
+                Ok(Ok(Confirm::Returned)) => return Err(PublishError::Unroutable(key)),
+                Ok(Ok(Confirm::Nack)) => return Err(PublishError::Nacked),
+                Ok(Err(error)) => {
                     // The channel is likely dead: let its keeper look now rather than at its
                     // next poll, and try another.
-                    self.keepers[index % self.keepers.len()].notify_one();
-                    failure = error;
+                    slot.wake.notify_one();
+                    failure = error.into();
                 }
-                Err(error) => {
-                    if matches!(error, PublishError::Timeout(_)) {
-                        self.keepers[index % self.keepers.len()].notify_one();
-                    }
-                    return Err(error);
+                Err(_) => {
+                    slot.wake.notify_one();
+                    return Err(PublishError::Timeout(self.confirm_timeout));
                 }
             }
         }
         Err(failure)
     }
+
+    /// AMQP properties of CONTRACTS §3, so any LiveKit SDK consumer can use the message as is.
+    fn properties(&self, event: &VerifiedEvent) -> BasicProperties {
+        let timestamp = event
+            .envelope()
+            .created_at
+            .and_then(|secs| u64::try_from(secs).ok())
+            .unwrap_or_else(|| Clock::System.now_unix());
+        let mut headers = FieldTable::new();
+        if let Ok(key) = LongStr::try_from(event.api_key()) {
+            headers.insert(self.key_header.clone(), FieldValue::S(key));
+        }
+        let mut properties = BasicProperties::default();
+        properties
+            .with_message_id(event.message_id())
+            .with_message_type(event.envelope().event.as_str())
+            .with_timestamp(timestamp)
+            .with_content_type("application/json")
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        properties
+    }
 }
 
-async fn open_channel(connection: &Connection) -> Result<Channel, LinkError> {
-    let open = async {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok::<_, lapin::Error>(channel)
-    };
-    Ok(tokio::time::timeout(CONNECT_TIMEOUT, open)
+async fn open_channel(connection: &Connection) -> Result<ConfirmChannel, LinkError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, ConfirmChannel::open(connection))
         .await
-        .map_err(|_| LinkError::ConnectTimeout)??)
-}
-
-/// AMQP properties of CONTRACTS §3, so any LiveKit SDK consumer can use the message as is.
-fn properties(event: &VerifiedEvent) -> BasicProperties {
-    let timestamp = event
-        .envelope()
-        .created_at
-        .and_then(|secs| u64::try_from(secs).ok())
-        .unwrap_or_else(|| Clock::System.now_unix());
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "x-livekit-key".into(),
-        AMQPValue::LongString(LongString::from(event.api_key())),
-    );
-    BasicProperties::default()
-        .with_message_id(event.message_id().into())
-        .with_type(event.envelope().event.as_str().into())
-        .with_timestamp(timestamp)
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_headers(headers)
+        .map_err(|_| LinkError::ConnectTimeout)?
+        .map_err(LinkError::from)
 }

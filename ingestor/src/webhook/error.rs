@@ -6,7 +6,7 @@ use roomtape_shared::events::EnvelopeError;
 use serde_json::json;
 
 use super::verify::VerifyError;
-use roomtape_shared::queue::PublishError;
+use crate::queue::publish::PublishError;
 
 /// Seconds LiveKit is asked to wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";

@@ -155,14 +155,14 @@ pub struct IngestorSettings {
     /// `WEBHOOK_DEDUPE_WINDOW_SECS` (default 300): how long a confirmed event id is remembered,
     /// so LiveKit's retries of it are answered 200 without publishing again.
     pub dedupe_window_secs: u64,
-    /// `INGESTOR_PUBLISH_CHANNELS` (default: the CPUs the process may run on, which is also the
-    /// number of HTTP workers): confirm-mode channels publishes are spread over. One channel
-    /// caps the ingestor at what one broker channel process confirms.
+    /// `INGESTOR_WORKERS` (default: the CPUs the process may run on): HTTP worker threads. Each
+    /// keeps one broker connection, read and written on its own thread, with its share of the
+    /// channels; a lost connection takes only its channels.
+    pub workers: usize,
+    /// `INGESTOR_PUBLISH_CHANNELS` (default: one per worker, at least `INGESTOR_WORKERS`):
+    /// confirm-mode channels publishes are spread over. One channel caps the ingestor at what
+    /// one broker channel process confirms.
     pub publish_channels: usize,
-    /// `INGESTOR_PUBLISH_CONNECTIONS` (default: one per channel, at most
-    /// `INGESTOR_PUBLISH_CHANNELS`): broker connections the channels are spread over. Each
-    /// connection has its own socket and I/O loop; a lost connection takes only its channels.
-    pub publish_connections: usize,
     /// `INGESTOR_MAX_IN_FLIGHT` (default 1024): authenticated requests being read or published at
     /// once; past it, requests are answered 503 with `Retry-After` at once. Bounds the memory
     /// bodies can hold to this × `WEBHOOK_MAX_BODY_BYTES`.
@@ -185,19 +185,20 @@ impl IngestorSettings {
         let confirm_timeout_ms = problems.check(env.parse_or("PUBLISH_CONFIRM_TIMEOUT_MS", 5000));
         let dedupe_window_secs = problems.check(env.parse_or("WEBHOOK_DEDUPE_WINDOW_SECS", 300));
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        let publish_channels = at_least_one(&mut problems, env, "INGESTOR_PUBLISH_CHANNELS", cpus);
-        let publish_connections = at_least_one(
+        let workers = at_least_one(&mut problems, env, "INGESTOR_WORKERS", cpus);
+        let publish_channels = at_least_one(
             &mut problems,
             env,
-            "INGESTOR_PUBLISH_CONNECTIONS",
-            publish_channels.unwrap_or(1),
+            "INGESTOR_PUBLISH_CHANNELS",
+            workers.unwrap_or(1),
         );
-        if let (Some(channels), Some(connections)) = (publish_channels, publish_connections) {
-            if connections > channels {
+        if let (Some(workers), Some(channels)) = (workers, publish_channels) {
+            if channels < workers {
                 problems.note(ConfigError::invalid(
-                    "INGESTOR_PUBLISH_CONNECTIONS",
+                    "INGESTOR_PUBLISH_CHANNELS",
                     format!(
-                        "{connections} connections for {channels} channels would leave some empty"
+                        "{channels} channels for {workers} workers would leave a worker without \
+                         its own (raise it or lower INGESTOR_WORKERS)"
                     ),
                 ));
             }
@@ -223,8 +224,8 @@ impl IngestorSettings {
             Some(max_body_bytes),
             Some(confirm_timeout_ms),
             Some(dedupe_window_secs),
+            Some(workers),
             Some(publish_channels),
-            Some(publish_connections),
             Some(max_in_flight),
             Some(body_timeout),
             Some(telemetry),
@@ -235,8 +236,8 @@ impl IngestorSettings {
             max_body_bytes,
             confirm_timeout_ms,
             dedupe_window_secs,
+            workers,
             publish_channels,
-            publish_connections,
             max_in_flight,
             body_timeout,
             telemetry,
@@ -251,8 +252,8 @@ impl IngestorSettings {
             max_body_bytes,
             confirm_timeout_ms,
             dedupe_window_secs,
+            workers,
             publish_channels,
-            publish_connections,
             max_in_flight,
             body_timeout,
             telemetry,

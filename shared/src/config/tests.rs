@@ -266,42 +266,43 @@ fn with_nothing_set_every_missing_setting_is_named_in_one_line() {
 fn the_ingestors_pool_and_limits_have_defaults_and_bad_values_are_named_together() {
     let defaults = IngestorSettings::from_env(&processor_env(&[])).expect("valid");
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    assert_eq!(defaults.publish_channels, cpus, "follows the worker count");
-    assert_eq!(
-        defaults.publish_connections, cpus,
-        "one connection per channel"
-    );
+    assert_eq!(defaults.workers, cpus, "one HTTP worker per CPU");
+    assert_eq!(defaults.publish_channels, cpus, "one channel per worker");
     assert_eq!(defaults.max_in_flight, 1024);
     assert_eq!(defaults.body_timeout, Duration::from_secs(10));
 
     let set = IngestorSettings::from_env(&processor_env(&[
         ("INGESTOR_PUBLISH_CHANNELS", "8"),
-        ("INGESTOR_PUBLISH_CONNECTIONS", "2"),
+        ("INGESTOR_WORKERS", "2"),
         ("INGESTOR_MAX_IN_FLIGHT", "16"),
         ("INGESTOR_BODY_TIMEOUT", "250ms"),
     ]))
     .expect("valid");
     assert_eq!(
-        (
-            set.publish_channels,
-            set.publish_connections,
-            set.max_in_flight
-        ),
+        (set.publish_channels, set.workers, set.max_in_flight),
         (8, 2, 16)
+    );
+    let workers_only =
+        IngestorSettings::from_env(&processor_env(&[("INGESTOR_WORKERS", "3")])).expect("valid");
+    assert_eq!(
+        (workers_only.workers, workers_only.publish_channels),
+        (3, 3),
+        "channels follow the workers"
     );
     assert_eq!(set.body_timeout, Duration::from_millis(250));
 
     let error = IngestorSettings::from_env(&processor_env(&[
         ("INGESTOR_PUBLISH_CHANNELS", "2"),
-        ("INGESTOR_PUBLISH_CONNECTIONS", "3"),
+        ("INGESTOR_WORKERS", "3"),
         ("INGESTOR_MAX_IN_FLIGHT", "0"),
         ("INGESTOR_BODY_TIMEOUT", "0s"),
     ]))
     .expect_err("invalid");
     assert_eq!(
         error.to_string(),
-        "configuration: INGESTOR_PUBLISH_CONNECTIONS is invalid: 3 connections for 2 channels \
-         would leave some empty; INGESTOR_MAX_IN_FLIGHT is invalid: must be at least 1; \
+        "configuration: INGESTOR_PUBLISH_CHANNELS is invalid: 2 channels for 3 workers would \
+         leave a worker without its own (raise it or lower INGESTOR_WORKERS); \
+         INGESTOR_MAX_IN_FLIGHT is invalid: must be at least 1; \
          INGESTOR_BODY_TIMEOUT is invalid: must be longer than 0s"
     );
 }

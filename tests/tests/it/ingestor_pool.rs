@@ -1,6 +1,7 @@
-//! The ingestor's publisher pool against a real broker: publishes spread over its channels, a
-//! channel or connection that fails is replaced while the others serve, and past the in-flight
-//! limit requests are refused at once with 503, never answered 2xx without a confirm.
+//! The ingestor's publisher pool against a real broker: each HTTP worker publishes on its own
+//! channels in turn, a channel or connection that fails is replaced while the others serve (a
+//! worker whose connection is down publishes on another's), and past the in-flight limit requests
+//! are refused at once with 503, never answered 2xx without a confirm.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ async fn usable_channels(app: &TestApp) -> f64 {
     counter_sum(app, "roomtape_publish_channels_usable", &[]).await
 }
 
+/// The ingestor's publish connections, one per HTTP worker (not its short-lived topology ones).
+const PUBLISH_CONNECTIONS: &str = "roomtape-ingestor-publish";
+
 async fn wait_all_usable(app: &TestApp, channels: f64) {
     eventually(
         Duration::from_secs(15),
@@ -44,13 +48,15 @@ async fn publishes_spread_over_the_pool_and_a_closed_connection_is_replaced_whil
 {
     let test = TestEnv::new().await;
     let env = test.env_with(&[
+        ("INGESTOR_WORKERS", "2"),
         ("INGESTOR_PUBLISH_CHANNELS", "4"),
-        ("INGESTOR_PUBLISH_CONNECTIONS", "2"),
     ]);
     let app = spawn_ingestor(&env, Clock::System);
     wait_ready(&app).await;
     wait_all_usable(&app, 4.0).await;
 
+    // Each request on a connection of its own: the server hands connections to its two workers
+    // in turn, and each worker takes its two channels (0 and 2, 1 and 3) in turn.
     for i in 0..40 {
         assert_eq!(post(&app, &format!("EV_spread{i}")).await.status(), 200);
     }
@@ -58,22 +64,23 @@ async fn publishes_spread_over_the_pool_and_a_closed_connection_is_replaced_whil
         assert_eq!(
             channel_publishes(&app, channel).await,
             10.0,
-            "round-robin: channel {channel} carried a quarter"
+            "channel {channel} carried a quarter"
         );
     }
 
     let connections = eventually(
         Duration::from_secs(15),
-        "the management API to list both connections",
+        "the management API to list both workers' connections",
         || async {
-            let listed = test.vhost.connections().await;
+            let listed = test.vhost.connections(PUBLISH_CONNECTIONS).await;
             (listed.len() == 2).then_some(listed)
         },
     )
     .await;
     test.vhost.close_connection(&connections[0]).await;
-    // At once, before the keeper has noticed: a request that lands on a dead channel is carried
-    // by a live one instead of failing.
+    // At once, before the keeper has noticed: a request that lands on a dead channel (half of
+    // them reach the worker whose connection was closed) is carried by a live one instead of
+    // failing.
     for i in 0..20 {
         let response = post(&app, &format!("EV_during{i}")).await;
         assert_eq!(response.status(), 200, "the other connection serves");
@@ -83,7 +90,7 @@ async fn publishes_spread_over_the_pool_and_a_closed_connection_is_replaced_whil
         Duration::from_secs(15),
         "a replacement connection",
         || async {
-            let listed = test.vhost.connections().await;
+            let listed = test.vhost.connections(PUBLISH_CONNECTIONS).await;
             (listed.len() == 2 && !listed.contains(&connections[0])).then_some(())
         },
     )
@@ -102,14 +109,14 @@ async fn publishes_spread_over_the_pool_and_a_closed_connection_is_replaced_whil
 async fn a_channel_closed_by_a_channel_error_is_replaced_on_its_connection() {
     let test = TestEnv::new().await;
     let env = test.env_with(&[
+        ("INGESTOR_WORKERS", "1"),
         ("INGESTOR_PUBLISH_CHANNELS", "2"),
-        ("INGESTOR_PUBLISH_CONNECTIONS", "1"),
     ]);
     let app = spawn_ingestor(&env, Clock::System);
     wait_ready(&app).await;
     wait_all_usable(&app, 2.0).await;
     let connections = eventually(Duration::from_secs(15), "the connection listed", || async {
-        let listed = test.vhost.connections().await;
+        let listed = test.vhost.connections(PUBLISH_CONNECTIONS).await;
         (listed.len() == 1).then_some(listed)
     })
     .await;
@@ -134,7 +141,7 @@ async fn a_channel_closed_by_a_channel_error_is_replaced_on_its_connection() {
         "the failed channels were replaced"
     );
     assert_eq!(
-        test.vhost.connections().await,
+        test.vhost.connections(PUBLISH_CONNECTIONS).await,
         connections,
         "on the same connection"
     );
