@@ -768,6 +768,19 @@ async fn final_checks(
     Ok(())
 }
 
+/// Whether `line` holds a JWT: a base64url JSON header (`eyJ…`), a dot, and a base64url JSON
+/// payload (`eyJ…`). Only `eyJ` alone would also match random ids such as RabbitMQ's consumer
+/// tags (`amq.ctag-1TBrotZeyJQL07…`).
+fn shows_a_jwt(line: &str) -> bool {
+    line.match_indices("eyJ").any(|(at, _)| {
+        let rest = &line[at..];
+        let header = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(rest.len());
+        rest[header..].starts_with(".eyJ")
+    })
+}
+
 /// No log line, at `trace`, shows a secret or a token.
 fn secrets_check(stack: &Stack, report: &mut Report) -> anyhow::Result<()> {
     let mut logs: Vec<&std::path::Path> = vec![stack.ingestor.log()];
@@ -784,7 +797,7 @@ fn secrets_check(stack: &Stack, report: &mut Report) -> anyhow::Result<()> {
             let line = line?;
             bytes += line.len() + 1;
             let line = String::from_utf8_lossy(&line);
-            if line.contains("eyJ") || stack.secrets.iter().any(|s| line.contains(s.as_str())) {
+            if shows_a_jwt(&line) || stack.secrets.iter().any(|s| line.contains(s.as_str())) {
                 leaking += 1;
             }
         }
@@ -802,4 +815,19 @@ fn secrets_check(stack: &Stack, report: &mut Report) -> anyhow::Result<()> {
         hits.is_empty(),
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod jwt_tests {
+    use super::shows_a_jwt;
+
+    #[test]
+    fn a_token_is_found_anywhere_in_a_line_and_a_random_id_with_eyj_is_not_one() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJrZXkifQ.c2lnbmF0dXJl";
+        assert!(shows_a_jwt(token));
+        assert!(shows_a_jwt(&format!("authorization=Bearer {token} path=/x")));
+        assert!(shows_a_jwt("header only: eyJhbGciOiJIUzI1NiJ9.eyJ"));
+        assert!(!shows_a_jwt("consumer_tag=amq.ctag-1TBrotZeyJQL07AT6kozrQ"));
+        assert!(!shows_a_jwt("eyJhbGciOiJIUzI1NiJ9 and later .eyJ"));
+    }
 }
