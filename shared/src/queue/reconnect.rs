@@ -18,7 +18,9 @@ pub struct Backoff {
 
 /// Runs `session` again and again until `shutdown`. A session returns `Ok` when it stopped
 /// because of `shutdown`, and `Err` when it lost the broker: then the next one starts after a
-/// pause that doubles each time, back to `min` once a session has lasted longer than `max`.
+/// pause that doubles each time, back to `min` once a session has outlasted the pause before it
+/// (it got going, so its end is news, not the same refusal again). Only sessions that fail at
+/// once back off all the way to `max`.
 /// `what` names the loop in logs.
 pub async fn run_reconnecting<F, Fut, E>(
     what: &str,
@@ -37,7 +39,7 @@ pub async fn run_reconnecting<F, Fut, E>(
             Ok(()) => return,
             Err(error) => error,
         };
-        if started.elapsed() > backoff.max {
+        if started.elapsed() > pause {
             pause = backoff.min;
         }
         tracing::warn!(%error, retry_in = ?pause, "{what} lost the broker");
@@ -93,6 +95,17 @@ mod tests {
         assert_eq!(
             starts(6, refused_at_once).await,
             [0, 100, 300, 700, 1200, 1700]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_that_outlasts_its_pause_resets_the_backoff() {
+        // Four refusals (pauses 100, 200, 400, 500), then a 600 ms session: it outlasted the
+        // 500 ms pause before it, so the next pause is 100 ms again, not 500.
+        let fifth_lasts_600ms = |n| Duration::from_millis(if n == 5 { 600 } else { 0 });
+        assert_eq!(
+            starts(7, fifth_lasts_600ms).await,
+            [0, 100, 300, 700, 1200, 1900, 2100]
         );
     }
 
