@@ -26,7 +26,7 @@ use amqprs::{BasicProperties, FieldName, FieldTable, FieldValue, LongStr};
 use prometheus_client::metrics::counter::Counter;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
-use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff};
+use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff, Established};
 use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -224,8 +224,8 @@ impl Publisher {
                 publisher.settings.address()
             );
             let until_the_worker_ends = Shutdown::new();
-            run_reconnecting(&what, RECONNECT, &until_the_worker_ends, || {
-                publisher.keep_connection(slot)
+            run_reconnecting(&what, RECONNECT, &until_the_worker_ends, |established| {
+                publisher.keep_connection(slot, established)
             })
             .await;
         });
@@ -233,13 +233,17 @@ impl Publisher {
 
     /// Opens worker `slot`'s connection and channels and keeps them until the connection
     /// breaks; then its channels leave the pool, failing the publishes that await a confirm.
-    async fn keep_connection(&self, slot: usize) -> Result<(), LinkError> {
+    async fn keep_connection(
+        &self,
+        slot: usize,
+        established: Established,
+    ) -> Result<(), LinkError> {
         let name = format!("roomtape-ingestor-publish-{slot}");
         let connection =
             tokio::time::timeout(CONNECT_TIMEOUT, confirm::connect(&self.settings, &name))
                 .await
                 .map_err(|_| LinkError::ConnectTimeout)??;
-        let error = self.serve(slot, &connection).await;
+        let error = self.serve(slot, &connection, established).await;
         for lane in self.lanes_of(slot) {
             if let Some(channel) = self.lanes[lane].take() {
                 channel.fail_pending();
@@ -251,9 +255,17 @@ impl Publisher {
     }
 
     /// Serves until the connection breaks, replacing channels that fail meanwhile.
-    async fn serve(&self, slot: usize, connection: &Connection) -> LinkError {
+    async fn serve(
+        &self,
+        slot: usize,
+        connection: &Connection,
+        established: Established,
+    ) -> LinkError {
         match self.open_lanes(slot, connection).await {
-            Ok(()) => self.watch_lanes(slot, connection).await,
+            Ok(()) => {
+                established.mark();
+                self.watch_lanes(slot, connection).await
+            }
             Err(error) => error,
         }
     }

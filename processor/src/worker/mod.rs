@@ -20,7 +20,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use roomtape_shared::config::AmqpSettings;
-use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff};
+use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff, Established};
 use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::Chain;
@@ -125,8 +125,16 @@ pub async fn run<H: Handler>(
         handler.queue(),
         settings.amqp.address()
     );
-    run_reconnecting(&what, RECONNECT, &shutdown, || async {
-        let result = session(&handler, &settings, &metrics, &ready, &shutdown).await;
+    run_reconnecting(&what, RECONNECT, &shutdown, |established| async {
+        let result = session(
+            &handler,
+            &settings,
+            &metrics,
+            &ready,
+            &shutdown,
+            established,
+        )
+        .await;
         ready.store(false, Ordering::SeqCst);
         result
     })
@@ -181,12 +189,14 @@ async fn session<H: Handler>(
     metrics: &ProcessorMetrics,
     ready: &AtomicBool,
     shutdown: &Shutdown,
+    established: Established,
 ) -> Result<(), SessionError> {
     let attach = tokio::time::timeout(ATTACH_TIMEOUT, attach(handler.queue(), settings));
     let (connection, channel, publisher, mut consumer) = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
         attached = attach => attached.map_err(|_| SessionError::AttachTimeout)??,
     };
+    established.mark();
     ready.store(true, Ordering::SeqCst);
     tracing::info!(queue = handler.queue(), "consuming");
 

@@ -825,7 +825,9 @@ mod jwt_tests {
     fn a_token_is_found_anywhere_in_a_line_and_a_random_id_with_eyj_is_not_one() {
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJrZXkifQ.c2lnbmF0dXJl";
         assert!(shows_a_jwt(token));
-        assert!(shows_a_jwt(&format!("authorization=Bearer {token} path=/x")));
+        assert!(shows_a_jwt(&format!(
+            "authorization=Bearer {token} path=/x"
+        )));
         assert!(shows_a_jwt("header only: eyJhbGciOiJIUzI1NiJ9.eyJ"));
         assert!(!shows_a_jwt("consumer_tag=amq.ctag-1TBrotZeyJQL07AT6kozrQ"));
         assert!(!shows_a_jwt("eyJhbGciOiJIUzI1NiJ9 and later .eyJ"));
