@@ -35,9 +35,11 @@ use super::confirm::{self, ChannelError, Confirm, ConfirmChannel};
 use crate::metrics::IngestorMetrics;
 use crate::webhook::VerifiedEvent;
 
+/// At most a second between tries: every second without the broker is a second of 503s, and a
+/// refused connect costs next to nothing.
 const RECONNECT: Backoff = Backoff {
     min: Duration::from_millis(100),
-    max: Duration::from_secs(5),
+    max: Duration::from_secs(1),
 };
 /// How long connecting, or opening a channel, may take before trying again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
