@@ -215,7 +215,9 @@ impl Publisher {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         }) else {
-            return; // more workers than slots: this one publishes on the others' channels
+            // Every slot is kept: actix restarted a failed service on a worker that keeps one
+            // already (its thread-local still names it).
+            return;
         };
         WORKER.with(|worker| worker.set((Some(slot), 0)));
         let publisher = self.clone();
