@@ -40,6 +40,8 @@ const RECONNECT: Backoff = Backoff {
 };
 /// How long connecting and starting to consume may take before trying again.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing the connection at the end of a session may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pauses between in-place retries while the database is away.
 const HOLD: Backoff = Backoff {
     min: Duration::from_millis(100),
@@ -262,8 +264,11 @@ async fn session<H: Handler>(
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
         .await;
     while in_flight.join_next().await.is_some() {}
-    // Deliveries prefetched but not started are returned to the queue by the close.
-    let _ = connection.close(200, "shutting down".into()).await;
+    // Deliveries prefetched but not started are returned to the queue by the close. Bounded
+    // like an ack (see `settle::SETTLE_TIMEOUT`): a close queued just as the connection fails
+    // would never complete.
+    let closing = connection.close(200, "shutting down".into());
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
     outcome
 }
 

@@ -3,6 +3,8 @@
 //! so a message is never in neither place; if the copy fails, the original is returned to its
 //! queue.
 
+use std::time::Duration;
+
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -60,22 +62,39 @@ pub async fn settle(
             dead_letter(channel, queue, delivery, message, error).await
         }
     };
-    let settled = match moved {
-        Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-        Err(error) => {
-            tracing::error!(error = %Chain(&error), "could not move the message; returning it to its queue");
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            delivery.nack(requeue).await
+    let settling = async {
+        match moved {
+            Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+            Err(error) => {
+                tracing::error!(error = %Chain(&error), "could not move the message; returning it to its queue");
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                delivery.nack(requeue).await
+            }
         }
     };
-    if let Err(error) = settled {
-        // The channel is gone: the broker redelivers the message, and dedupe makes that safe.
-        tracing::warn!(%error, "could not settle the delivery");
+    // The channel is gone in both failures: the broker redelivers the message, and dedupe makes
+    // that safe.
+    match tokio::time::timeout(SETTLE_TIMEOUT, settling).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not settle the delivery"),
+        Err(_) => tracing::warn!(
+            timeout = ?SETTLE_TIMEOUT,
+            "could not settle the delivery: lapin never completed the ack or nack"
+        ),
     }
 }
+
+/// How long an ack or nack may take. Lapin completes one once its frame is handed to the
+/// connection, so this only bounds the case where it never does: an ack queued in the instant
+/// the connection fails (after its IO loop has stopped the command loop, before the channels
+/// are marked failed) stays in lapin's command queue unrun, its promise pending, for as long as
+/// anything holds the connection's handles, which the waiting task itself does (lapin 4.12.3).
+/// Unbounded, that task never ends, and the consuming session waiting for it never reconnects
+/// nor lets the process stop.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes `reply` to the message's `reply_to` (a requester that has gone away is not an
 /// error) with its `correlation_id`.
