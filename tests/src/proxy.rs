@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 pub struct TcpProxy {
     pub port: u16,
+    /// The `:port` of the target, as it appears in the URLs that name it.
+    target_port: String,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     held: watch::Sender<bool>,
@@ -19,6 +21,7 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Forwards `127.0.0.1:<port>` to `target` (`host:port`) until dropped.
     pub async fn start(target: String) -> Self {
+        let target_port = target[target.rfind(':').unwrap_or(target.len())..].to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
@@ -50,10 +53,16 @@ impl TcpProxy {
         });
         Self {
             port,
+            target_port,
             up,
             cut,
             held,
         }
+    }
+
+    /// `url` (an AMQP or PostgreSQL URL naming the target) pointed at the proxy instead.
+    pub fn through(&self, url: &str) -> String {
+        url.replace(&self.target_port, &format!(":{}", self.port))
     }
 
     /// Drops every open connection and refuses new ones.
@@ -113,15 +122,8 @@ impl ProxiedLinks {
     pub async fn start(test: &crate::TestEnv) -> Self {
         let broker = TcpProxy::start("127.0.0.1:5672".into()).await;
         let database = TcpProxy::start("127.0.0.1:5432".into()).await;
-        let amqp_url = test
-            .env()
-            .get("AMQP_URL")
-            .expect("AMQP_URL")
-            .replace(":5672", &format!(":{}", broker.port));
-        let database_url = test
-            .database
-            .url()
-            .replace(":5432", &format!(":{}", database.port));
+        let amqp_url = broker.through(test.env().get("AMQP_URL").expect("AMQP_URL"));
+        let database_url = database.through(&test.database.url());
         Self {
             broker,
             database,

@@ -21,10 +21,7 @@ fn event(name: &str, id: &str) -> String {
 async fn broker_down_is_503_and_broker_back_is_200_without_a_restart() {
     let test = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let amqp_url = test
-        .vhost
-        .amqp_url
-        .replace(":5672", &format!(":{}", proxy.port));
+    let amqp_url = proxy.through(&test.vhost.amqp_url);
     let app = spawn_ingestor(&test.env_with(&[("AMQP_URL", &amqp_url)]), Clock::System);
     wait_ready(&app).await;
 

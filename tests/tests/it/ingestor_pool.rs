@@ -152,10 +152,7 @@ async fn a_channel_closed_by_a_channel_error_is_replaced_on_its_connection() {
 async fn past_the_in_flight_limit_requests_get_503_at_once_and_nothing_unconfirmed_is_200() {
     let test = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let amqp_url = test
-        .vhost
-        .amqp_url
-        .replace(":5672", &format!(":{}", proxy.port));
+    let amqp_url = proxy.through(&test.vhost.amqp_url);
     let env = test.env_with(&[
         ("AMQP_URL", &amqp_url),
         ("INGESTOR_MAX_IN_FLIGHT", "3"),

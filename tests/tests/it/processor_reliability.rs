@@ -194,10 +194,7 @@ async fn an_object_that_appears_during_the_retries_makes_the_recording_ready() {
 async fn nothing_is_lost_while_postgres_is_away() {
     let test = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5432".into()).await;
-    let database_url = test
-        .database
-        .url()
-        .replace(":5432", &format!(":{}", proxy.port));
+    let database_url = proxy.through(&test.database.url());
     let processor = spawn_processor(&test.env_with(&[("DATABASE_URL", &database_url)])).await;
     wait_ready(&processor).await;
 

@@ -334,10 +334,7 @@ async fn postgres_cut_mid_batch_loses_nothing_and_applies_nothing_twice() {
     let (rooms, per_room) = (4, 500);
     queued_joins(&test, rooms, per_room).await;
     let database = TcpProxy::start("127.0.0.1:5432".into()).await;
-    let db = test
-        .database
-        .url()
-        .replace(":5432", &format!(":{}", database.port));
+    let db = database.through(&test.database.url());
     let _processor = spawn_processor(&test.env_with(&[("DATABASE_URL", &db)])).await;
     eventually(Duration::from_secs(20), "the first batches", || async {
         (processed(&test).await > 0).then_some(())

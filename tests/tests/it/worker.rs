@@ -224,10 +224,7 @@ impl Handler for Staggered {
 async fn the_worker_stops_after_its_connection_is_cut_while_many_acks_are_under_way() {
     let test = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
-    let proxied = test
-        .vhost
-        .amqp_url
-        .replace(":5672", &format!(":{}", proxy.port));
+    let proxied = proxy.through(&test.vhost.amqp_url);
     let amqp = AmqpSettings::from_env(&test.env_with(&[("AMQP_URL", &proxied)])).expect("amqp");
     topology::declare(&test.vhost.channel().await, &amqp.retry_delays)
         .await
