@@ -24,6 +24,7 @@ pub struct IngestorMetrics {
     channels_usable: Gauge,
     channel_publishes: Family<ChannelLabel, Counter>,
     channel_replacements: Counter,
+    broker_blocked: Gauge,
 }
 
 /// Decrements the in-flight gauge when the publish ends, however it ends.
@@ -94,6 +95,12 @@ impl IngestorMetrics {
                 "Pool channels opened again after theirs failed",
                 Counter::default(),
             ),
+            broker_blocked: registered(
+                registry,
+                "broker_blocked",
+                "1 while RabbitMQ blocks publishers (a memory or disk alarm): webhooks get 503",
+                Gauge::default(),
+            ),
         }
     }
 
@@ -139,6 +146,10 @@ impl IngestorMetrics {
 
     pub fn channel_replaced(&self) {
         self.channel_replacements.inc();
+    }
+
+    pub fn set_broker_blocked(&self, blocked: bool) {
+        self.broker_blocked.set(i64::from(blocked));
     }
 
     pub fn observe_confirm(&self, elapsed: Duration) {

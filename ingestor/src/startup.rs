@@ -16,12 +16,14 @@ use crate::admission::Admission;
 use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::Publisher;
-use crate::webhook::handler::{self, WebhookState};
+use crate::webhook::handler::{self, UnauthenticatedLog, WebhookState};
 use crate::webhook::verify::Verifier;
 use roomtape_shared::clock::Clock;
 
 /// At 2,000 events/s, two minutes of event ids: about 25 MiB (fingerprint, time, order).
 const DEDUPE_CAPACITY: usize = 250_000;
+/// At most one log line per this, per kind of unauthenticated refusal (401, 415).
+const UNAUTHENTICATED_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -29,6 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Application {
     port: u16,
     server: Server,
+    publisher: Arc<Publisher>,
 }
 
 impl std::fmt::Debug for Application {
@@ -65,28 +68,23 @@ impl Application {
             metrics: ingestor_metrics,
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
+            unauthenticated_log: UnauthenticatedLog::new(UNAUTHENTICATED_LOG_EVERY),
         });
         let readiness_publisher = publisher.clone();
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
             readiness: Arc::new(move || {
-                let ready = readiness_publisher.is_ready();
-                async move {
-                    if ready {
-                        Ok(())
-                    } else {
-                        Err("no usable broker channel".to_owned())
-                    }
-                }
-                .boxed()
+                let unready = readiness_publisher.unready_reason();
+                async move { unready.map_or(Ok(()), |reason| Err(reason.to_owned())) }.boxed()
             }),
         });
 
         let listener = roomtape_shared::http::listener(settings.bind)?;
         let port = listener.local_addr()?.port();
+        let worker_publisher = publisher.clone();
         let server = HttpServer::new(move || {
             // Runs once on each worker's thread: its broker connection lives there too.
-            publisher.attach_worker();
+            worker_publisher.attach_worker();
             App::new()
                 .app_data(webhook.clone())
                 .app_data(ops_state.clone())
@@ -103,7 +101,11 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            publisher,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -115,9 +117,16 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        let watch_stops = shutdown.child_token();
+        let alarm = tokio::spawn({
+            let (publisher, stop) = (self.publisher, watch_stops.clone());
+            async move { publisher.watch_alarm(stop).await }
+        });
         shutdown.cancelled().await;
         tracing::info!("draining in-flight webhooks");
         handle.stop(true).await;
+        watch_stops.cancel();
+        let _ = alarm.await;
         server.await.map_err(std::io::Error::other)?
     }
 }

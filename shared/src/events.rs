@@ -54,7 +54,13 @@ pub enum EnvelopeError {
     Json(#[from] serde_json::Error),
     #[error("event name {0:?} is not a LiveKit event name (lower-case letters, digits and _)")]
     BadEventName(String),
+    #[error("field \"id\" is {0} bytes long; an event id may be at most {MAX_EVENT_ID_BYTES} (it becomes the AMQP message id)")]
+    IdTooLong(usize),
 }
+
+/// The longest event id: AMQP's `message-id` is a short string. LiveKit's are `EV_` and 12
+/// characters.
+pub const MAX_EVENT_ID_BYTES: usize = 255;
 
 impl EventEnvelope {
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
@@ -67,6 +73,14 @@ impl EventEnvelope {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
             return Err(EnvelopeError::BadEventName(envelope.event));
+        }
+        if let Some(len) = envelope
+            .id
+            .as_ref()
+            .map(String::len)
+            .filter(|&len| len > MAX_EVENT_ID_BYTES)
+        {
+            return Err(EnvelopeError::IdTooLong(len));
         }
         Ok(envelope)
     }

@@ -67,6 +67,22 @@ impl TestVhost {
         count
     }
 
+    /// Takes every message off `queue` (acking them), in queue order.
+    pub async fn drain(&self, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
+        let channel = self.channel().await;
+        let mut messages = Vec::new();
+        while let Some(message) = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")
+        {
+            message.ack(BasicAckOptions::default()).await.expect("ack");
+            messages.push(message);
+        }
+        let _ = channel.close(200, "drained".into()).await;
+        messages
+    }
+
     /// Takes one message off `queue`, acking it.
     pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
         let channel = self.channel().await;

@@ -1,6 +1,7 @@
 //! A TCP proxy a test can cut and restore, to take a dependency "down" for one app only
 //! while other tests keep using the real server; or hold, to stall what the server sends (a
-//! broker that stops confirming) while the connection stays open.
+//! broker that stops confirming) while the connection stays open; or stall, to stop reading
+//! what the client sends (a broker blocking a publisher under a resource alarm).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,18 +17,37 @@ pub struct TcpProxy {
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     held: watch::Sender<bool>,
+    stalled: watch::Sender<bool>,
 }
 
 impl TcpProxy {
     /// Forwards `127.0.0.1:<port>` to `target` (`host:port`) until dropped.
     pub async fn start(target: String) -> Self {
-        let target_port = target[target.rfind(':').unwrap_or(target.len())..].to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        Self::serve(target, listener)
+    }
+
+    /// Like [`Self::start`], with the smallest receive buffers the kernel allows, so that once
+    /// [stalled](Self::stall) the client's writes block after a few kilobytes rather than after
+    /// the megabytes loopback buffers grow to.
+    pub async fn start_with_small_buffers(target: String) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(1).expect("SO_RCVBUF");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind proxy");
+        Self::serve(target, socket.listen(64).expect("listen"))
+    }
+
+    fn serve(target: String, listener: TcpListener) -> Self {
+        let target_port = target[target.rfind(':').unwrap_or(target.len())..].to_owned();
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
         let (held, _) = watch::channel(false);
-        let (accept_up, accept_cut, accept_held) = (up.clone(), cut.clone(), held.clone());
+        let (stalled, _) = watch::channel(false);
+        let (accept_up, accept_cut, accept_held, accept_stalled) =
+            (up.clone(), cut.clone(), held.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
@@ -36,15 +56,15 @@ impl TcpProxy {
                 let target = target.clone();
                 let mut cut_rx = accept_cut.subscribe();
                 let held_rx = accept_held.subscribe();
+                let stalled_rx = accept_stalled.subscribe();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         return;
                     };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
-                    let never_held = watch::channel(false).1;
                     tokio::select! {
-                        () = pump(client_read, server_write, never_held) => {}
+                        () = pump(client_read, server_write, stalled_rx) => {}
                         () = pump(server_read, client_write, held_rx) => {}
                         _ = cut_rx.changed() => {}
                     }
@@ -57,6 +77,7 @@ impl TcpProxy {
             up,
             cut,
             held,
+            stalled,
         }
     }
 
@@ -85,9 +106,20 @@ impl TcpProxy {
     pub fn release(&self) {
         self.held.send_replace(false);
     }
+
+    /// Stops reading what clients send until [`Self::unstall`], as RabbitMQ stops reading a
+    /// blocked publisher's socket: once the buffers are full, the client's writes wait.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    pub fn unstall(&self) {
+        self.stalled.send_replace(false);
+    }
 }
 
-/// Copies `from` to `to`, waiting before each write while `held` is true.
+/// Copies `from` to `to`, waiting while `held` is true: before reading, so that nothing is
+/// taken off `from` (its sender's buffers fill), and before writing what was read.
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
@@ -95,6 +127,9 @@ async fn pump(
 ) {
     let mut buf = vec![0; 64 * 1024];
     loop {
+        if held.wait_for(|held| !held).await.is_err() {
+            return;
+        }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,

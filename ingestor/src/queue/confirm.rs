@@ -176,12 +176,19 @@ impl ConfirmChannel {
         self.channel.is_open() && !lock(&self.confirms).closed
     }
 
-    /// Fails every publish still awaiting its confirm: the connection is gone.
-    pub fn fail_pending(&self) {
+    /// Fails every publish still awaiting its confirm and refuses new ones: the connection is
+    /// gone, or the channel's numbering can no longer be trusted. Its keeper replaces it.
+    pub fn retire(&self) {
         lock(&self.confirms).close();
     }
 
     /// Publishes a mandatory, persistent message and waits for the broker's answer.
+    ///
+    /// Cancel-safe: dropped while its frames wait for room in the connection's outgoing queue
+    /// (a broker that stopped reading, as under a resource alarm), the publish has taken a
+    /// number that no frame will carry, so every later number would be one ahead of the
+    /// broker's and each publish would be answered by the next one's confirm. The channel is
+    /// therefore retired: its waiters fail (and are tried on another channel or answered 503).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -211,17 +218,41 @@ impl ConfirmChannel {
                 mandatory: true,
                 ..BasicPublishArguments::new(exchange, routing_key)
             };
-            if let Err(error) = self
+            let numbered = NumberedUntilSent(Some(self));
+            let sent = self
                 .channel
                 .basic_publish(properties, body.to_vec(), args)
-                .await
-            {
+                .await;
+            numbered.sent();
+            if let Err(error) = sent {
                 // Its number may be taken or not: the numbering cannot be trusted any more.
-                lock(&self.confirms).close();
+                self.retire();
                 return Err(error.into());
             }
         }
         confirmed.await.map_err(|_| ChannelError::Closed)
+    }
+}
+
+/// Alive from a publish taking its number until its frames are queued: dropped in between (the
+/// publish cancelled), it retires the channel, whose numbering is now off by one.
+struct NumberedUntilSent<'a>(Option<&'a ConfirmChannel>);
+
+impl NumberedUntilSent<'_> {
+    fn sent(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NumberedUntilSent<'_> {
+    fn drop(&mut self) {
+        if let Some(channel) = self.0 {
+            tracing::warn!(
+                channel = channel.channel.channel_id(),
+                "a publish was cancelled before its frames were queued; retiring the channel"
+            );
+            channel.retire();
+        }
     }
 }
 

@@ -31,6 +31,7 @@ use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
 use tokio::sync::Notify;
 
+use super::alarm::BrokerAlarm;
 use super::confirm::{self, ChannelError, Confirm, ConfirmChannel};
 use crate::metrics::IngestorMetrics;
 use crate::webhook::VerifiedEvent;
@@ -142,6 +143,7 @@ pub struct Publisher {
     slots: Box<[Slot]>,
     /// `x-livekit-key`, built once.
     key_header: FieldName,
+    alarm: Arc<BrokerAlarm>,
     metrics: IngestorMetrics,
 }
 
@@ -179,13 +181,34 @@ impl Publisher {
             lanes,
             slots,
             key_header: FieldName::try_from("x-livekit-key").expect("a short field name"),
+            alarm: Arc::new(BrokerAlarm::new(metrics.clone())),
             metrics,
         }
     }
 
-    /// Whether a publish could be confirmed right now: at least one channel is usable.
-    pub fn is_ready(&self) -> bool {
-        self.lanes.iter().any(|lane| lane.usable().is_some())
+    /// Why a publish could not be confirmed right now, if it could not: no channel is usable,
+    /// or the broker blocks publishers.
+    pub fn unready_reason(&self) -> Option<&'static str> {
+        if self.is_blocked() {
+            Some("the broker blocks publishers (resource alarm)")
+        } else if self.lanes.iter().all(|lane| lane.usable().is_none()) {
+            Some("no usable broker channel")
+        } else {
+            None
+        }
+    }
+
+    /// Whether RabbitMQ blocks publishers now (see [`BrokerAlarm`]).
+    pub fn is_blocked(&self) -> bool {
+        self.alarm.is_blocked()
+    }
+
+    /// Watches the broker's resource alarms until `shutdown`.
+    pub async fn watch_alarm(&self, shutdown: Shutdown) {
+        self.alarm
+            .clone()
+            .watch(self.settings.clone(), shutdown)
+            .await;
     }
 
     fn usable_channels(&self) -> usize {
@@ -250,7 +273,7 @@ impl Publisher {
         let error = self.serve(slot, &connection, established).await;
         for lane in self.lanes_of(slot) {
             if let Some(channel) = self.lanes[lane].take() {
-                channel.fail_pending();
+                channel.retire();
             }
         }
         self.refresh_usable();
@@ -325,7 +348,7 @@ impl Publisher {
             "pool channel lost; opening another"
         );
         if let Some(lost) = self.lanes[lane].take() {
-            lost.fail_pending();
+            lost.retire();
         }
         // A channel error is often the topology gone (an exchange deleted by hand): declaring
         // it again lets publishing recover without a restart.
@@ -413,6 +436,10 @@ impl Publisher {
                     failure = error.into();
                 }
                 Err(_) => {
+                    // Whether the broker has this publish, and which confirm is whose, can no
+                    // longer be known: retire the channel so no later publish is settled by
+                    // another's confirm; its keeper opens a fresh one.
+                    channel.retire();
                     slot.wake.notify_one();
                     return Err(PublishError::Timeout(self.confirm_timeout));
                 }

@@ -10,6 +10,9 @@ use crate::queue::publish::PublishError;
 
 /// Seconds LiveKit is asked to wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
+/// A resource alarm lasts until RabbitMQ has paged out or consumers have drained: seconds at
+/// least, so there is no point in asking sooner.
+const BLOCKED_RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -29,6 +32,10 @@ pub enum WebhookError {
     /// caller's business.
     #[error("the event could not be queued; retry later")]
     Unavailable(#[source] PublishError),
+    /// RabbitMQ blocks publishers (a memory or disk alarm): refused at once, since a publish
+    /// would only wait behind a socket the broker does not read.
+    #[error("the broker is not taking messages now; retry later")]
+    BrokerBlocked,
     /// More requests are being published than the broker confirms: refused at once rather than
     /// queued behind them, so memory stays bounded and LiveKit retries later.
     #[error("too many webhooks in flight; retry later")]
@@ -46,6 +53,7 @@ impl WebhookError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Overloaded => "overloaded",
+            Self::BrokerBlocked => "broker_blocked",
         }
     }
 }
@@ -58,14 +66,22 @@ impl ResponseError for WebhookError {
             Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::BrokerBlocked => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable(_) | Self::Overloaded = self {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        match self {
+            Self::Unavailable(_) | Self::Overloaded => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            Self::BrokerBlocked => {
+                response.insert_header((header::RETRY_AFTER, BLOCKED_RETRY_AFTER_SECS));
+            }
+            _ => {}
         }
         response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }

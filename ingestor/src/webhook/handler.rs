@@ -4,7 +4,7 @@
 //! publish, so nothing rejected reaches the queue.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use super::error::WebhookError;
+use super::log_throttle::LogThrottle;
 use super::verify::Verifier;
 use super::VerifiedEvent;
 use crate::admission::Admission;
@@ -33,6 +34,26 @@ pub struct WebhookState {
     pub max_body_bytes: usize,
     /// How long an authenticated request's body may take to arrive.
     pub body_timeout: Duration,
+    /// Log lines for refusals of unauthenticated requests (401, 415).
+    pub unauthenticated_log: UnauthenticatedLog,
+}
+
+/// One throttle per kind of unauthenticated refusal, so a flood of one kind does not hide the
+/// first of another.
+#[derive(Debug)]
+pub struct UnauthenticatedLog {
+    unauthorized: LogThrottle,
+    unsupported_media_type: LogThrottle,
+}
+
+impl UnauthenticatedLog {
+    /// At most one line per kind per `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            unauthorized: LogThrottle::new(every),
+            unsupported_media_type: LogThrottle::new(every),
+        }
+    }
 }
 
 /// The 200 answer's body: which event was taken.
@@ -67,7 +88,7 @@ pub async fn receive(
         Ok((_, outcome)) => state.metrics.request(outcome),
         Err(error) => {
             state.metrics.request(error.code());
-            log_rejection(error, &state.metrics);
+            log_rejection(error, &state);
         }
     }
     result.map(|(response, _)| response)
@@ -84,6 +105,9 @@ async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let authenticated = state.verifier.authenticate(authorization)?;
+    if state.publisher.is_blocked() {
+        return Err(WebhookError::BrokerBlocked);
+    }
     let declared = declared_length(request);
     let limit = state.max_body_bytes;
     if declared.is_some_and(|len| len > limit) {
@@ -199,17 +223,37 @@ fn log_event(event: &VerifiedEvent, message: &str) {
     );
 }
 
-fn log_rejection(error: &WebhookError, metrics: &IngestorMetrics) {
+fn log_rejection(error: &WebhookError, state: &WebhookState) {
     match error {
         WebhookError::Unauthorized(reason) => {
-            metrics.verification_failure(reason.reason());
-            tracing::warn!(reason = reason.reason(), "webhook rejected: {error}");
+            state.metrics.verification_failure(reason.reason());
+            if let Some(left_out) = state.unauthenticated_log.unauthorized.admit(Instant::now()) {
+                tracing::warn!(
+                    reason = reason.reason(),
+                    left_out,
+                    "webhook rejected: {error} (at most one such line every {:?}; \
+                     roomtape_webhook_verification_failures_total counts them all)",
+                    state.unauthenticated_log.unauthorized.every()
+                );
+            }
+        }
+        WebhookError::UnsupportedMediaType => {
+            let throttle = &state.unauthenticated_log.unsupported_media_type;
+            if let Some(left_out) = throttle.admit(Instant::now()) {
+                tracing::warn!(
+                    left_out,
+                    "webhook rejected: {error} (at most one such line every {:?})",
+                    throttle.every()
+                );
+            }
         }
         // Logged where the event is known: `not_queued`.
         WebhookError::Unavailable(_) => {}
-        // Counted by admission; a warning per refused request would flood the log just when
-        // the ingestor is busiest.
-        WebhookError::Overloaded => tracing::debug!("webhook refused: {error}"),
+        // Counted by admission and by the request metric; a warning per refused request would
+        // flood the log just when the ingestor is busiest (the alarm itself is logged once).
+        WebhookError::Overloaded | WebhookError::BrokerBlocked => {
+            tracing::debug!("webhook refused: {error}");
+        }
         _ => tracing::warn!("webhook rejected: {error}"),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod handler;
+pub mod log_throttle;
 pub mod verify;
 
 use std::sync::Arc;

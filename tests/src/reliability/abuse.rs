@@ -175,6 +175,41 @@ pub struct Overload {
 }
 
 /// `requests` webhooks, `concurrency` at once, to `url` while no confirm arrives.
+/// `requests` refusals anyone can cause without a key, half forged tokens (401), half a wrong
+/// content type (415), 32 at a time: how they were answered, by status.
+pub async fn unauthenticated(url: &str, api_key: &str, requests: usize) -> BTreeMap<String, u64> {
+    let http = reqwest::Client::new();
+    let forger = WebhookSigner::new(api_key, "not-the-secret-0123456789abcdef");
+    let statuses: Vec<String> = stream::iter(0..requests)
+        .map(|n| {
+            let body = room_event("room_started", &format!("EV_anon{n}"), "anon", "RM_anon");
+            let token = forger.sign(body.as_bytes());
+            let content_type = match n % 2 {
+                0 => "application/webhook+json",
+                _ => "text/plain",
+            };
+            let request = http
+                .post(url)
+                .header("content-type", content_type)
+                .header("authorization", token)
+                .body(body);
+            async move {
+                match request.send().await {
+                    Ok(response) => response.status().as_u16().to_string(),
+                    Err(_) => "no answer".to_owned(),
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut answers = BTreeMap::new();
+    for status in statuses {
+        *answers.entry(status).or_default() += 1;
+    }
+    answers
+}
+
 pub async fn burst(
     url: &str,
     signer: &WebhookSigner,

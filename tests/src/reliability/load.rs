@@ -106,6 +106,27 @@ impl Webhooks {
             .push(id.to_owned());
     }
 
+    /// Sends one room event once: its status and error code (`503 broker_blocked`).
+    pub async fn answer_once(&self, id: &str) -> String {
+        let body = room_event("room_started", id, "probe", "RM_probe");
+        let token = self.signer.sign(body.as_bytes());
+        let answer = webhook_request(&self.http, &self.url, body, &token)
+            .send()
+            .await;
+        match answer {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                let code = body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("accepted")
+                    .to_owned();
+                format!("{status} {code}")
+            }
+            Err(error) => format!("no answer ({error})"),
+        }
+    }
+
     fn lock_accepted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.accepted.lock().unwrap_or_else(|p| p.into_inner())
     }

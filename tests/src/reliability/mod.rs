@@ -42,6 +42,8 @@ pub struct Size {
     pub bad_requests_per_kind: usize,
     pub overload_requests: usize,
     pub overload_concurrency: usize,
+    /// How long RabbitMQ's memory alarm lasts in the alarm phase.
+    pub alarm_for: Duration,
 }
 
 impl Size {
@@ -55,6 +57,7 @@ impl Size {
         bad_requests_per_kind: 5,
         overload_requests: 200,
         overload_concurrency: 64,
+        alarm_for: Duration::from_secs(3),
     };
     pub const FULL: Self = Self {
         phase_spread: Duration::from_secs(20),
@@ -65,6 +68,7 @@ impl Size {
         bad_requests_per_kind: 100,
         overload_requests: 2_000,
         overload_concurrency: 256,
+        alarm_for: Duration::from_secs(15),
     };
 }
 
@@ -79,9 +83,10 @@ enum Fault {
     S3Outage,
     LiveKitSlow,
     SigtermUnderLoad,
+    MemoryAlarm,
 }
 
-const PHASES: [(&str, Fault, &str); 8] = [
+const PHASES: [(&str, Fault, &str); 9] = [
     ("steady", Fault::None, "nothing"),
     (
         "rabbit",
@@ -117,6 +122,11 @@ const PHASES: [(&str, Fault, &str); 8] = [
         "sigterm",
         Fault::SigtermUnderLoad,
         "SIGTERM to the ingestor, then processor B; both restarted",
+    ),
+    (
+        "alarm",
+        Fault::MemoryAlarm,
+        "RabbitMQ memory alarm: every publisher blocked, then unblocked",
     ),
 ];
 
@@ -325,6 +335,7 @@ impl Stack {
                 format!("{given_up} recordings given up while it was away; ")
             }
             Fault::LiveKitSlow => self.slow_starts(size.start_commands).await?,
+            Fault::MemoryAlarm => self.memory_alarm(size.alarm_for).await?,
             Fault::SigtermUnderLoad => {
                 self.ingestor.terminate().await?;
                 self.ingestor.start().await?;
@@ -336,6 +347,39 @@ impl Stack {
         Ok(format!(
             "{note}recovered in {:.1} s",
             started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// A memory alarm for `lasting`: the ingestor must notice it within a second or two and
+    /// answer 503 at once (not after its confirm timeout); the traffic, sent again like LiveKit,
+    /// goes through once it lifts, which the end checks count.
+    async fn memory_alarm(&self, lasting: Duration) -> anyhow::Result<String> {
+        tokio::task::block_in_place(|| self.rabbit.memory_alarm(true))?;
+        let raised = Instant::now();
+        let seen = loop {
+            if metric(&self.ingestor, "roomtape_broker_blocked").await? == 1.0 {
+                break Some(raised.elapsed());
+            }
+            if raised.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let probe = Webhooks::new(&self.ingestor.url(""), &self.api_key, self.api_secret());
+        let asked = Instant::now();
+        let answer = probe.answer_once("EV_alarm_probe").await;
+        let answered_in = asked.elapsed();
+        tokio::time::sleep(lasting.saturating_sub(raised.elapsed())).await;
+        tokio::task::block_in_place(|| self.rabbit.memory_alarm(false))?;
+        let seen = seen.context("the ingestor did not report the alarm within 10 s")?;
+        anyhow::ensure!(
+            answer == "503 broker_blocked" && answered_in < Duration::from_secs(1),
+            "during the alarm a webhook got {answer} after {answered_in:?}, not 503 broker_blocked at once"
+        );
+        Ok(format!(
+            "ingestor saw the alarm in {:.1} s, answered {answer} in {} ms; ",
+            seen.as_secs_f64(),
+            answered_in.as_millis()
         ))
     }
 
@@ -559,6 +603,8 @@ async fn abuse_checks(
         publishes_after == publishes_before,
     ));
 
+    unauthenticated_flood(stack, report).await?;
+
     progress("overload while the broker holds its confirms");
     let amqp = stack.env().get("AMQP_URL").context("AMQP_URL")?.to_owned();
     let proxy = TcpProxy::start(format!("127.0.0.1:{}", stack.rabbit.port)).await;
@@ -641,12 +687,63 @@ async fn abuse_checks(
     Ok(())
 }
 
+/// Refusals anyone can cause: each counted, each answered its status, nothing published, and
+/// the log kept short: per kind (401, 415) the first line and at most one more per 10 s.
+async fn unauthenticated_flood(stack: &Stack, report: &mut Report) -> anyhow::Result<()> {
+    const REQUESTS: usize = 1_000;
+    progress("1,000 unauthenticated requests");
+    let log_before = std::fs::metadata(stack.ingestor.log())?.len();
+    let publishes_before = publishes(&stack.ingestor).await?;
+    let started = Instant::now();
+    let url = stack.ingestor.url("/webhooks/livekit");
+    let answers = abuse::unauthenticated(&url, &stack.api_key, REQUESTS).await;
+    let took = started.elapsed();
+    let published = publishes(&stack.ingestor).await? - publishes_before;
+    let found: Vec<String> = answers.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+    let half = (REQUESTS / 2) as u64;
+    let right = answers.get("401") == Some(&half) && answers.get("415") == Some(&half);
+    report.check(Check::new(
+        "unauthenticated: answered, nothing published",
+        format!("401×{half} 415×{half}, 0 publishes"),
+        format!("{}, {published} publishes", found.join(" ")),
+        right && published == 0.0,
+    ));
+    let lines = lines_since(stack.ingestor.log(), log_before, "webhook rejected")?;
+    let bound = 2 * (1 + took.as_secs() / 10);
+    report.check(Check::new(
+        "unauthenticated: log lines",
+        format!("≤ {bound} (2 kinds × one per 10 s) for {REQUESTS}"),
+        format!("{lines} in {:.1} s", took.as_secs_f64()),
+        lines <= bound,
+    ));
+    Ok(())
+}
+
+/// Lines of `log` past byte `from` that contain `text`.
+fn lines_since(log: &std::path::Path, from: u64, text: &str) -> anyhow::Result<u64> {
+    use std::io::{BufRead, Seek};
+    let mut file = std::fs::File::open(log)?;
+    file.seek(std::io::SeekFrom::Start(from))?;
+    let mut count = 0;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        if String::from_utf8_lossy(&line?).contains(text) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// The ingestor's confirmed publishes so far.
 async fn publishes(ingestor: &Process) -> anyhow::Result<f64> {
-    let page = reqwest::get(ingestor.url("/metrics")).await?.text().await?;
+    metric(ingestor, "roomtape_publish_channel_publishes_total").await
+}
+
+/// The sum of `name`'s series on `process`'s `/metrics`.
+async fn metric(process: &Process, name: &str) -> anyhow::Result<f64> {
+    let page = reqwest::get(process.url("/metrics")).await?.text().await?;
     Ok(page
         .lines()
-        .filter(|l| l.starts_with("roomtape_publish_channel_publishes_total"))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }

@@ -151,6 +151,15 @@ impl RabbitNode {
             .map(drop)
     }
 
+    /// Raises a memory alarm (`on`: the high watermark at 1 byte), or lifts it (back to the
+    /// default 0.4 of the machine's memory). RabbitMQ then blocks every publishing connection.
+    pub fn memory_alarm(&self, on: bool) -> anyhow::Result<()> {
+        let watermark: &[&str] = if on { &["absolute", "1"] } else { &["0.4"] };
+        let mut args = vec!["set_vm_memory_high_watermark"];
+        args.extend(watermark);
+        self.ctl(&args).map(drop)
+    }
+
     pub fn add_user(&self, user: &str, password: &str) -> anyhow::Result<()> {
         self.ctl(&["add_user", user, password])?;
         self.ctl(&["set_permissions", "-p", "/", user, ".*", ".*", ".*"])

@@ -3,10 +3,17 @@
 //! worker whose connection is down publishes on another's), and past the in-flight limit requests
 //! are refused at once with 503, never answered 2xx without a confirm.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::ExchangeDeleteOptions;
+use roomtape_ingestor::metrics::IngestorMetrics;
+use roomtape_ingestor::queue::publish::{Published, Publisher};
+use roomtape_ingestor::webhook::verify::Verifier;
+use roomtape_ingestor::webhook::VerifiedEvent;
 use roomtape_shared::clock::Clock;
+use roomtape_shared::config::IngestorSettings;
 use roomtape_shared::queue::topology::{EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::livekit::{post_webhook, sign_webhook, webhook_request};
@@ -218,4 +225,93 @@ async fn past_the_in_flight_limit_requests_get_503_at_once_and_nothing_unconfirm
         "the refused event was not published"
     );
     assert_eq!(post(&app, "EV_over").await.status(), 200, "room again");
+}
+
+/// RabbitMQ stops reading a publisher's socket while it blocks it (a resource alarm); the
+/// ingestor's connection then queues frames until its outgoing queue (8,192) is full, and
+/// publishes wait for room there. A publish given up while it waits (its confirm timeout, or
+/// its request dropped) must not leave the channel numbering publishes one ahead of the broker:
+/// every later publish would be settled by another's confirm, and on a quiet channel none.
+#[tokio::test]
+async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_confirm_its_own() {
+    let test = TestEnv::new().await;
+    let proxy = TcpProxy::start_with_small_buffers("127.0.0.1:5672".into()).await;
+    let amqp_url = proxy.through(&test.vhost.amqp_url);
+    let settings =
+        IngestorSettings::from_env(&test.env_with(&[("AMQP_URL", &amqp_url)])).expect("settings");
+    let metrics = IngestorMetrics::register(&mut roomtape_shared::metrics::registry());
+    // One worker (this test's thread) with one channel, so every publish shares its numbering.
+    let publisher = Arc::new(Publisher::new(
+        settings.amqp.clone(),
+        Duration::from_millis(1_500),
+        1,
+        1,
+        metrics,
+    ));
+    publisher.attach_worker();
+    let ready = || async { publisher.unready_reason().is_none().then_some(()) };
+    eventually(Duration::from_secs(15), "the channel open", ready).await;
+    let verifier = Verifier::new(&settings.keys, Clock::System);
+    let verified = |id: &str| {
+        let body = event(id);
+        let token = sign_webhook(body.as_bytes());
+        let authenticated = verifier.authenticate(Some(&token)).expect("token");
+        VerifiedEvent::parse(authenticated.check_body(body.into()).expect("body")).expect("event")
+    };
+
+    proxy.stall();
+    // More than the 8,192 frames the connection queues, plus what the small socket buffers
+    // hold: the last ones wait for room until their confirm timeout gives them up.
+    let burst: Vec<_> = (0..9_000)
+        .map(|i| {
+            let (publisher, event) = (publisher.clone(), verified(&format!("EV_burst{i}")));
+            tokio::spawn(async move {
+                (
+                    event.message_id().to_owned(),
+                    publisher.publish(&event).await,
+                )
+            })
+        })
+        .collect();
+    let mut confirmed = Vec::new();
+    for publish in burst {
+        if let (id, Ok(Published::Queued)) = publish.await.expect("task") {
+            confirmed.push(id);
+        }
+    }
+    proxy.unstall();
+
+    eventually(Duration::from_secs(30), "a usable channel again", ready).await;
+    for i in 0..20 {
+        let id = format!("EV_quiet{i}");
+        let outcome = publisher.publish(&verified(&id)).await;
+        assert!(
+            matches!(outcome, Ok(Published::Queued)),
+            "{id}, published alone after the stall, is confirmed: {outcome:?}"
+        );
+        confirmed.push(id);
+    }
+
+    // The broker may also hold burst publishes answered 503 (their frames went out after the
+    // stall): LiveKit sends those again and consumers dedupe. Every confirmed one must be there,
+    // byte for byte.
+    let queued: HashMap<String, Vec<u8>> = test
+        .vhost
+        .drain(EVENTS_QUEUE)
+        .await
+        .into_iter()
+        .filter_map(|m| {
+            Some((
+                m.properties.message_id().as_ref()?.to_string(),
+                m.data.clone(),
+            ))
+        })
+        .collect();
+    for id in &confirmed {
+        assert_eq!(
+            queued.get(id).map(Vec::as_slice),
+            Some(event(id).as_bytes()),
+            "{id} was answered as confirmed: it is on the queue as sent"
+        );
+    }
 }

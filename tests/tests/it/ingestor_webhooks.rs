@@ -312,3 +312,41 @@ async fn every_bad_request_gets_its_status_and_nothing_is_published() {
         "{metrics}"
     );
 }
+
+/// AMQP's message id is a short string: a longer event id cannot be published (amqprs would
+/// panic on it), so it is refused as the bad request it is, and the ingestor goes on serving.
+#[tokio::test]
+async fn an_event_id_over_255_bytes_is_a_400_naming_the_field_and_the_next_webhook_is_queued() {
+    let test = TestEnv::new().await;
+    let app = started(&test).await;
+    let with_id =
+        |id: &str| format!(r#"{{"event":"room_started","room":{{"name":"standup"}},"id":"{id}"}}"#);
+
+    let too_long = with_id(&"E".repeat(300));
+    let response = post_webhook(
+        &app,
+        too_long.as_bytes(),
+        &sign_webhook(too_long.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "bad_request");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(r#""id""#) && message.contains("300") && message.contains("255"),
+        "names the field, its length and the limit: {message}"
+    );
+
+    let longest = "E".repeat(255);
+    for id in [longest.as_str(), "EV_after"] {
+        let body = with_id(id);
+        let response = post_webhook(&app, body.as_bytes(), &sign_webhook(body.as_bytes())).await;
+        assert_eq!(response.status(), 200, "an id of {} bytes", id.len());
+    }
+    assert_eq!(
+        test.vhost.ready_count(EVENTS_QUEUE).await,
+        2,
+        "only the two valid events were published"
+    );
+}
