@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lapin::options::ExchangeDeleteOptions;
 use roomtape_ingestor::metrics::IngestorMetrics;
-use roomtape_ingestor::queue::publish::{Published, Publisher};
+use roomtape_ingestor::queue::publish::{PublishError, Published, Publisher};
 use roomtape_ingestor::webhook::verify::Verifier;
 use roomtape_ingestor::webhook::VerifiedEvent;
 use roomtape_shared::clock::Clock;
@@ -22,6 +22,14 @@ use roomtape_tests::{eventually, spawn_ingestor, TestApp, TestEnv};
 
 fn event(id: &str) -> String {
     format!(r#"{{"event":"room_started","room":{{"name":"standup"}},"id":"{id}"}}"#)
+}
+
+/// A room event with 8 KiB of room metadata.
+fn padded_event(id: &str) -> String {
+    let metadata = "m".repeat(8 * 1024);
+    format!(
+        r#"{{"event":"room_started","room":{{"name":"standup","metadata":"{metadata}"}},"id":"{id}"}}"#
+    )
 }
 
 async fn post(app: &TestApp, id: &str) -> reqwest::Response {
@@ -252,39 +260,43 @@ async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_con
     let ready = || async { publisher.unready_reason().is_none().then_some(()) };
     eventually(Duration::from_secs(15), "the channel open", ready).await;
     let verifier = Verifier::new(&settings.keys, Clock::System);
-    let verified = |id: &str| {
-        let body = event(id);
+    let verified = |body: String| {
         let token = sign_webhook(body.as_bytes());
         let authenticated = verifier.authenticate(Some(&token)).expect("token");
-        VerifiedEvent::parse(authenticated.check_body(body.into()).expect("body")).expect("event")
+        let event = authenticated.check_body(body.into()).expect("body");
+        VerifiedEvent::parse(event).expect("event")
     };
 
     proxy.stall();
-    // More than the 8,192 frames the connection queues, plus what the small socket buffers
-    // hold: the last ones wait for room until their confirm timeout gives them up.
+    // More than the 8,192 frames the connection queues, plus what the socket buffers hold
+    // (bodies of 8 KiB fill them in a few hundred): the last ones wait for room until their
+    // confirm timeout gives them up.
     let burst: Vec<_> = (0..9_000)
         .map(|i| {
-            let (publisher, event) = (publisher.clone(), verified(&format!("EV_burst{i}")));
-            tokio::spawn(async move {
-                (
-                    event.message_id().to_owned(),
-                    publisher.publish(&event).await,
-                )
-            })
+            let id = format!("EV_burst{i}");
+            let event = verified(padded_event(&id));
+            let publisher = publisher.clone();
+            tokio::spawn(async move { (id, publisher.publish(&event).await) })
         })
         .collect();
-    let mut confirmed = Vec::new();
+    let (mut confirmed, mut timed_out) = (Vec::new(), 0);
     for publish in burst {
-        if let (id, Ok(Published::Queued)) = publish.await.expect("task") {
-            confirmed.push(id);
+        match publish.await.expect("task") {
+            (id, Ok(Published::Queued)) => confirmed.push(id),
+            (_, Err(PublishError::Timeout(_))) => timed_out += 1,
+            _ => {}
         }
     }
+    assert!(
+        timed_out > 0,
+        "the stall made publishes wait past their confirm timeout"
+    );
     proxy.unstall();
 
     eventually(Duration::from_secs(30), "a usable channel again", ready).await;
     for i in 0..20 {
         let id = format!("EV_quiet{i}");
-        let outcome = publisher.publish(&verified(&id)).await;
+        let outcome = publisher.publish(&verified(event(&id))).await;
         assert!(
             matches!(outcome, Ok(Published::Queued)),
             "{id}, published alone after the stall, is confirmed: {outcome:?}"
@@ -308,9 +320,13 @@ async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_con
         })
         .collect();
     for id in &confirmed {
+        let sent = match id.starts_with("EV_burst") {
+            true => padded_event(id),
+            false => event(id),
+        };
         assert_eq!(
             queued.get(id).map(Vec::as_slice),
-            Some(event(id).as_bytes()),
+            Some(sent.as_bytes()),
             "{id} was answered as confirmed: it is on the queue as sent"
         );
     }
