@@ -33,7 +33,7 @@ use crate::metrics::IngestorMetrics;
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
 const RECONNECT: Backoff = Backoff {
     min: Duration::from_millis(200),
-    max: Duration::from_secs(5),
+    max: Duration::from_secs(2),
 };
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
