@@ -387,3 +387,55 @@ fn lag(message: &Message) -> Option<Duration> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     Some(Duration::from_secs(now.saturating_sub(stamped)))
 }
+
+#[cfg(test)]
+mod tests {
+    use roomtape_shared::queue::{Outgoing, PublishError};
+
+    use super::*;
+
+    /// Fails every message for good, and panics while giving it up.
+    struct PanicsGivingUp;
+
+    impl Handler for PanicsGivingUp {
+        fn queue(&self) -> &'static str {
+            "roomtape.test"
+        }
+
+        async fn handle<O: Outbox>(&self, _: &Message, _: &O) -> Result<Handled, HandleError> {
+            Err(HandleError::UnknownBucket {
+                bucket: "b".into(),
+                egress_id: "EG_1".into(),
+            })
+        }
+
+        async fn give_up<O: Outbox>(
+            &self,
+            _: &Message,
+            _: &HandleError,
+            _: &O,
+        ) -> Result<Option<Handled>, HandleError> {
+            panic!("a bug while giving up")
+        }
+    }
+
+    struct NoOutbox;
+
+    impl Outbox for NoOutbox {
+        async fn publish(&self, _: Outgoing<'_>) -> Result<(), PublishError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_giving_up_dead_letters_the_message() {
+        let message = Message::new("{}", "roomtape.test");
+        let result = PanicsGivingUp.handle(&message, &NoOutbox).await;
+        match decide(&PanicsGivingUp, &message, result, &NoOutbox).await {
+            Step::Settle(Settlement::DeadLetter(error)) => {
+                assert_eq!(error.outcome(), "not_configured");
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
+}
