@@ -880,6 +880,16 @@ async fn a_stop_cancels_exactly_the_starts_sent_before_it_to_the_millisecond() {
     assert_eq!(livekit.calls(START).len(), 1, "only the later start");
 }
 
+/// Waits until LiveKit has been told to stop `egress_id` (the second sweep runs 5 s after the
+/// answer).
+async fn stopped(livekit: &FakeLiveKit, egress_id: &str) {
+    eventually(Duration::from_secs(15), "the egress stopped", || async {
+        let info = livekit.egress(egress_id)?;
+        (info.status == EgressStatus::EgressEnding as i32).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_start_answered_with_a_body_that_does_not_decode_has_its_egress_stopped() {
     let test = TestEnv::new().await;
@@ -892,11 +902,7 @@ async fn a_start_answered_with_a_body_that_does_not_decode_has_its_egress_stoppe
         .command("recording.start", &start_command("garbled"), "cmd-garbled")
         .await;
     assert_eq!(reply["error"]["code"], "egress_error", "{reply}");
-    eventually(Duration::from_secs(10), "the egress stopped", || async {
-        let info = livekit.egress("EG_fake1")?;
-        (info.status == EgressStatus::EgressEnding as i32).then_some(())
-    })
-    .await;
+    stopped(&livekit, "EG_fake1").await;
     assert_eq!(livekit.calls(START).len(), 1, "sent once");
 }
 
@@ -917,11 +923,7 @@ async fn a_start_whose_egress_is_listed_only_after_the_last_look_has_it_stopped(
         )
         .await;
     assert_eq!(reply["error"]["code"], "deadline_exceeded", "{reply}");
-    eventually(Duration::from_secs(15), "the egress stopped", || async {
-        let info = livekit.egress("EG_fake1")?;
-        (info.status == EgressStatus::EgressEnding as i32).then_some(())
-    })
-    .await;
+    stopped(&livekit, "EG_fake1").await;
     assert_eq!(livekit.calls(START).len(), 1, "sent once");
 }
 
