@@ -19,6 +19,8 @@ pub enum CliError {
     Metadata(String),
     #[error("cannot talk to RabbitMQ")]
     Broker(#[from] lapin::Error),
+    #[error("RabbitMQ did not answer within {0:?}")]
+    BrokerTimeout(std::time::Duration),
     #[error("no queue takes the message: is roomtape-processor deployed on this vhost?")]
     NotDeployed(#[source] PublishError),
     #[error("the broker did not take the message")]

@@ -93,6 +93,7 @@ async fn exchange(
     reply.map_err(|error| match error {
         CommandError::NoReply(_) => CliError::Timeout(timeout, message_id.to_owned()),
         CommandError::Broker(error) => CliError::Broker(error),
+        CommandError::BrokerTimeout(waited) => CliError::BrokerTimeout(waited),
         CommandError::Publish(error) => error.into(),
         CommandError::BadReply(error) => CliError::BadReply(error),
     })

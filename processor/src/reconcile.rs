@@ -21,6 +21,9 @@ use roomtape_shared::Chain;
 
 /// Recordings checked per round, least recently checked first.
 const BATCH: i64 = 100;
+/// How long connecting to the broker may take: a broker that accepts the connection and never
+/// answers must not stall reconciliation for good (the next round tries again).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a reconciliation round stopped; the next round tries again.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,8 @@ pub enum ReconcileError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("broker error")]
     Broker(#[from] lapin::Error),
+    #[error("the broker did not open a connection within {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout,
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error("cannot encode the event")]
@@ -84,11 +89,9 @@ impl Reconciler {
         if stale.is_empty() {
             return Ok(0);
         }
-        let connection = queue::connect(&self.amqp, "roomtape-processor-reconcile").await?;
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let (connection, channel) = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+            .await
+            .map_err(|_| ReconcileError::ConnectTimeout)??;
         let mut published = 0;
         for egress_id in stale {
             let request = ListEgressRequest {
@@ -113,6 +116,15 @@ impl Reconciler {
         }
         let _ = connection.close(200, "reconciled".into()).await;
         Ok(published)
+    }
+
+    async fn connect(&self) -> Result<(lapin::Connection, Channel), lapin::Error> {
+        let connection = queue::connect(&self.amqp, "roomtape-processor-reconcile").await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok((connection, channel))
     }
 
     /// LiveKit no longer knows the egress: its final webhook is lost for good.

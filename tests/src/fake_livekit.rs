@@ -36,6 +36,9 @@ struct State {
     lost_answers: VecDeque<LostAnswer>,
     /// Started egresses not listed yet, with when they will be.
     unlisted: Vec<(std::time::Instant, EgressInfo)>,
+    /// How many of the next starts are carried out but answered 200 with a body that is not an
+    /// `EgressInfo`.
+    garbled_answers: usize,
     next_id: u32,
 }
 
@@ -88,13 +91,18 @@ fn now_ns() -> i64 {
 
 impl FakeLiveKit {
     pub fn start(api_key: &str, api_secret: &str) -> Self {
+        Self::start_at(api_key, api_secret, "127.0.0.1:0")
+    }
+
+    /// The fake listening on `address` (a port a test kept free, to bring LiveKit "back").
+    pub fn start_at(api_key: &str, api_secret: &str, address: &str) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let keys = web::Data::new(Keys {
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
         });
         let data = web::Data::new(state.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = std::net::TcpListener::bind(address).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let server = HttpServer::new(move || {
             App::new()
@@ -147,6 +155,12 @@ impl FakeLiveKit {
     pub fn lose_next_answer(&self, code: &'static str, listed_after: std::time::Duration) {
         let lost = LostAnswer { code, listed_after };
         self.with(|s| s.lost_answers.push_back(lost));
+    }
+
+    /// The next start is carried out (and listed), but answered 200 with a body that does not
+    /// decode.
+    pub fn garble_next_answer(&self) {
+        self.with(|s| s.garbled_answers += 1);
     }
 
     /// Every egress started so far, listed or not yet.
@@ -299,6 +313,14 @@ fn answer(
                 request: Some(egress_info::Request::RoomComposite(request)),
                 ..EgressInfo::default()
             };
+            if state.garbled_answers > 0 {
+                state.garbled_answers -= 1;
+                state.egresses.push(info);
+                // Field 1 with wire type 7, which protobuf does not have.
+                return HttpResponse::Ok()
+                    .content_type("application/protobuf")
+                    .body(&b"\x0f\xff\xff"[..]);
+            }
             match state.lost_answers.pop_front() {
                 Some(lost) => {
                     let listed_at = std::time::Instant::now() + lost.listed_after;

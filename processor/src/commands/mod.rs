@@ -3,6 +3,7 @@
 
 pub mod reply;
 pub mod request;
+pub mod sent;
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::StorageProfiles;
 use roomtape_shared::db::recordings::{self, Requested};
-use roomtape_shared::events::proto::{EgressInfo, ListEgressRequest};
+use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest};
 use roomtape_shared::livekit::{EgressClient, EgressError};
 use roomtape_shared::queue::topology::COMMANDS_QUEUE;
 use roomtape_shared::Chain;
@@ -18,9 +19,10 @@ use serde_json::{json, Value};
 
 use crate::egress::plan;
 use crate::error::HandleError;
-use crate::store::commands::{self as progress, CommandLock, Progress};
+use crate::store::commands::{self as progress, CommandLock, Progress, Stored};
 use crate::worker::{Handled, Handler, Message, Outbox};
 use roomtape_shared::commands::{self as model, Command, FilepathTemplate, Start, Stop};
+use sent::{time_left, SentAt};
 
 /// Handles `roomtape.commands`.
 #[derive(Debug)]
@@ -34,8 +36,15 @@ pub struct CommandProcessor {
     reply_queues: Vec<glob::Pattern>,
     /// `COMMAND_START_DEADLINE`: how long after it was sent a start may still reach LiveKit.
     deadline: Duration,
+    /// "Now" for deadlines and stops: `Clock::System` reads the database's clock, the one every
+    /// processor shares and first-seen times are written with; a fixed clock stands in for it in
+    /// tests.
     clock: Clock,
 }
+
+/// How long after a start is given up its egress is looked up a second time: LiveKit may list
+/// an egress only once the call that started it, cut off on our side, has finished on its.
+const SECOND_LOOK_AFTER: Duration = Duration::from_secs(5);
 
 impl Handler for CommandProcessor {
     fn queue(&self) -> &'static str {
@@ -57,24 +66,29 @@ impl Handler for CommandProcessor {
                 reply::error("invalid_command", invalid)
             }
             Ok(Command::Start(start)) => match command_id(message) {
-                Some(id) => self.start(id, &start, message.published_at).await?,
+                Some(id) => self.start(id, &start, SentAt::of(message)).await?,
                 None => reply::error(
                     "invalid_command",
                     "message_id is required: it is the command's idempotency key",
                 ),
             },
-            Ok(Command::Stop(stop)) => self.stop(&stop).await?,
+            Ok(Command::Stop(stop)) => self.stop(&stop, SentAt::of(message)).await?,
         };
         Ok(self.answered(message, kind, reply))
     }
 
-    /// A start is not retried past its deadline.
-    fn retry_allowed(&self, message: &Message, delay: Duration) -> bool {
-        match (command_kind(message), message.published_at) {
-            ("recording.start", Some(sent_at)) => {
-                self.clock.now_unix() + delay.as_secs() < sent_at + self.deadline.as_secs()
+    /// A start is not retried past its deadline, stamped or not: it is answered now instead.
+    async fn retry_allowed(&self, message: &Message, delay: Duration) -> bool {
+        let (Some(id), "recording.start") = (command_id(message), command_kind(message)) else {
+            return true;
+        };
+        match self.time_left(id, SentAt::of(message)).await {
+            Ok(left) => left.is_some_and(|left| delay < left),
+            Err(error) => {
+                // The retry measures its deadline again before it calls LiveKit.
+                tracing::warn!(error = %Chain(&error), "cannot tell how much of the start's deadline is left; retrying");
+                true
             }
-            _ => true,
         }
     }
 
@@ -88,19 +102,25 @@ impl Handler for CommandProcessor {
         _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
         let kind = command_kind(message);
-        let reply = match (error, kind, command_id(message)) {
-            (HandleError::LiveKit(error), "recording.start", Some(id)) => {
+        let start = match model::parse(kind, &message.body, &self.storage, &self.filepath_template)
+        {
+            Ok(Command::Start(start)) => Some(start),
+            // It parsed when it was first handled, unless the configuration changed since.
+            _ => None,
+        };
+        let reply = match (error, start, command_id(message)) {
+            (HandleError::LiveKit(error), Some(start), Some(id)) => {
                 tracing::warn!(error = %Chain(error), attempt = message.attempt.number, "LiveKit refused the command");
                 // Retries were left: the deadline is what stopped them.
                 let reply = match error.is_transient() && message.attempt.can_retry() {
                     true => self.deadline_exceeded(Chain(error)),
                     false => reply::error(start_error_code(error), Chain(error)),
                 };
-                self.store_start_failure(id, reply).await?
+                self.store_start_failure(id, &start, reply).await?
             }
             (HandleError::LiveKit(error), _, _) => reply::error("egress_error", Chain(error)),
-            (HandleError::StartUnconfirmed, "recording.start", Some(id)) => {
-                self.last_look(message, kind, id).await?
+            (HandleError::StartUnconfirmed, Some(start), Some(id)) => {
+                self.last_look(id, &start).await?
             }
             _ => return Ok(None),
         };
@@ -124,12 +144,48 @@ fn command_kind(message: &Message) -> &str {
     message.kind.as_deref().unwrap_or(key)
 }
 
-/// What the start deadline allows a call to LiveKit.
-enum Budget {
-    /// This long (the rest of the deadline).
-    Left(Duration),
-    /// Nothing: the deadline has passed.
-    Spent,
+/// How long a start past its deadline may still wait for LiveKit to list its egresses: the
+/// answer is due within a second of the deadline.
+const LATE_LOOK: Duration = Duration::from_secs(1);
+
+/// Why a start whose earlier call may have reached LiveKit is given up.
+const NEVER_CONFIRMED: &str =
+    "LiveKit never confirmed the start nor listed its egress, and a start is never sent twice";
+
+/// An egress LiveKit started for the command `command_id` in `room_name`, if it lists one.
+async fn started_earlier(
+    egress: &EgressClient,
+    command_id: &str,
+    room_name: &str,
+) -> Result<Option<EgressInfo>, EgressError> {
+    let request = ListEgressRequest {
+        room_name: room_name.to_owned(),
+        ..ListEgressRequest::default()
+    };
+    let egresses = egress.list(&request).await?;
+    Ok(egresses
+        .into_iter()
+        .find(|info| request::started_by(info, command_id)))
+}
+
+/// Stops the egress LiveKit started for `command_id`, if it is still starting or active (best
+/// effort: logged when it fails).
+async fn stop_started_by(egress: &EgressClient, command_id: &str, room_name: &str) {
+    let running = |info: &EgressInfo| info.status < EgressStatus::EgressEnding as i32;
+    match started_earlier(egress, command_id, room_name).await {
+        Ok(Some(info)) if running(&info) => match egress.stop(&info.egress_id).await {
+            Ok(_) => {
+                tracing::warn!(egress_id = %info.egress_id, command_id, "stopped the egress of a start that will not be carried out");
+            }
+            Err(error) => {
+                tracing::error!(egress_id = %info.egress_id, error = %Chain(&error), "could not stop the egress of a start that will not be carried out");
+            }
+        },
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(error = %Chain(&error), command_id, "could not look up the egress of a start that will not be carried out");
+        }
+    }
 }
 
 impl CommandProcessor {
@@ -178,20 +234,20 @@ impl CommandProcessor {
     }
 
     /// Starts the recording at most once per `command_id`, however often the command arrives,
-    /// and never after its deadline (counted from `sent_at`, the message's timestamp, else from
-    /// when the command was first seen) or after a stop for the room sent later.
+    /// and never after its deadline (counted from `sent`, else from when the command was first
+    /// seen) or after a stop for the room sent later.
     pub async fn start(
         &self,
         command_id: &str,
         start: &Start,
-        sent_at: Option<u64>,
+        sent: SentAt,
     ) -> Result<Value, HandleError> {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
         let client = self.pool.get().await?;
         let lock = CommandLock::take_with_room(client, command_id, &start.room_name).await?;
         let result = self
-            .start_locked(lock.client(), command_id, start, sent_at)
+            .start_locked(lock.client(), command_id, start, sent)
             .await;
         lock.release().await;
         result
@@ -202,7 +258,7 @@ impl CommandProcessor {
         client: &impl GenericClient,
         command_id: &str,
         start: &Start,
-        sent_at: Option<u64>,
+        sent: SentAt,
     ) -> Result<Value, HandleError> {
         let seen = progress::seen(client, command_id).await?;
         if let Some(seen) = seen
@@ -213,41 +269,50 @@ impl CommandProcessor {
             tracing::warn!(command_id, "message_id reused with another body");
             return Ok(idempotency_conflict(command_id, &seen.progress));
         }
-        let (earlier, first_seen, called) = match seen.map(|seen| seen.progress) {
+        let (earlier, first_seen_ms, called) = match seen.map(|seen| seen.progress) {
             Some(Progress::Done(reply)) => return Ok(reply),
-            Some(Progress::Calling { first_seen, called }) => {
-                let earlier = self.started_earlier(command_id, start).await?;
-                (earlier, first_seen, called)
+            Some(Progress::Calling {
+                first_seen_ms,
+                called,
+            }) => {
+                let earlier = self.look_up(client, command_id, start, sent, first_seen_ms);
+                (earlier.await?, first_seen_ms, called)
             }
             None => {
-                let room = &start.room_name;
-                progress::calling(client, command_id, room, &start.fingerprint).await?;
-                (None, self.clock.now_unix(), false)
+                let now_ms = self.now_ms(client).await?;
+                let (room, fingerprint) = (&start.room_name, &start.fingerprint);
+                let sent_at_ms = sent.latest_ms(now_ms);
+                progress::calling(client, command_id, room, fingerprint, sent_at_ms).await?;
+                (None, now_ms, false)
             }
         };
         if let Some(info) = earlier {
             return self.record_started(client, command_id, start, &info).await;
         }
-        let sent_at = sent_at.unwrap_or(first_seen);
-        if progress::stopped_since(client, &start.room_name, sent_at).await? {
-            let reply = cancelled(&start.room_name);
-            return self.store_failure(client, command_id, reply).await;
+        let room = &start.room_name;
+        if progress::stopped_since(client, room, sent.latest_ms(first_seen_ms)).await? {
+            let reply = cancelled(room);
+            return self.store_failure(client, command_id, start, reply).await;
         }
         if !start.allow_concurrent {
-            let active = recordings::unfinished_in_room(client, &start.room_name).await?;
+            let active = recordings::unfinished_in_room(client, room).await?;
             if !active.is_empty() {
-                let reply = already_recording(&start.room_name, &active);
-                return self.store_failure(client, command_id, reply).await;
+                let reply = already_recording(room, &active);
+                return self.store_failure(client, command_id, start, reply).await;
             }
         }
-        let left = match self.budget(sent_at) {
-            Budget::Left(left) => left,
-            Budget::Spent => {
-                let waited = self.clock.now_unix().saturating_sub(sent_at);
-                let cause = format!("it waited {waited}s before it could be sent");
-                let reply = self.deadline_exceeded(cause);
-                return self.store_failure(client, command_id, reply).await;
-            }
+        let sent_ms = sent.earliest_ms(first_seen_ms);
+        let now_ms = self.now_ms(client).await?;
+        let Some(left) = time_left(sent_ms, self.deadline, now_ms) else {
+            let cause = match called {
+                true => NEVER_CONFIRMED.to_owned(),
+                false => {
+                    let waited = now_ms.saturating_sub(sent_ms) / 1000;
+                    format!("it waited {waited}s before it could be sent")
+                }
+            };
+            let reply = self.deadline_exceeded(cause);
+            return self.store_failure(client, command_id, start, reply).await;
         };
         if called {
             // An earlier call may have started it and the answer was lost: sending it again
@@ -281,23 +346,69 @@ impl CommandProcessor {
                 Err(error.into())
             }
             Err(_) => {
-                // LiveKit may have stored the egress and still be answering: stop what it has.
-                self.stop_started_by(command_id, start).await;
+                // LiveKit may have stored the egress and still be answering: storing the failure
+                // stops what it has.
                 let cause =
                     format!("LiveKit did not answer StartRoomCompositeEgress within {left:?}");
                 let reply = self.deadline_exceeded(cause);
-                self.store_failure(client, command_id, reply).await
+                self.store_failure(client, command_id, start, reply).await
             }
         }
     }
 
-    /// How much of the deadline of a start sent at `sent_at` is left.
-    fn budget(&self, sent_at: u64) -> Budget {
-        let end = sent_at + self.deadline.as_secs();
-        match end.checked_sub(self.clock.now_unix()) {
-            Some(left) if left > 0 => Budget::Left(Duration::from_secs(left)),
-            _ => Budget::Spent,
+    /// The egress an interrupted delivery of this command started, if LiveKit lists one. The
+    /// look is bounded by what is left of the deadline, or [`LATE_LOOK`] once it has passed, and
+    /// one that takes longer finds nothing.
+    async fn look_up(
+        &self,
+        client: &impl GenericClient,
+        command_id: &str,
+        start: &Start,
+        sent: SentAt,
+        first_seen_ms: u64,
+    ) -> Result<Option<EgressInfo>, HandleError> {
+        let now_ms = self.now_ms(client).await?;
+        let sent_ms = sent.earliest_ms(first_seen_ms);
+        let bound = time_left(sent_ms, self.deadline, now_ms).unwrap_or(LATE_LOOK);
+        let look = started_earlier(&self.egress, command_id, &start.room_name);
+        match tokio::time::timeout(bound, look).await {
+            Ok(found) => Ok(found?),
+            Err(_) => {
+                tracing::warn!(
+                    command_id,
+                    ?bound,
+                    "LiveKit did not list its egresses in time"
+                );
+                Ok(None)
+            }
         }
+    }
+
+    /// "Now", in milliseconds since the epoch (see [`CommandProcessor::clock`]).
+    async fn now_ms(&self, client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+        match self.clock {
+            Clock::System => progress::now_ms(client).await,
+            Clock::FixedUnix(seconds) => Ok(seconds.saturating_mul(1000)),
+        }
+    }
+
+    /// What is left of the deadline of the start `command_id`, sent at `sent`.
+    async fn time_left(
+        &self,
+        command_id: &str,
+        sent: SentAt,
+    ) -> Result<Option<Duration>, HandleError> {
+        let client = self.pool.get().await?;
+        let now_ms = self.now_ms(&client).await?;
+        let first_seen_ms = match progress::progress(&client, command_id).await? {
+            Some(Progress::Calling { first_seen_ms, .. }) => first_seen_ms,
+            _ => now_ms,
+        };
+        Ok(time_left(
+            sent.earliest_ms(first_seen_ms),
+            self.deadline,
+            now_ms,
+        ))
     }
 
     fn deadline_exceeded(&self, cause: impl std::fmt::Display) -> Value {
@@ -308,44 +419,23 @@ impl CommandProcessor {
         )
     }
 
-    /// Stops any egress LiveKit started for `command_id` (best effort: logged when it fails).
-    async fn stop_started_by(&self, command_id: &str, start: &Start) {
-        let found = self.started_earlier(command_id, start).await;
-        match found {
-            Ok(Some(info)) => {
-                if let Err(error) = self.egress.stop(&info.egress_id).await {
-                    tracing::error!(egress_id = %info.egress_id, error = %Chain(&error), "could not stop an egress started past its deadline");
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::error!(error = %Chain(&error), "could not ask LiveKit for an egress started past its deadline");
-            }
-        }
-    }
-
     /// A start whose earlier call was never confirmed, at the end of its retries: the egress
     /// is adopted if LiveKit lists it now, else the start is answered `deadline_exceeded`.
-    async fn last_look(
-        &self,
-        message: &Message,
-        kind: &str,
-        command_id: &str,
-    ) -> Result<Value, HandleError> {
-        let parsed = model::parse(kind, &message.body, &self.storage, &self.filepath_template);
-        let Ok(Command::Start(start)) = parsed else {
-            // It parsed when it was first handled; the configuration changed since.
-            return Err(HandleError::StartUnconfirmed);
-        };
+    async fn last_look(&self, command_id: &str, start: &Start) -> Result<Value, HandleError> {
         let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
-        let result = match self.started_earlier(command_id, &start).await {
+        let look = started_earlier(&self.egress, command_id, &start.room_name);
+        // One that takes longer finds nothing: the sweep looks again.
+        let found = tokio::time::timeout(LATE_LOOK, look)
+            .await
+            .unwrap_or(Ok(None));
+        let result = match found {
             Ok(Some(info)) => {
-                self.record_started(lock.client(), command_id, &start, &info)
+                self.record_started(lock.client(), command_id, start, &info)
                     .await
             }
             Ok(None) => {
-                let cause = "LiveKit never confirmed the start nor listed its egress, and a start is never sent twice";
-                self.store_failure(lock.client(), command_id, self.deadline_exceeded(cause))
+                let reply = self.deadline_exceeded(NEVER_CONFIRMED);
+                self.store_failure(lock.client(), command_id, start, reply)
                     .await
             }
             Err(error) => Err(error.into()),
@@ -358,43 +448,54 @@ impl CommandProcessor {
     async fn store_start_failure(
         &self,
         command_id: &str,
+        start: &Start,
         reply: Value,
     ) -> Result<Value, HandleError> {
         let lock = CommandLock::take(self.pool.get().await?, command_id).await?;
-        let stored = self.store_failure(lock.client(), command_id, reply).await;
+        let stored = self
+            .store_failure(lock.client(), command_id, start, reply)
+            .await;
         lock.release().await;
         stored
     }
 
-    /// The reply a start gets once it is given up, unless an earlier delivery finished it.
+    /// The reply a start gets once it is given up, unless an earlier delivery finished it. If a
+    /// call to start it may have reached LiveKit, whatever LiveKit started for it is stopped.
     async fn store_failure(
         &self,
         client: &impl GenericClient,
         command_id: &str,
+        start: &Start,
         reply: Value,
     ) -> Result<Value, HandleError> {
-        if !progress::done(client, command_id, None, &reply).await? {
-            if let Some(Progress::Done(earlier)) = progress::progress(client, command_id).await? {
-                return Ok(earlier);
+        match progress::done(client, command_id, None, &reply).await? {
+            Stored::Now { called } => {
+                if called {
+                    self.sweep(command_id, &start.room_name);
+                }
+                Ok(reply)
             }
+            Stored::Earlier => match progress::progress(client, command_id).await? {
+                Some(Progress::Done(earlier)) => Ok(earlier),
+                _ => Ok(reply),
+            },
         }
-        Ok(reply)
     }
 
-    /// An egress an interrupted delivery of this command started, if LiveKit knows one.
-    async fn started_earlier(
-        &self,
-        command_id: &str,
-        start: &Start,
-    ) -> Result<Option<EgressInfo>, EgressError> {
-        let request = ListEgressRequest {
-            room_name: start.room_name.clone(),
-            ..ListEgressRequest::default()
-        };
-        let egresses = self.egress.list(&request).await?;
-        Ok(egresses
-            .into_iter()
-            .find(|info| request::started_by(info, command_id)))
+    /// A start answered "will not be carried out" after a call that may have reached LiveKit:
+    /// the egress LiveKit started for it, if any, is looked up by the command's tag and stopped,
+    /// now and once more [`SECOND_LOOK_AFTER`], in the background (the reply does not wait).
+    fn sweep(&self, command_id: &str, room_name: &str) {
+        let (egress, command_id, room_name) = (
+            self.egress.clone(),
+            command_id.to_owned(),
+            room_name.to_owned(),
+        );
+        tokio::spawn(async move {
+            stop_started_by(&egress, &command_id, &room_name).await;
+            tokio::time::sleep(SECOND_LOOK_AFTER).await;
+            stop_started_by(&egress, &command_id, &room_name).await;
+        });
     }
 
     async fn record_started(
@@ -422,7 +523,9 @@ impl CommandProcessor {
         .await?;
         let status = recording["status"].clone();
         let reply = json!({"ok": true, "egress_id": info.egress_id, "status": status, "recording": recording});
-        if progress::done(client, command_id, Some(&info.egress_id), &reply).await? {
+        if let Stored::Now { .. } =
+            progress::done(client, command_id, Some(&info.egress_id), &reply).await?
+        {
             tracing::info!(egress_id = %info.egress_id, room = %start.room_name, "recording started");
             return Ok(reply);
         }
@@ -436,16 +539,25 @@ impl CommandProcessor {
         }
     }
 
-    /// Stops one egress, or every unfinished recording of a room. Stopping what already ended
-    /// is success.
-    pub async fn stop(&self, stop: &Stop) -> Result<Value, HandleError> {
+    /// Stops one egress, or every unfinished recording of a room and the starts of it sent
+    /// before the stop (`sent`). Stopping what already ended is success.
+    pub async fn stop(&self, stop: &Stop, sent: SentAt) -> Result<Value, HandleError> {
         let client = self.pool.get().await?;
         let (egress_ids, cancelled_starts) = match stop {
             Stop::Egress(id) => (vec![id.clone()], Vec::new()),
-            Stop::Room(room) => (
-                recordings::unfinished_in_room(&client, room).await?,
-                progress::stop_room(&client, room, &cancelled(room)).await?,
-            ),
+            Stop::Room(room) => {
+                let sent_at_ms = sent.earliest_ms(self.now_ms(&client).await?);
+                let reply = cancelled(room);
+                let starts = progress::stop_room(&client, room, &reply, sent_at_ms).await?;
+                for start in starts.iter().filter(|start| start.called) {
+                    self.sweep(&start.message_id, room);
+                }
+                let ids = starts.into_iter().map(|start| start.message_id);
+                (
+                    recordings::unfinished_in_room(&client, room).await?,
+                    ids.collect(),
+                )
+            }
         };
         for egress_id in &egress_ids {
             match self.egress.stop(egress_id).await {

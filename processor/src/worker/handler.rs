@@ -89,9 +89,13 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Whether a failed message may be retried after `delay` (the next delay queue's). By
     /// default while the schedule lasts; a handler with a deadline says no past it.
-    fn retry_allowed(&self, message: &Message, delay: std::time::Duration) -> bool {
+    fn retry_allowed(
+        &self,
+        message: &Message,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = bool> + Send {
         let _ = (message, delay);
-        true
+        async { true }
     }
 
     /// Called once `error` will not be retried (the schedule is used up, or it can never

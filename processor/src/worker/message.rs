@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use roomtape_shared::queue::headers;
+use roomtape_shared::queue::{commands, headers};
 
 /// Which try this is, and when the retry schedule would try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct Message {
     pub attempt: Attempt,
     /// When the sender stamped it (seconds since the epoch).
     pub published_at: Option<u64>,
+    /// When the sender sent it, in milliseconds since the epoch, if it said so
+    /// (`x-roomtape-sent-at-ms`).
+    pub sent_at_ms: Option<u64>,
 }
 
 impl Message {
@@ -58,6 +61,7 @@ impl Message {
             correlation_id: None,
             attempt: Attempt::nth(1, &[]),
             published_at: None,
+            sent_at_ms: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl Message {
             correlation_id: text(properties.correlation_id()),
             attempt: Attempt::nth(number, retry_delays),
             published_at: *properties.timestamp(),
+            sent_at_ms: commands::sent_at_ms(header_map),
             body: std::mem::take(&mut delivery.data),
         }
     }

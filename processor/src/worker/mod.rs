@@ -89,28 +89,40 @@ pub async fn decide<H: Handler, O: Outbox>(
         Ok(handled) => return Step::Settle(Settlement::Ack(handled)),
         Err(error) => error,
     };
-    match error.disposition() {
-        Disposition::RetryInPlace => Step::Hold(error),
-        Disposition::RetryLater
-            if message
-                .attempt
-                .next_delay
-                .is_some_and(|delay| handler.retry_allowed(message, delay)) =>
-        {
-            Step::Settle(Settlement::Retry(error))
-        }
-        Disposition::RetryLater | Disposition::GiveUp => {
-            match handler.give_up(message, &error, outbox).await {
-                Ok(Some(handled)) => Step::Settle(Settlement::Ack(handled)),
-                Ok(None) => Step::Settle(Settlement::DeadLetter(error)),
-                Err(again) if again.disposition() == Disposition::RetryInPlace => Step::Hold(again),
-                Err(again) => {
-                    tracing::error!(error = %Chain(&again), "giving up failed too");
-                    Step::Settle(Settlement::DeadLetter(error))
-                }
-            }
+    let retry = match (error.disposition(), message.attempt.next_delay) {
+        (Disposition::RetryInPlace, _) => return Step::Hold(error),
+        (Disposition::RetryLater, Some(delay)) => handler.retry_allowed(message, delay).await,
+        (Disposition::RetryLater | Disposition::GiveUp, _) => false,
+    };
+    if retry {
+        return Step::Settle(Settlement::Retry(error));
+    }
+    // A panic while giving up is caught like one in the handler: the message is dead-lettered
+    // instead of left unacked until the channel closes.
+    let giving_up = std::panic::AssertUnwindSafe(handler.give_up(message, &error, outbox));
+    let given_up = giving_up.catch_unwind().await.unwrap_or_else(|panic| {
+        let reason = panic_reason(panic.as_ref());
+        tracing::error!(%reason, "giving up panicked");
+        Err(HandleError::Panicked(reason))
+    });
+    match given_up {
+        Ok(Some(handled)) => Step::Settle(Settlement::Ack(handled)),
+        Ok(None) => Step::Settle(Settlement::DeadLetter(error)),
+        Err(again) if again.disposition() == Disposition::RetryInPlace => Step::Hold(again),
+        Err(again) => {
+            tracing::error!(error = %Chain(&again), "giving up failed too");
+            Step::Settle(Settlement::DeadLetter(error))
         }
     }
+}
+
+/// What a panic said.
+fn panic_reason(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Consumes `handler`'s queue until `shutdown`, reconnecting whenever the broker goes away.
@@ -344,11 +356,7 @@ impl<H: Handler> Work<H> {
         match std::panic::AssertUnwindSafe(work).catch_unwind().await {
             Ok(results) => results,
             Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                let reason = panic_reason(panic.as_ref());
                 tracing::error!(%reason, messages = messages.len(), "the handler panicked");
                 messages
                     .iter()
@@ -378,4 +386,56 @@ fn lag(message: &Message) -> Option<Duration> {
     let stamped = message.published_at?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     Some(Duration::from_secs(now.saturating_sub(stamped)))
+}
+
+#[cfg(test)]
+mod tests {
+    use roomtape_shared::queue::{Outgoing, PublishError};
+
+    use super::*;
+
+    /// Fails every message for good, and panics while giving it up.
+    struct PanicsGivingUp;
+
+    impl Handler for PanicsGivingUp {
+        fn queue(&self) -> &'static str {
+            "roomtape.test"
+        }
+
+        async fn handle<O: Outbox>(&self, _: &Message, _: &O) -> Result<Handled, HandleError> {
+            Err(HandleError::UnknownBucket {
+                bucket: "b".into(),
+                egress_id: "EG_1".into(),
+            })
+        }
+
+        async fn give_up<O: Outbox>(
+            &self,
+            _: &Message,
+            _: &HandleError,
+            _: &O,
+        ) -> Result<Option<Handled>, HandleError> {
+            panic!("a bug while giving up")
+        }
+    }
+
+    struct NoOutbox;
+
+    impl Outbox for NoOutbox {
+        async fn publish(&self, _: Outgoing<'_>) -> Result<(), PublishError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_giving_up_dead_letters_the_message() {
+        let message = Message::new("{}", "roomtape.test");
+        let result = PanicsGivingUp.handle(&message, &NoOutbox).await;
+        match decide(&PanicsGivingUp, &message, result, &NoOutbox).await {
+            Step::Settle(Settlement::DeadLetter(error)) => {
+                assert_eq!(error.outcome(), "not_configured");
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
 }

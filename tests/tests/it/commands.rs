@@ -734,3 +734,240 @@ async fn replies_go_only_to_direct_reply_to_or_the_configured_queues() {
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
 }
+
+/// A port nothing listens on (yet): connecting to it is refused.
+fn refusing_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").to_string()
+}
+
+#[tokio::test]
+async fn a_start_without_a_timestamp_is_answered_by_its_deadline_naming_the_refusal() {
+    let test = TestEnv::new().await;
+    let address = refusing_address();
+    let url = format!("http://{address}");
+    let settings = [
+        ("LIVEKIT_URL", url.as_str()),
+        ("COMMAND_START_DEADLINE", "4s"),
+        ("RETRY_DELAYS", "1s,5s,30s"),
+    ];
+    let processor = spawn_processor(&test.env_with(&settings)).await;
+    wait_ready(&processor).await;
+
+    // The test harness publishes with no AMQP timestamp, as pika, amqplib and Bunny do.
+    let command = start_command("refused");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        test.vhost
+            .command("recording.start", &command, "cmd-refused"),
+    )
+    .await
+    .expect("answered within the deadline plus a second");
+    assert_eq!(reply["error"]["code"], "deadline_exceeded", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "the cause is LiveKit's: {message}"
+    );
+
+    // LiveKit is back: nothing calls it for this start, not a retry and not a redelivery.
+    let livekit = FakeLiveKit::start_at(API_KEY, API_SECRET, &address);
+    let again = test
+        .vhost
+        .command("recording.start", &command, "cmd-refused")
+        .await;
+    assert_eq!(again, reply, "the stored answer");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for method in [START, "ListEgress", "StopEgress"] {
+        assert!(livekit.calls(method).is_empty(), "{method} called");
+    }
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 0);
+}
+
+/// Waits until the wall clock is just past the start of a second.
+async fn start_of_a_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let into = Duration::from_nanos(u64::from(now.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into + Duration::from_millis(10)).await;
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    u64::try_from(since.as_millis()).expect("ms")
+}
+
+/// The reply the processor stored for `message_id`, once it has one.
+async fn stored_reply(test: &TestEnv, message_id: &str) -> Value {
+    let client = test.database.client().await;
+    eventually(Duration::from_secs(10), "the command answered", || {
+        let client = &client;
+        async move {
+            let row = client
+                .query_opt(
+                    "SELECT reply FROM recording_commands WHERE message_id = $1 AND state = 'done'",
+                    &[&message_id],
+                )
+                .await
+                .ok()??;
+            Some(row.get::<_, Value>(0))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stop_cancels_exactly_the_starts_sent_before_it_to_the_millisecond() {
+    use lapin::options::BasicPublishOptions;
+    use lapin::types::{AMQPValue, FieldTable};
+    use roomtape_shared::queue::commands::SENT_AT_MS;
+    use roomtape_tests::api_client::Api;
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    let api = Api::start(&test, &[]).await;
+
+    // Stop, then start, both within one second (the API stamps milliseconds).
+    start_of_a_second().await;
+    let before_the_stop = now_ms();
+    let (status, body) = api
+        .post("/api/v1/rooms/same-second/stop-recording/", "", None)
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::NOT_FOUND,
+        "nothing to stop: {body}"
+    );
+    let (status, body) = api
+        .post("/api/v1/rooms/same-second/start-recording/", "", None)
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::CREATED,
+        "sent after the stop: {body}"
+    );
+
+    // A start sent just before that stop, in the same second, and seen only after it.
+    let mut headers = FieldTable::default();
+    let sent_at = i64::try_from(before_the_stop).expect("ms");
+    headers.insert(SENT_AT_MS.into(), AMQPValue::LongLongInt(sent_at));
+    let properties = lapin::BasicProperties::default()
+        .with_message_id("cmd-before-the-stop".into())
+        .with_content_type("application/json".into())
+        .with_timestamp(before_the_stop / 1000)
+        .with_headers(headers);
+    let mut command = start_command("same-second");
+    command["allow_concurrent"] = json!(true);
+    test.vhost
+        .channel()
+        .await
+        .basic_publish(
+            "roomtape.commands".into(),
+            "recording.start".into(),
+            BasicPublishOptions::default(),
+            command.to_string().as_bytes(),
+            properties,
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    let reply = stored_reply(&test, "cmd-before-the-stop").await;
+    assert_eq!(reply["error"]["code"], "cancelled", "{reply}");
+    assert_eq!(livekit.calls(START).len(), 1, "only the later start");
+}
+
+/// Waits until LiveKit has been told to stop `egress_id` (the second sweep runs 5 s after the
+/// answer).
+async fn stopped(livekit: &FakeLiveKit, egress_id: &str) {
+    eventually(Duration::from_secs(15), "the egress stopped", || async {
+        let info = livekit.egress(egress_id)?;
+        (info.status == EgressStatus::EgressEnding as i32).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_start_answered_with_a_body_that_does_not_decode_has_its_egress_stopped() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await;
+    livekit.garble_next_answer();
+
+    let reply = test
+        .vhost
+        .command("recording.start", &start_command("garbled"), "cmd-garbled")
+        .await;
+    assert_eq!(reply["error"]["code"], "egress_error", "{reply}");
+    stopped(&livekit, "EG_fake1").await;
+    assert_eq!(livekit.calls(START).len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_start_whose_egress_is_listed_only_after_the_last_look_has_it_stopped() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = started(&test, &livekit, &[]).await; // RETRY_DELAYS=100ms,200ms
+                                                          // Listed 1.5 s after the call: after the last look (~0.3 s), before the second sweep.
+    livekit.lose_next_answer("internal", Duration::from_millis(1500));
+
+    let reply = test
+        .vhost
+        .command(
+            "recording.start",
+            &start_command("late-list"),
+            "cmd-late-list",
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "deadline_exceeded", "{reply}");
+    stopped(&livekit, "EG_fake1").await;
+    assert_eq!(livekit.calls(START).len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_broker_that_never_answers_gets_start_and_stop_answered_within_the_timeout() {
+    use roomtape_tests::api_client::Api;
+    let test = TestEnv::new().await;
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let amqp_url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let settings = [
+        ("AMQP_URL", amqp_url.as_str()),
+        ("API_COMMAND_TIMEOUT", "2s"),
+        ("COMMAND_START_DEADLINE", "1s"),
+    ];
+    let api = Api::start(&test, &settings).await;
+
+    // Two at once: the second must not wait on the first's connection attempt.
+    let limit = Duration::from_secs(3);
+    let (start, stop) = tokio::join!(
+        tokio::time::timeout(
+            limit,
+            api.post("/api/v1/rooms/hung/start-recording/", "", None)
+        ),
+        tokio::time::timeout(
+            limit,
+            api.post("/api/v1/rooms/hung/stop-recording/", "", None)
+        ),
+    );
+    for (what, answer) in [("start", start), ("stop", stop)] {
+        let (status, body) = answer.unwrap_or_else(|_| panic!("{what} not answered in time"));
+        assert!(
+            [503, 504].contains(&status.as_u16()),
+            "{what}: {status} {body}"
+        );
+    }
+    held.abort();
+}
