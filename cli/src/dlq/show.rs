@@ -1,5 +1,6 @@
 //! `roomtape dlq show`: everything about a dead letter.
 
+use roomtape_shared::redact::redact_json;
 use lapin::message::BasicGetMessage;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
@@ -85,11 +86,15 @@ impl Detail {
     fn of(message: &BasicGetMessage) -> Self {
         let delivery = &message.delivery;
         let stored = headers_without(&delivery.properties, &[]);
-        let (body, body_encoding) = body_json(&delivery.data);
+        // The message stays as LiveKit sent it; what is printed of it is redacted.
+        let (mut body, body_encoding) = body_json(&delivery.data);
+        redact_json(&mut body);
+        let mut headers = table_json(&stored);
+        headers.values_mut().for_each(redact_json);
         Self {
             summary: Summary::of(&delivery.properties),
             properties: properties_json(&delivery.properties),
-            headers: table_json(&stored),
+            headers,
             body,
             body_encoding,
             body_bytes: delivery.data.len(),
