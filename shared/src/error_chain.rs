@@ -45,7 +45,9 @@ mod tests {
 
     #[test]
     fn tokens_quoted_by_a_cause_are_redacted() {
-        let error = Outer(std::io::Error::other("GET /rtc?access_token=eyJa.eyJb.c failed"));
+        let error = Outer(std::io::Error::other(
+            "GET /rtc?access_token=eyJa.eyJb.c failed",
+        ));
         assert_eq!(
             Chain(&error).to_string(),
             "could not publish: GET /rtc?access_token=[redacted] failed"

@@ -97,12 +97,8 @@ fn jwt_at(text: &str, at: usize) -> Option<(usize, usize)> {
     if !text[at..].starts_with("eyJ") || (at > 0 && is_word(bytes[at - 1])) {
         return None;
     }
-    let segment_end = |from: usize| {
-        from + bytes[from..]
-            .iter()
-            .take_while(|b| is_b64url(**b))
-            .count()
-    };
+    let segment_end =
+        |from: usize| from + bytes[from..].iter().take_while(|b| is_b64url(**b)).count();
     let header_end = segment_end(at);
     if bytes.get(header_end) != Some(&b'.') {
         return None;

@@ -7,10 +7,10 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use tracing_subscriber::filter::{self, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::filter::{self, LevelFilter};
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Open captures; lines are kept while there is one.

@@ -1,11 +1,11 @@
 //! `roomtape dlq show`: everything about a dead letter.
 
-use roomtape_shared::redact::redact_json;
 use lapin::message::BasicGetMessage;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use roomtape_shared::config::Env;
 use roomtape_shared::queue::topology::DEAD_QUEUE;
+use roomtape_shared::redact::redact_json;
 use serde_json::{json, Map, Value};
 
 use crate::error::{CliError, EXIT_OK};

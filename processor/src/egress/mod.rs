@@ -239,7 +239,10 @@ impl EgressLifecycle {
             .objects
             .profile_for(plan.bucket.as_deref(), plan.endpoint.as_deref());
         if let (Some(map), Some(profile)) = (metadata.as_object_mut(), profile) {
-            map.insert(recordings::STORAGE_PROFILE.into(), profile.name.clone().into());
+            map.insert(
+                recordings::STORAGE_PROFILE.into(),
+                profile.name.clone().into(),
+            );
         }
         metadata
     }
@@ -293,7 +296,10 @@ fn ready(
     let mut metadata = plan.update.metadata.clone();
     if let (Some(map), Some((_, object))) = (metadata.as_object_mut(), checked.first()) {
         map.insert("etag".into(), object.etag.clone().into());
-        map.insert(recordings::STORAGE_PROFILE.into(), profile.name.clone().into());
+        map.insert(
+            recordings::STORAGE_PROFILE.into(),
+            profile.name.clone().into(),
+        );
     }
     RecordingChange {
         update: EgressUpdate {

@@ -240,9 +240,14 @@ fn reported_objects(
     segments: &[&SegmentsInfo],
     images: &[ImagesInfo],
 ) -> Option<Value> {
-    let trimmed = |key: &str| Some(key.trim_start_matches('/').to_owned()).filter(|k| !k.is_empty());
+    let trimmed =
+        |key: &str| Some(key.trim_start_matches('/').to_owned()).filter(|k| !k.is_empty());
     let mut keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
-    keys.extend(segments.iter().filter_map(|s| trimmed(&s.live_playlist_name)));
+    keys.extend(
+        segments
+            .iter()
+            .filter_map(|s| trimmed(&s.live_playlist_name)),
+    );
     let stems = files.iter().filter(|f| f.playlist).filter_map(|f| {
         let (stem, _) = f.key.rsplit_once('.')?;
         // A stem of a whole folder ("dir/.m3u8") owns nothing.

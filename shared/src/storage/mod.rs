@@ -87,10 +87,14 @@ impl ObjectStore {
             return self.entries.get(self.default).map(|(p, _)| p);
         };
         // Host and port: two servers on one host may each have a bucket of that name.
-        let wanted = endpoint.and_then(|url| Url::parse(url).ok()).map(|url| url.origin());
-        self.profiles()
-            .filter(|p| p.bucket == bucket)
-            .find(|p| wanted.as_ref().is_none_or(|origin| *origin == p.endpoint.origin()))
+        let wanted = endpoint
+            .and_then(|url| Url::parse(url).ok())
+            .map(|url| url.origin());
+        self.profiles().filter(|p| p.bucket == bucket).find(|p| {
+            wanted
+                .as_ref()
+                .is_none_or(|origin| *origin == p.endpoint.origin())
+        })
     }
 
     /// The profile named `name`.
@@ -114,7 +118,11 @@ impl ObjectStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|error| classify("LIST", profile, prefix, error, false))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
         }
         Ok(keys)
     }
@@ -133,17 +141,18 @@ impl ObjectStore {
     ) -> (Result<ObjectInfo, StorageError>, Duration) {
         let started = Instant::now();
         let result = match self.head_object(profile, key).await {
-            Err(StorageError::NotFound { bucket, key }) => match self.bucket_exists(profile).await
-            {
-                Ok(false) => Err(StorageError::NoSuchBucket {
-                    bucket,
-                    endpoint: profile.endpoint.to_string(),
-                    profile: profile.name.clone(),
-                }),
-                // Present, or it could not say (some keys may not HEAD buckets): the object is
-                // what is missing.
-                Ok(true) | Err(_) => Err(StorageError::NotFound { bucket, key }),
-            },
+            Err(StorageError::NotFound { bucket, key }) => {
+                match self.bucket_exists(profile).await {
+                    Ok(false) => Err(StorageError::NoSuchBucket {
+                        bucket,
+                        endpoint: profile.endpoint.to_string(),
+                        profile: profile.name.clone(),
+                    }),
+                    // Present, or it could not say (some keys may not HEAD buckets): the object is
+                    // what is missing.
+                    Ok(true) | Err(_) => Err(StorageError::NotFound { bucket, key }),
+                }
+            }
             other => other,
         };
         (result, started.elapsed())
@@ -154,8 +163,7 @@ impl ObjectStore {
         profile: &StorageProfile,
         key: &str,
     ) -> Result<ObjectInfo, StorageError> {
-        self
-            .client_for(profile)
+        self.client_for(profile)
             .head_object()
             .bucket(&profile.bucket)
             .key(key)

@@ -40,7 +40,10 @@ const FAILED: &str = "EG_p5RxL8gMz3DaS9uNc1Eo";
 /// An egress that only streamed: `stopped` is as far as it goes, and it is not final.
 const STOPPED: &str = "EG_Vb7TqK2nXe4HsW9cLr5A";
 /// The parts of the join token the failed egress's error quotes.
-const TOKEN_PARTS: [&str; 2] = ["eyJhbGciOiJIUzI1NiJ9", "eyJ2aWRlbyI6eyJyb29tSm9pbiI6dHJ1ZX19"];
+const TOKEN_PARTS: [&str; 2] = [
+    "eyJhbGciOiJIUzI1NiJ9",
+    "eyJ2aWRlbyI6eyJyb29tSm9pbiI6dHJ1ZX19",
+];
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn chromium() -> PathBuf {

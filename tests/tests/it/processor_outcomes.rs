@@ -179,7 +179,10 @@ async fn a_bucket_that_does_not_exist_is_a_configuration_fault_not_a_missing_fil
         error.contains(&format!("bucket {:?} does not exist", missing.bucket)),
         "names the bucket: {error}"
     );
-    assert!(error.contains("correct the profile's bucket name"), "and the fix: {error}");
+    assert!(
+        error.contains("correct the profile's bucket name"),
+        "and the fix: {error}"
+    );
     assert!(error.contains("dlq replay"), "{error}");
     assert_eq!(row["awaiting_replay"], true, "only the operator can help");
 

@@ -277,21 +277,31 @@ async fn deleting_an_hls_recording_leaves_nothing_under_its_prefix() {
         format!("{stem}.json"),
     ];
     for key in &written {
-        test.bucket.put(key, b"#EXTM3U or a segment", "application/octet-stream").await;
+        test.bucket
+            .put(key, b"#EXTM3U or a segment", "application/octet-stream")
+            .await;
     }
     // Another recording's objects beside it, whose keys merely begin the same way.
-    let neighbours = ["recordings/lecture/EG_hls2.mp4", "recordings/lecture/EG_hlsx_00000.ts"];
+    let neighbours = [
+        "recordings/lecture/EG_hls2.mp4",
+        "recordings/lecture/EG_hlsx_00000.ts",
+    ];
     for key in neighbours {
         test.bucket.put(key, b"not ours", "video/mp4").await;
     }
     let segments = serde_json::json!({"segmentResults": [{
         "playlistName": written[0], "livePlaylistName": written[1],
         "segmentCount": "2", "size": "4000", "duration": "20000000000"}]});
-    handle(&processor, &egress.started("EV_hls_s")).await.expect("applied");
+    handle(&processor, &egress.started("EV_hls_s"))
+        .await
+        .expect("applied");
     handle(&processor, &egress.ended_with("EV_hls_e", segments))
         .await
         .expect("applied");
-    assert_eq!(test.database.recording("EG_hls").await.unwrap()["status"], "ready");
+    assert_eq!(
+        test.database.recording("EG_hls").await.unwrap()["status"],
+        "ready"
+    );
 
     let (code, out) = run(&test.env(), &["recordings", "delete", "EG_hls", "--yes"]).await;
     assert_eq!(code, 0, "{out}");
@@ -308,7 +318,11 @@ async fn deleting_an_hls_recording_leaves_nothing_under_its_prefix() {
 async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_in() {
     let test = TestEnv::new().await;
     let real = &test.bucket.profile;
-    let secret = test.env().get("S3_SECRET_ACCESS_KEY").expect("secret").to_owned();
+    let secret = test
+        .env()
+        .get("S3_SECRET_ACCESS_KEY")
+        .expect("secret")
+        .to_owned();
     // The default profile names the same bucket on another server (nothing listens there).
     let env = test.env_with(&[
         ("S3_ENDPOINT", "http://127.0.0.1:1"),
@@ -322,7 +336,9 @@ async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_
     ]);
     let processor = event_processor(&env).await;
     let egress = Egress::new("EG_two", "r", real);
-    test.bucket.put(&egress.key, b"the recording", "video/mp4").await;
+    test.bucket
+        .put(&egress.key, b"the recording", "video/mp4")
+        .await;
     for body in [egress.started("EV_two_s"), egress.ended("EV_two_e")] {
         handle(&processor, &body).await.expect("applied");
     }

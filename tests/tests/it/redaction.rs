@@ -42,12 +42,22 @@ async fn a_join_token_in_an_egress_error_is_redacted_everywhere_but_the_stored_e
     );
     let failed = egress.failed("EV_leaky", &error);
     test.vhost
-        .publish(EVENTS_EXCHANGE, "egress.ended", failed.as_bytes(), "EV_leaky")
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            failed.as_bytes(),
+            "EV_leaky",
+        )
         .await;
     // One that can never be parsed: dead-lettered as it is.
     let poison = format!("not an event: wss://x/rtc?access_token={}", jwt());
     test.vhost
-        .publish(EVENTS_EXCHANGE, "egress.ended", poison.as_bytes(), "EV_poison")
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            poison.as_bytes(),
+            "EV_poison",
+        )
         .await;
 
     let row = eventually(Duration::from_secs(30), "the failed recording", || async {
@@ -87,9 +97,11 @@ async fn a_join_token_in_an_egress_error_is_redacted_everywhere_but_the_stored_e
         .as_str()
         .is_some_and(|e| e.contains("[redacted]")));
 
-    eventually(Duration::from_secs(30), "the poison dead-lettered", || async {
-        (test.vhost.ready_count(DEAD_QUEUE).await == 1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the poison dead-lettered",
+        || async { (test.vhost.ready_count(DEAD_QUEUE).await == 1).then_some(()) },
+    )
     .await;
     let mut out = Vec::new();
     let cli = Cli::parse_from(["roomtape", "dlq", "show", "--all"]);

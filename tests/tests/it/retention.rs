@@ -91,9 +91,18 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
             rows.iter().map(|row| row.get(0)).collect::<Vec<String>>()
         }
     };
-    assert_eq!(left("SELECT event_id FROM webhook_events").await, ["EV_new"]);
-    assert_eq!(left("SELECT message_id FROM recording_commands").await, ["CMD_new"]);
-    assert_eq!(left("SELECT room_name FROM room_stop_requests").await, ["new-room"]);
+    assert_eq!(
+        left("SELECT event_id FROM webhook_events").await,
+        ["EV_new"]
+    );
+    assert_eq!(
+        left("SELECT message_id FROM recording_commands").await,
+        ["CMD_new"]
+    );
+    assert_eq!(
+        left("SELECT room_name FROM room_stop_requests").await,
+        ["new-room"]
+    );
     assert_eq!(pruner.prune().await.expect("again"), Pruned::default());
 
     let library = Library::new(pool, ObjectStore::new(&settings.storage));

@@ -65,9 +65,9 @@ async fn a_bucket_that_does_not_exist_is_not_a_missing_object() {
     let (head, _) = store.head(profiles.default_profile(), "x.mp4").await;
     match head {
         Err(error @ StorageError::NoSuchBucket { .. }) => assert!(
-            error.to_string().starts_with(
-                "bucket \"roomtape-no-such-bucket\" does not exist at http"
-            ),
+            error
+                .to_string()
+                .starts_with("bucket \"roomtape-no-such-bucket\" does not exist at http"),
             "{error}"
         ),
         other => panic!("expected no such bucket, got {other:?}"),
