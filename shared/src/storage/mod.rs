@@ -76,8 +76,10 @@ impl ObjectStore {
         Self { entries, default }
     }
 
-    /// The profile an egress wrote to: the one whose bucket it names (and whose endpoint host
-    /// and port match, when it names one), or the default when the egress names no S3 destination.
+    /// The profile an egress wrote to: of those whose bucket it names, the one on the same
+    /// endpoint (scheme, host and port), else one on the same host (the processor may reach
+    /// the server through another port than the egress: a proxy, a published port); any of
+    /// them when the egress names no endpoint. The default when it names no S3 destination.
     pub fn profile_for(
         &self,
         bucket: Option<&str>,
@@ -86,15 +88,13 @@ impl ObjectStore {
         let Some(bucket) = bucket.filter(|b| !b.is_empty()) else {
             return self.entries.get(self.default).map(|(p, _)| p);
         };
-        // Host and port: two servers on one host may each have a bucket of that name.
-        let wanted = endpoint
-            .and_then(|url| Url::parse(url).ok())
-            .map(|url| url.origin());
-        self.profiles().filter(|p| p.bucket == bucket).find(|p| {
-            wanted
-                .as_ref()
-                .is_none_or(|origin| *origin == p.endpoint.origin())
-        })
+        let same_bucket = || self.profiles().filter(move |p| p.bucket == bucket);
+        let Some(wanted) = endpoint.and_then(|url| Url::parse(url).ok()) else {
+            return same_bucket().next();
+        };
+        same_bucket()
+            .find(|p| p.endpoint.origin() == wanted.origin())
+            .or_else(|| same_bucket().find(|p| p.endpoint.host_str() == wanted.host_str()))
     }
 
     /// The profile named `name`.

@@ -142,7 +142,12 @@ async fn a_bucket_outage_longer_than_reconcile_after_leaves_one_copy_per_event()
     proxy.cut();
     publish_ended(&test, &egress.ended("EV_long"), "EV_long").await;
     dead_letters(&test, 1).await;
-    recording_in(&test, "EG_long_outage", "stopped").await;
+    let row = recording_in(&test, "EG_long_outage", "stopped").await;
+    let error = text(&row, "error");
+    assert!(
+        error.contains("gave up after 3 attempts"),
+        "waits for the bucket, not for configuration: {error}"
+    );
     // Rounds long after RECONCILE_AFTER, while the outage lasts: no copy joins the first.
     let now = roomtape_tests::livekit::now_unix();
     for round in 1..=3 {
