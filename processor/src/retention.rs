@@ -63,8 +63,18 @@ impl Pruner {
         let client = self.pool.get().await?;
         Ok(Pruned {
             events: batches(&client, PRUNE_EVENTS, &[&cutoff, &BATCH, &now]).await?,
-            commands: batches(&client, PRUNE_COMMANDS, &[&cutoff, &BATCH]).await?,
-            stop_requests: batches(&client, PRUNE_STOP_REQUESTS, &[&cutoff, &BATCH]).await?,
+            commands: batches(
+                &client,
+                &prune_older("recording_commands", "message_id", "created_at"),
+                &[&cutoff, &BATCH],
+            )
+            .await?,
+            stop_requests: batches(
+                &client,
+                &prune_older("room_stop_requests", "room_name", "requested_at"),
+                &[&cutoff, &BATCH],
+            )
+            .await?,
         })
     }
 }
@@ -107,16 +117,14 @@ const PRUNE_EVENTS: &str = "WITH gone AS (
             WHERE egress_id IN (SELECT egress_id FROM gone WHERE egress_id IS NOT NULL))
     SELECT count(*) FROM gone";
 
-const PRUNE_COMMANDS: &str = "WITH gone AS (
-        DELETE FROM recording_commands WHERE message_id IN (
-            SELECT message_id FROM recording_commands WHERE created_at < to_timestamp($1)
-            ORDER BY created_at LIMIT $2)
-        RETURNING 1)
-    SELECT count(*) FROM gone";
-
-const PRUNE_STOP_REQUESTS: &str = "WITH gone AS (
-        DELETE FROM room_stop_requests WHERE room_name IN (
-            SELECT room_name FROM room_stop_requests WHERE requested_at < to_timestamp($1)
-            ORDER BY requested_at LIMIT $2)
-        RETURNING 1)
-    SELECT count(*) FROM gone";
+/// Rows of `table` (keyed by `key`) whose `at` is before the cutoff: command records, stop
+/// requests. Names of our own tables, never input.
+fn prune_older(table: &str, key: &str, at: &str) -> String {
+    format!(
+        "WITH gone AS (
+            DELETE FROM {table} WHERE {key} IN (
+                SELECT {key} FROM {table} WHERE {at} < to_timestamp($1) ORDER BY {at} LIMIT $2)
+            RETURNING 1)
+        SELECT count(*) FROM gone"
+    )
+}
