@@ -58,13 +58,9 @@ async fn replay_dead_letters(test: &TestEnv) -> String {
     out
 }
 
-fn text(row: &Value, field: &str) -> String {
-    row[field].as_str().unwrap_or_default().to_owned()
-}
-
-#[tokio::test]
-async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
-    let test = TestEnv::new().await;
+/// A proxy in front of the test's S3 server, and the endpoint that reaches the server through
+/// it (a processor given it sees a bucket outage when the proxy is cut).
+async fn s3_proxy(test: &TestEnv) -> (TcpProxy, String) {
     let s3 = &test.bucket.profile.endpoint;
     let target = format!(
         "{}:{}",
@@ -73,6 +69,17 @@ async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
     );
     let proxy = TcpProxy::start(target).await;
     let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    (proxy, endpoint)
+}
+
+fn text(row: &Value, field: &str) -> String {
+    row[field].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
+    let test = TestEnv::new().await;
+    let (proxy, endpoint) = s3_proxy(&test).await;
     // RETRY_DELAYS is 100ms,200ms in tests: three attempts.
     let processor = spawn_processor(&test.env_with(&[("S3_ENDPOINT", &endpoint)])).await;
     wait_ready(&processor).await;
@@ -116,14 +123,7 @@ async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
 async fn a_bucket_outage_longer_than_reconcile_after_leaves_one_copy_per_event() {
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
-    let s3 = &test.bucket.profile.endpoint;
-    let target = format!(
-        "{}:{}",
-        s3.host_str().expect("host"),
-        s3.port_or_known_default().expect("port")
-    );
-    let proxy = TcpProxy::start(target).await;
-    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let (proxy, endpoint) = s3_proxy(&test).await;
     let env = test.env_with(&[
         ("S3_ENDPOINT", &endpoint),
         ("LIVEKIT_URL", livekit.url.as_str()),
@@ -241,23 +241,13 @@ async fn an_unconfigured_bucket_is_dead_lettered_once_and_completed_by_a_replay_
 
     // The operator configures the bucket and replays.
     processor.stop().await.expect("stop");
-    let profile = &other.profile;
-    let secret = env.get("S3_SECRET_ACCESS_KEY").expect("secret").to_owned();
-    let configured = test.env_with(&[
-        ("STORAGE_OTHER_ENDPOINT", profile.endpoint.as_str()),
-        ("STORAGE_OTHER_BUCKET", &profile.bucket),
-        ("STORAGE_OTHER_REGION", &profile.region),
-        ("STORAGE_OTHER_ACCESS_KEY_ID", &profile.access_key_id),
-        ("STORAGE_OTHER_SECRET_ACCESS_KEY", &secret),
-        ("STORAGE_OTHER_FORCE_PATH_STYLE", "true"),
-        ("DEFAULT_STORAGE", "default"),
-    ]);
+    let configured = test.env_with_profile("other", &other.profile, &[]);
     let processor = spawn_processor(&configured).await;
     wait_ready(&processor).await;
     replay_dead_letters(&test).await;
     let row = recording_in(&test, "EG_elsewhere", "ready").await;
     assert_eq!(row["awaiting_replay"], false);
-    assert_eq!(row["storage_bucket"], profile.bucket.as_str());
+    assert_eq!(row["storage_bucket"], other.profile.bucket.as_str());
     assert_eq!(test.database.assets("EG_elsewhere").await.len(), 1);
     dead_letters(&test, 0).await;
 }

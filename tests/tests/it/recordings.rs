@@ -318,22 +318,8 @@ async fn deleting_an_hls_recording_leaves_nothing_under_its_prefix() {
 async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_in() {
     let test = TestEnv::new().await;
     let real = &test.bucket.profile;
-    let secret = test
-        .env()
-        .get("S3_SECRET_ACCESS_KEY")
-        .expect("secret")
-        .to_owned();
     // The default profile names the same bucket on another server (nothing listens there).
-    let env = test.env_with(&[
-        ("S3_ENDPOINT", "http://127.0.0.1:1"),
-        ("STORAGE_REAL_ENDPOINT", real.endpoint.as_str()),
-        ("STORAGE_REAL_BUCKET", &real.bucket),
-        ("STORAGE_REAL_REGION", &real.region),
-        ("STORAGE_REAL_ACCESS_KEY_ID", &real.access_key_id),
-        ("STORAGE_REAL_SECRET_ACCESS_KEY", &secret),
-        ("STORAGE_REAL_FORCE_PATH_STYLE", "true"),
-        ("DEFAULT_STORAGE", "default"),
-    ]);
+    let env = test.env_with_profile("real", real, &[("S3_ENDPOINT", "http://127.0.0.1:1")]);
     let processor = event_processor(&env).await;
     let egress = Egress::new("EG_two", "r", real);
     test.bucket
