@@ -314,26 +314,61 @@ async fn deleting_an_hls_recording_leaves_nothing_under_its_prefix() {
     assert!(out.contains("deleted EG_hls: 5 object(s)"), "{out}");
 }
 
-#[tokio::test]
-async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_in() {
-    let test = TestEnv::new().await;
+/// A ready recording whose bucket's name two profiles share: `real` (where its file is) and
+/// `default` (the same name on another server, where nothing listens); the settings of both.
+async fn ready_in_one_of_two_profiles(test: &TestEnv, egress_id: &str) -> (Env, Egress) {
     let real = &test.bucket.profile;
-    // The default profile names the same bucket on another server (nothing listens there).
     let env = test.env_with_profile("real", real, &[("S3_ENDPOINT", "http://127.0.0.1:1")]);
     let processor = event_processor(&env).await;
-    let egress = Egress::new("EG_two", "r", real);
+    let egress = Egress::new(egress_id, "r", real);
     test.bucket
         .put(&egress.key, b"the recording", "video/mp4")
         .await;
-    for body in [egress.started("EV_two_s"), egress.ended("EV_two_e")] {
+    for body in [egress.started("EV_s"), egress.ended("EV_e")] {
         handle(&processor, &body).await.expect("applied");
     }
-    let row = test.database.recording("EG_two").await.expect("row");
+    let row = test.database.recording(egress_id).await.expect("row");
     assert_eq!(row["status"], "ready", "verified on the real server: {row}");
     assert_eq!(row["metadata"]["storage_profile"], "real");
+    (env, egress)
+}
+
+#[tokio::test]
+async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_in() {
+    let test = TestEnv::new().await;
+    let (env, egress) = ready_in_one_of_two_profiles(&test, "EG_two").await;
 
     let (code, out) = run(&env, &["recordings", "delete", "EG_two", "--yes"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(!exists(&test, &egress.key).await, "deleted where it was");
     assert_eq!(test.database.recording_rows("EG_two").await, 0);
+}
+
+#[tokio::test]
+async fn a_recording_that_does_not_name_its_profile_is_not_deleted_by_a_guess() {
+    let test = TestEnv::new().await;
+    let (env, egress) = ready_in_one_of_two_profiles(&test, "EG_guess").await;
+    // As a row written before the profile was noted.
+    test.database
+        .client()
+        .await
+        .execute(
+            "UPDATE recordings SET metadata = metadata - 'storage_profile' WHERE egress_id = 'EG_guess'",
+            &[],
+        )
+        .await
+        .expect("update");
+
+    let (code, out) = run(&env, &["recordings", "delete", "EG_guess", "--yes"]).await;
+    assert_eq!(code, 1, "refused: {out}");
+    assert!(
+        out.contains("storage profiles") && out.contains("\"default\"") && out.contains("\"real\""),
+        "names the profiles that share the bucket: {out}"
+    );
+    assert!(exists(&test, &egress.key).await, "nothing deleted");
+    assert_eq!(
+        test.database.recording_rows("EG_guess").await,
+        2,
+        "the row and its asset are kept"
+    );
 }
