@@ -10,6 +10,8 @@
   const MAX_PAGE = 500;
   const REFRESH_MS = 5000;
   const LIVE_STATUSES = new Set(["starting", "active", "stopping"]);
+  // What the API deletes (CONTRACTS §7); `stopped` still waits for its files and is refused.
+  const FINAL_STATUSES = new Set(["ready", "failed", "aborted"]);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -320,7 +322,7 @@
   function fillActions(card, recording) {
     const actions = card.querySelector(".actions");
     const ready = recording.status === "ready";
-    const final = !LIVE_STATUSES.has(recording.status);
+    const final = FINAL_STATUSES.has(recording.status);
     const wanted = `${ready}/${final}`;
     if (actions.dataset.shape === wanted) return;
     actions.dataset.shape = wanted;

@@ -60,7 +60,9 @@ impl ApiError {
                 (StatusCode::CONFLICT, "recording_active")
             }
             Self::Library(
-                LibraryError::InBackupStorage(_) | LibraryError::UnknownBucket { .. },
+                LibraryError::InBackupStorage(_)
+                | LibraryError::UnknownBucket { .. }
+                | LibraryError::AmbiguousBucket { .. },
             ) => (StatusCode::CONFLICT, "file_unreachable"),
             Self::Library(
                 LibraryError::Database(_) | LibraryError::Pool(_) | LibraryError::Storage(_),

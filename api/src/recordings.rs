@@ -182,6 +182,7 @@ async fn link(library: &Library, recording: &Recording) -> Result<Option<String>
             LibraryError::NoFile(_)
             | LibraryError::InBackupStorage(_)
             | LibraryError::UnknownBucket { .. }
+            | LibraryError::AmbiguousBucket { .. }
             | LibraryError::NotFound(_),
         ) => Ok(recording.file_url.clone()),
         Err(error) => Err(error.into()),

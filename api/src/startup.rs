@@ -79,24 +79,11 @@ impl Application {
             timeout: settings.command_timeout,
         });
         let readiness_pool = pool.clone();
-        let database = settings.database.address();
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
             readiness: Arc::new(move || {
                 let pool = readiness_pool.clone();
-                let database = database.clone();
-                async move {
-                    let client = pool
-                        .get()
-                        .await
-                        .map_err(|_| format!("no database connection to {database}"))?;
-                    client
-                        .simple_query("SELECT 1")
-                        .await
-                        .map(drop)
-                        .map_err(|_| format!("the database at {database} does not answer"))
-                }
-                .boxed()
+                async move { db::answers(&pool).await }.boxed()
             }),
         });
         let pool = web::Data::new(pool);
@@ -114,12 +101,9 @@ impl Application {
                     async move {
                         let response = answer.await?;
                         let request = response.request();
-                        let endpoint = request
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".to_owned());
                         api_metrics.observe(
-                            request.method().as_str(),
-                            &endpoint,
+                            request.method(),
+                            request.match_pattern().as_deref(),
                             response.status().as_u16(),
                             started.elapsed(),
                         );

@@ -294,6 +294,11 @@ fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Detai
         })
         .collect();
     out.table(&["applied", "event", "egress status", "event id"], events);
+    if let Some(pruned) = &details.events_pruned_at {
+        out.line(format!(
+            "events applied before {pruned} were pruned (WEBHOOK_EVENTS_RETENTION)"
+        ));
+    }
 }
 
 fn storage(r: &Recording) -> String {

@@ -21,8 +21,9 @@ pub enum HandleError {
     /// once the configuration is fixed.
     #[error("bucket {bucket:?} of egress {egress_id} is not a configured storage profile")]
     UnknownBucket { bucket: String, egress_id: String },
-    /// A recording's file could not be confirmed in its bucket (not there yet, or the bucket
-    /// could not answer).
+    /// A recording's file could not be confirmed in its bucket (not there yet, the bucket
+    /// could not answer, or the bucket does not exist: a configuration fault, given up at once
+    /// like an unknown bucket).
     #[error("recording file not confirmed")]
     Storage(#[from] StorageError),
     #[error("database error")]
@@ -59,9 +60,10 @@ pub enum Disposition {
 impl HandleError {
     pub fn disposition(&self) -> Disposition {
         match self {
-            Self::NotAnEvent(_) | Self::InvalidCommand(_) | Self::UnknownBucket { .. } => {
-                Disposition::GiveUp
-            }
+            Self::NotAnEvent(_)
+            | Self::InvalidCommand(_)
+            | Self::UnknownBucket { .. }
+            | Self::Storage(StorageError::NoSuchBucket { .. }) => Disposition::GiveUp,
             Self::Database(error) if connection_lost(error) => Disposition::RetryInPlace,
             Self::Pool(_) => Disposition::RetryInPlace,
             Self::LiveKit(error) if !error.is_transient() => Disposition::GiveUp,
@@ -79,7 +81,9 @@ impl HandleError {
         match self {
             Self::NotAnEvent(_) => "poison",
             Self::InvalidCommand(_) => "invalid_command",
-            Self::UnknownBucket { .. } => "not_configured",
+            Self::UnknownBucket { .. } | Self::Storage(StorageError::NoSuchBucket { .. }) => {
+                "not_configured"
+            }
             Self::Storage(StorageError::NotFound { .. }) => "object_missing",
             Self::Storage(_) => "storage_unavailable",
             Self::Database(error) if connection_lost(error) => "database_down",

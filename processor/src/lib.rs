@@ -12,6 +12,7 @@ pub mod events;
 pub mod gauges;
 pub mod metrics;
 pub mod reconcile;
+pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod worker;

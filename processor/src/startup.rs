@@ -1,5 +1,5 @@
 //! Builds the processor from its settings: schema, database pool, buckets, LiveKit client, the
-//! two consumers (events, commands), the reconciler and the ops server.
+//! two consumers (events, commands), the reconciler, the pruner and the ops server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use roomtape_shared::{db, metrics};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::livekit::EgressClient;
 use roomtape_shared::storage::ObjectStore;
-use roomtape_shared::Chain;
 
 use crate::commands::CommandProcessor;
 use crate::egress::EgressLifecycle;
@@ -25,6 +24,7 @@ use crate::events::EventProcessor;
 use crate::gauges::StoreGauges;
 use crate::metrics::ProcessorMetrics;
 use crate::reconcile::Reconciler;
+use crate::retention::Pruner;
 use crate::worker::{self, ConsumerSettings};
 
 /// How long the ops server gets to answer in-flight requests on shutdown.
@@ -55,6 +55,7 @@ pub struct Application {
     events: Arc<EventProcessor>,
     commands: Arc<CommandProcessor>,
     reconciler: Reconciler,
+    pruner: Pruner,
     /// Read from the database on an interval, with their pool and `PROCESSOR_STUCK_AFTER`.
     gauges: (StoreGauges, Pool, Duration),
     consumer: ConsumerSettings,
@@ -114,6 +115,11 @@ impl Application {
             after: settings.reconcile_after,
             clock,
         };
+        let pruner = Pruner {
+            pool: pool.clone(),
+            retention: settings.webhook_events_retention,
+            clock,
+        };
         let consuming = Consuming::default();
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
@@ -137,6 +143,7 @@ impl Application {
             events,
             commands,
             reconciler,
+            pruner,
             gauges,
             consumer: ConsumerSettings {
                 amqp: settings.amqp,
@@ -176,6 +183,7 @@ impl Application {
             events,
             commands,
             self.reconciler.run(shutdown.clone()),
+            self.pruner.run(shutdown.clone()),
             gauges.run(pool, stuck_after, shutdown)
         );
         handle.stop(true).await;
@@ -193,17 +201,7 @@ fn readiness(pool: Pool, consuming: Consuming) -> ReadinessCheck {
             if !attached {
                 return Err("not consuming: broker unreachable".to_owned());
             }
-            // The cause goes to the log; the answer only says which dependency is away.
-            let unreachable = |error: &(dyn std::error::Error + 'static)| {
-                tracing::warn!(error = %Chain(error), "readiness: the database does not answer");
-                "database unreachable".to_owned()
-            };
-            let client = pool.get().await.map_err(|e| unreachable(&e))?;
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| unreachable(&e))?;
-            Ok(())
+            roomtape_shared::db::answers(&pool).await
         }
         .boxed()
     })

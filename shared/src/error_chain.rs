@@ -1,26 +1,28 @@
 //! Errors keep their causes as `source()`s; logs and command-line messages show the whole
-//! chain with [`Chain`].
+//! chain with [`Chain`], redacted ([`crate::redact`]): a cause may quote what LiveKit sent.
 
 use std::error::Error;
 use std::fmt;
 
-/// Displays an error followed by each of its sources: `outer: cause: root cause`.
+/// Displays an error followed by each of its sources: `outer: cause: root cause`, with
+/// credentials (join tokens, signatures) redacted.
 #[derive(Debug, Clone, Copy)]
 pub struct Chain<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(cause) = source {
-            let text = cause.to_string();
+            let cause_text = cause.to_string();
             // Wrappers that only repeat their cause's text add nothing.
-            if !text.is_empty() {
-                write!(f, ": {text}")?;
+            if !cause_text.is_empty() {
+                text.push_str(": ");
+                text.push_str(&cause_text);
             }
             source = cause.source();
         }
-        Ok(())
+        f.write_str(&crate::redact::redact(&text))
     }
 }
 
@@ -38,6 +40,17 @@ mod tests {
         assert_eq!(
             Chain(&error).to_string(),
             "could not publish: connection reset"
+        );
+    }
+
+    #[test]
+    fn tokens_quoted_by_a_cause_are_redacted() {
+        let error = Outer(std::io::Error::other(
+            "GET /rtc?access_token=eyJa.eyJb.c failed",
+        ));
+        assert_eq!(
+            Chain(&error).to_string(),
+            "could not publish: GET /rtc?access_token=[redacted] failed"
         );
     }
 }

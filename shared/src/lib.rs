@@ -1,6 +1,6 @@
 //! Everything the roomtape binaries share. Always there: configuration, the LiveKit event
 //! model, the §4 command messages ([`commands`]), RabbitMQ ([`queue`]: connect, topology, confirmed publish, headers, reconnect),
-//! telemetry, metrics, shutdown, the clock. Behind features, so each binary links only what it
+//! telemetry, metrics, shutdown, the clock, [`redact`] (credentials out of what LiveKit reported). Behind features, so each binary links only what it
 //! uses (the CLI links no HTTP server):
 //!
 //! | feature   | module      | what                                                       |
@@ -28,6 +28,7 @@ pub mod library;
 pub mod livekit;
 pub mod metrics;
 pub mod queue;
+pub mod redact;
 pub mod shutdown;
 #[cfg(feature = "storage")]
 pub mod storage;

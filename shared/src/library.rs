@@ -33,6 +33,14 @@ pub enum LibraryError {
         "the file of {egress_id} is in bucket {bucket:?}, which no storage profile names: configure one (STORAGE_<NAME>_*) and try again"
     )]
     UnknownBucket { egress_id: String, bucket: String },
+    #[error(
+        "the file of {egress_id} is in bucket {bucket:?}, which storage profiles {profiles:?} all name, and the recording does not say which: remove it by hand"
+    )]
+    AmbiguousBucket {
+        egress_id: String,
+        bucket: String,
+        profiles: Vec<String>,
+    },
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
     #[error("no database connection")]
@@ -48,6 +56,9 @@ pub struct Details {
     pub recording: Recording,
     pub assets: Vec<Asset>,
     pub events: Vec<AppliedEvent>,
+    /// When events of this recording were pruned (`WEBHOOK_EVENTS_RETENTION`): `events` lists
+    /// only those applied after.
+    pub events_pruned_at: Option<String>,
 }
 
 /// What a delete removed.
@@ -78,9 +89,15 @@ impl Library {
         let recording = recordings::find(&client, egress_id)
             .await?
             .ok_or_else(|| LibraryError::NotFound(egress_id.to_owned()))?;
+        let events_pruned_at = recording
+            .metadata
+            .get(recordings::EVENTS_PRUNED_AT)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
         Ok(Details {
             assets: assets::of_recording(&client, egress_id).await?,
             events: recordings::events(&client, egress_id).await?,
+            events_pruned_at,
             recording,
         })
     }
@@ -99,7 +116,9 @@ impl Library {
     }
 
     /// Deletes the recording's objects, then its rows. A recording that is not final is refused
-    /// unless `force`; so is one whose file roomtape cannot reach.
+    /// unless `force`; so is one whose files roomtape cannot reach. The objects are every file
+    /// and asset, everything the egress reported writing, and what lies under a prefix it owns
+    /// (an HLS playlist's segments and manifest, an image sequence).
     pub async fn delete(&self, egress_id: &str, force: bool) -> Result<Deleted, LibraryError> {
         let recording = self.find(egress_id).await?;
         if !recording.is_final() && !force {
@@ -108,18 +127,21 @@ impl Library {
                 status: recording.status,
             });
         }
-        let mut deleted = Deleted::default();
-        if let Some((profile, key)) = self.file_of(&recording)? {
+        let assets = {
             let client = self.pool.get().await?;
-            let mut keys: Vec<String> = assets::of_recording(&client, egress_id)
-                .await?
-                .into_iter()
-                .map(|asset| asset.storage_key)
-                .collect();
-            drop(client);
-            if !keys.iter().any(|k| k == key) {
-                keys.push(key.to_owned());
+            assets::of_recording(&client, egress_id).await?
+        };
+        let stored = StoredObjects::of(&recording, &assets);
+        let mut deleted = Deleted::default();
+        if !stored.is_empty() {
+            let profile = self.profile_of(&recording)?;
+            let mut keys = stored.keys;
+            for prefix in &stored.prefixes {
+                let under = self.store.keys_under(profile, prefix).await?;
+                keys.extend(under.into_iter().filter(|key| owned_by(prefix, key)));
             }
+            keys.sort();
+            keys.dedup();
             for key in &keys {
                 self.store.delete(profile, key).await?;
                 deleted.objects += 1;
@@ -155,18 +177,98 @@ impl Library {
         let Some(key) = recording.storage_key.as_deref() else {
             return Ok(None);
         };
+        Ok(Some((self.profile_of(recording)?, key)))
+    }
+
+    /// The storage profile the recording's files are in: the one it was verified in; for
+    /// recordings from before that was noted, the one profile with its bucket's name.
+    fn profile_of(&self, recording: &Recording) -> Result<&StorageProfile, LibraryError> {
         if recording.storage_provider.as_deref() == Some(BACKUP_PROVIDER) {
             return Err(LibraryError::InBackupStorage(recording.egress_id.clone()));
         }
         let bucket = recording.storage_bucket.clone().unwrap_or_default();
-        let profile = self
+        let unknown = || LibraryError::UnknownBucket {
+            egress_id: recording.egress_id.clone(),
+            bucket: bucket.clone(),
+        };
+        let named = recording.metadata.get(recordings::STORAGE_PROFILE);
+        if let Some(name) = named.and_then(serde_json::Value::as_str) {
+            return self.store.profile(name).ok_or_else(unknown);
+        }
+        let same_bucket: Vec<&StorageProfile> = self
             .store
-            .profile_for(Some(&bucket), None)
-            .filter(|_| !bucket.is_empty())
-            .ok_or_else(|| LibraryError::UnknownBucket {
+            .profiles()
+            .filter(|p| !bucket.is_empty() && p.bucket == bucket)
+            .collect();
+        match same_bucket[..] {
+            [] => Err(unknown()),
+            [profile] => Ok(profile),
+            _ => Err(LibraryError::AmbiguousBucket {
                 egress_id: recording.egress_id.clone(),
+                profiles: same_bucket.iter().map(|p| p.name.clone()).collect(),
                 bucket,
-            })?;
-        Ok(Some((profile, key)))
+            }),
+        }
+    }
+}
+
+/// What a recording has in its bucket, as far as its row, its assets and its egress's report
+/// say.
+#[derive(Debug, Default)]
+struct StoredObjects {
+    keys: Vec<String>,
+    /// Prefixes the egress owns ([`owned_by`]).
+    prefixes: Vec<String>,
+}
+
+impl StoredObjects {
+    fn of(recording: &Recording, assets: &[Asset]) -> Self {
+        let reported = recording.metadata.get(recordings::OBJECTS);
+        let strings = |field: &str| -> Vec<String> {
+            reported
+                .and_then(|objects| objects.get(field))
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut keys = strings("keys");
+        keys.extend(recording.storage_key.clone());
+        keys.extend(assets.iter().map(|asset| asset.storage_key.clone()));
+        Self {
+            keys,
+            prefixes: strings("prefixes"),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.prefixes.is_empty()
+    }
+}
+
+/// Whether `key` belongs to what the egress wrote under `prefix`: the prefix followed by `_`
+/// (`stem_00001.ts`, `img_00001.jpeg`), `.` (`stem.json`, `stem.m3u8`) or `/`, so a prefix
+/// `rec/a` never takes another recording's `rec/ab.mp4`.
+fn owned_by(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|next| matches!(next, '_' | '.' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owned_by;
+
+    #[test]
+    fn a_prefix_owns_its_segments_and_manifest_not_its_neighbours() {
+        for key in ["r/a_00001.ts", "r/a.json", "r/a.m3u8", "r/a/x.jpeg"] {
+            assert!(owned_by("r/a", key), "{key}");
+        }
+        for key in ["r/ab.mp4", "r/a", "r/b_00001.ts", "r/a-live.m3u8"] {
+            assert!(!owned_by("r/a", key), "{key}");
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod database;
 pub mod fake_livekit;
 pub mod fixtures;
 pub mod livekit;
+pub mod logs;
 pub mod outbox;
 pub mod proxy;
 pub mod reliability;
@@ -25,14 +26,9 @@ pub use apps::{spawn_ingestor, spawn_processor, TestApp};
 pub use services::TestEnv;
 pub use wait::eventually;
 
-/// Logs to stdout when `TEST_LOG` is set; silent otherwise.
+/// Logs to stdout when `TEST_LOG` is set; silent otherwise ([`logs::install`]).
 pub fn init_test_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-            .with_test_writer()
-            .try_init();
-    }
+    logs::install();
 }
 
 /// Runs `cleanup` to completion on a runtime of its own, from `Drop` (which cannot await).

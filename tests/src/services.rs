@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use roomtape_shared::config::{Env, StorageProfiles};
+use roomtape_shared::config::{Env, StorageProfile, StorageProfiles};
 
 use crate::broker::TestVhost;
 use crate::database::TestDatabase;
@@ -99,5 +99,33 @@ impl TestEnv {
 
     pub fn env(&self) -> Env {
         self.env_with(&[])
+    }
+
+    /// [`Self::env_with`] plus storage profile `name` (`STORAGE_<NAME>_*`) for `profile`, with
+    /// this test's S3 keys, as the default (`DEFAULT_STORAGE`) stays `default`.
+    pub fn env_with_profile(
+        &self,
+        name: &str,
+        profile: &StorageProfile,
+        overrides: &[(&str, &str)],
+    ) -> Env {
+        let prefix = format!("STORAGE_{}", name.to_uppercase());
+        let secret = self.vars["S3_SECRET_ACCESS_KEY"].clone();
+        let named = [
+            ("ENDPOINT", profile.endpoint.to_string()),
+            ("BUCKET", profile.bucket.clone()),
+            ("REGION", profile.region.clone()),
+            ("ACCESS_KEY_ID", profile.access_key_id.clone()),
+            ("SECRET_ACCESS_KEY", secret),
+            ("FORCE_PATH_STYLE", "true".to_owned()),
+        ]
+        .map(|(setting, value)| (format!("{prefix}_{setting}"), value));
+        let mut vars: Vec<(&str, &str)> = named
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        vars.push(("DEFAULT_STORAGE", "default"));
+        vars.extend_from_slice(overrides);
+        self.env_with(&vars)
     }
 }

@@ -1,5 +1,6 @@
 //! What a dead letter says: its id, where it failed and why.
 
+use roomtape_shared::redact::redact_opt;
 use std::time::{Duration, UNIX_EPOCH};
 
 use lapin::message::BasicGetMessage;
@@ -55,7 +56,7 @@ impl Summary {
             source_queue: source_queue(properties.headers()),
             attempts: headers::count(found, headers::ATTEMPT),
             timestamp: *properties.timestamp(),
-            error,
+            error: redact_opt(error),
         }
     }
 

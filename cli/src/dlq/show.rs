@@ -5,6 +5,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use roomtape_shared::config::Env;
 use roomtape_shared::queue::topology::DEAD_QUEUE;
+use roomtape_shared::redact::redact_json;
 use serde_json::{json, Map, Value};
 
 use crate::error::{CliError, EXIT_OK};
@@ -85,11 +86,15 @@ impl Detail {
     fn of(message: &BasicGetMessage) -> Self {
         let delivery = &message.delivery;
         let stored = headers_without(&delivery.properties, &[]);
-        let (body, body_encoding) = body_json(&delivery.data);
+        // The message stays as LiveKit sent it; what is printed of it is redacted.
+        let (mut body, body_encoding) = body_json(&delivery.data);
+        redact_json(&mut body);
+        let mut headers = table_json(&stored);
+        headers.values_mut().for_each(redact_json);
         Self {
             summary: Summary::of(&delivery.properties),
             properties: properties_json(&delivery.properties),
-            headers: table_json(&stored),
+            headers,
             body,
             body_encoding,
             body_bytes: delivery.data.len(),

@@ -14,8 +14,8 @@
 //!                                                             ─▶ missing / bucket error ─▶
 //!                                       write stopped + why, retry later; after the last retry
 //!                                       [`EgressLifecycle::given_up`]: missing → failed; the
-//!                                       bucket not answering or not configured → stays stopped
-//!                                       with why, dead-lettered for `dlq replay`
+//!                                       bucket not answering, not configured or not existing →
+//!                                       stays stopped with why, dead-lettered for `dlq replay`
 //! ```
 //!
 //! Only causes that stay true are final: the file absent after every retry, a zero-byte file,
@@ -29,6 +29,7 @@ use roomtape_shared::config::StorageProfile;
 use roomtape_shared::db::assets::{self, NewAsset};
 use roomtape_shared::db::recordings::{self, EgressUpdate, Status, StoredFile};
 use roomtape_shared::events::proto::EgressInfo;
+use roomtape_shared::redact::redact;
 use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
 use roomtape_shared::Chain;
 use serde_json::Value;
@@ -135,6 +136,7 @@ impl EgressLifecycle {
             Results::Files => return self.verified_or_waiting(&plan).await,
             Results::Images => EgressUpdate {
                 status: Status::Ready,
+                metadata: self.with_profile(&plan),
                 ..plan.update.clone()
             },
             Results::Streams => EgressUpdate {
@@ -149,13 +151,15 @@ impl EgressLifecycle {
     }
 
     /// HEADs the files; while they cannot be confirmed the recording is visible as `stopped`,
-    /// with the cause in `error`, and the event is retried.
+    /// with the cause in `error`, and the event is retried. While it waits in the retry (then
+    /// the dead-letter) queue the recording is `awaiting_replay`: reconciliation publishing
+    /// another copy would only run the whole schedule again and dead-letter it too.
     async fn verified_or_waiting(&self, plan: &EgressPlan) -> Result<Verdict, HandleError> {
         match self.verified(plan).await {
             Ok(change) => Ok(Verdict::Change(Box::new(change))),
             Err(error @ HandleError::Storage(_)) => {
                 let why = format!("waiting for the recording's files: {}", Chain(&error));
-                self.wait(plan, &why, false).await?;
+                self.wait(plan, &why, true).await?;
                 Err(error)
             }
             Err(error) => Err(error),
@@ -164,10 +168,10 @@ impl EgressLifecycle {
 
     /// What an egress event whose retries are used up (or that can never work as it is)
     /// leaves behind. A file still absent fails the recording for good (`Some`: recorded as
-    /// processed). A bucket that did not answer, or that no profile names, leaves it `stopped`
-    /// with the cause in `error` and the event goes to the dead-letter queue (`None`), from
-    /// which `roomtape dlq replay` completes it; reconciliation completes the first kind on
-    /// its own, and leaves the second to the operator.
+    /// processed). A bucket that did not answer, that no profile names, or that does not exist
+    /// leaves it `stopped` with the cause in `error` and the event goes to the dead-letter
+    /// queue (`None`), from which `roomtape dlq replay` completes it. Reconciliation leaves it
+    /// alone meanwhile (`awaiting_replay`): one copy of the event waits, not one per round.
     pub async fn given_up(
         &self,
         event: EgressEvent<'_>,
@@ -182,9 +186,15 @@ impl EgressLifecycle {
             HandleError::Storage(StorageError::NotFound { .. }) => {
                 Ok(Some(RecordingChange::update(plan::failed(&plan, why))))
             }
+            HandleError::Storage(StorageError::NoSuchBucket { .. }) => {
+                let why = format!("{}; then `roomtape dlq replay`", Chain(error));
+                self.wait(&plan, &why, true).await?;
+                Ok(None)
+            }
             HandleError::Storage(_) => {
-                let why = format!("{why}; it completes once the bucket answers (reconciliation, or `roomtape dlq replay`)");
-                self.wait(&plan, &why, false).await?;
+                let why =
+                    format!("{why}; once the bucket answers, `roomtape dlq replay` completes it");
+                self.wait(&plan, &why, true).await?;
                 Ok(None)
             }
             HandleError::UnknownBucket { .. } => {
@@ -215,10 +225,26 @@ impl EgressLifecycle {
     fn plan(&self, event: EgressEvent<'_>) -> Option<EgressPlan> {
         if event.info.egress_id.is_empty() {
             // LiveKit reports failed auto-egress this way; there is no recording to update.
-            tracing::error!(error = %event.info.error, "egress event without an egress id (failed auto-egress?)");
+            tracing::error!(error = %redact(&event.info.error), "egress event without an egress id (failed auto-egress?)");
             return None;
         }
         Some(plan::plan(event.info, event.room_sid, event.raw_info))
+    }
+
+    /// The plan's metadata with the profile its bucket is in, when one is configured (images
+    /// are not HEADed; delete finds them through it).
+    fn with_profile(&self, plan: &EgressPlan) -> Value {
+        let mut metadata = plan.update.metadata.clone();
+        let profile = self
+            .objects
+            .profile_for(plan.bucket.as_deref(), plan.endpoint.as_deref());
+        if let (Some(map), Some(profile)) = (metadata.as_object_mut(), profile) {
+            map.insert(
+                recordings::STORAGE_PROFILE.into(),
+                profile.name.clone().into(),
+            );
+        }
+        metadata
     }
 
     /// HEADs every file: the recording is ready with one asset per file, or failed if a file
@@ -270,6 +296,10 @@ fn ready(
     let mut metadata = plan.update.metadata.clone();
     if let (Some(map), Some((_, object))) = (metadata.as_object_mut(), checked.first()) {
         map.insert("etag".into(), object.etag.clone().into());
+        map.insert(
+            recordings::STORAGE_PROFILE.into(),
+            profile.name.clone().into(),
+        );
     }
     RecordingChange {
         update: EgressUpdate {
@@ -332,7 +362,7 @@ fn in_backup_storage(plan: &EgressPlan) -> EgressUpdate {
             provider: "livekit-backup".into(),
             bucket: None,
             key: f.key.clone(),
-            url: Some(f.location.clone()),
+            url: Some(redact(&f.location).into_owned()),
             size_bytes: f.size_bytes,
         }),
         metadata: serde_json::json!({"backup_storage_used": true}),

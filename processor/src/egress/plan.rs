@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use roomtape_shared::db::recordings::{EgressUpdate, Status};
 use roomtape_shared::db::{from_nanos, recordings};
+use roomtape_shared::redact::redact;
 
 /// The content type of an HLS playlist, whatever the bucket says.
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -95,7 +96,14 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
         .first()
         .and_then(|f| f.duration_seconds)
         .or_else(|| seconds_between(info.started_at, info.ended_at));
-    let error = Some(info.error.clone()).filter(|e| !e.is_empty());
+    // LiveKit's message quotes the URLs the egress used, join tokens and all.
+    let error = Some(redact(&info.error).into_owned()).filter(|e| !e.is_empty());
+    let mut metadata = results_metadata(&segments, images, &streams);
+    if let (true, Some(map)) = (finished, metadata.as_object_mut()) {
+        if let Some(objects) = reported_objects(&files, &segments, images) {
+            map.insert(recordings::OBJECTS.into(), objects);
+        }
+    }
     EgressPlan {
         update: EgressUpdate {
             egress_id: info.egress_id.clone(),
@@ -113,7 +121,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
             duration_seconds,
             error,
             file: None,
-            metadata: results_metadata(&segments, images, &streams),
+            metadata,
             processed: false,
         },
         finished,
@@ -216,12 +224,45 @@ fn results_metadata(
             .map(|s| {
                 json!({"destination": stream_destination(&s.url), "status": s.status().as_str_name(),
                        "duration_seconds": (s.duration > 0).then(|| s.duration as f64 / 1e9),
-                       "error": Some(&s.error).filter(|e| !e.is_empty())})
+                       "error": Some(redact(&s.error)).filter(|e| !e.is_empty())})
             })
             .collect();
         metadata.insert("streams".into(), summary.into());
     }
     Value::Object(metadata)
+}
+
+/// What the egress reported writing: `keys` (files, playlists, live playlists) and `prefixes`
+/// it owns (an HLS playlist's stem, which its segments and manifest share; an image sequence's
+/// prefix). `None` when it wrote nothing.
+fn reported_objects(
+    files: &[ReportedFile],
+    segments: &[&SegmentsInfo],
+    images: &[ImagesInfo],
+) -> Option<Value> {
+    let trimmed =
+        |key: &str| Some(key.trim_start_matches('/').to_owned()).filter(|k| !k.is_empty());
+    let mut keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+    keys.extend(
+        segments
+            .iter()
+            .filter_map(|s| trimmed(&s.live_playlist_name)),
+    );
+    let stems = files.iter().filter(|f| f.playlist).filter_map(|f| {
+        let (stem, _) = f.key.rsplit_once('.')?;
+        // A stem of a whole folder ("dir/.m3u8") owns nothing.
+        Some(stem.to_owned()).filter(|s| !s.is_empty() && !s.ends_with('/'))
+    });
+    let mut prefixes: Vec<String> = stems.collect();
+    prefixes.extend(
+        images
+            .iter()
+            .filter_map(|i| trimmed(&i.filename_prefix))
+            .filter(|p| !p.ends_with('/')),
+    );
+    keys.dedup();
+    prefixes.dedup();
+    (!keys.is_empty() || !prefixes.is_empty()).then(|| json!({"keys": keys, "prefixes": prefixes}))
 }
 
 /// `rtmp://host/app/KEY` → `rtmp://host`: enough to tell streams apart, without their keys.

@@ -286,6 +286,9 @@ pub struct ProcessorSettings {
     /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
     /// it is checked.
     pub reconcile_after: Duration,
+    /// `WEBHOOK_EVENTS_RETENTION` (default `7d`): processed event ids, command records and stop
+    /// requests older than this are pruned.
+    pub webhook_events_retention: Duration,
     /// `COMMAND_START_DEADLINE` (default `20s`): a start that has not reached LiveKit this long
     /// after it was sent is answered `deadline_exceeded` and never carried out.
     pub command_start_deadline: Duration,
@@ -373,6 +376,11 @@ impl ProcessorSettings {
             "RECONCILE_AFTER",
             Duration::from_secs(300),
         ));
+        let retention = p.check(duration_or(
+            env,
+            "WEBHOOK_EVENTS_RETENTION",
+            Duration::from_secs(7 * 24 * 3600),
+        ));
         let stuck_after = p.check(duration_or(
             env,
             "PROCESSOR_STUCK_AFTER",
@@ -398,6 +406,7 @@ impl ProcessorSettings {
             Some(auto_record),
             Some(reconcile_interval),
             Some(reconcile_after),
+            Some(webhook_events_retention),
             Some(stuck_after),
             Some(command_start_deadline),
             Some(filepath_template),
@@ -414,6 +423,7 @@ impl ProcessorSettings {
             auto_record,
             every,
             after,
+            retention,
             stuck_after,
             deadline,
             filepath_template,
@@ -434,6 +444,7 @@ impl ProcessorSettings {
             auto_record,
             reconcile_interval,
             reconcile_after,
+            webhook_events_retention,
             stuck_after,
             command_start_deadline,
             filepath_template,

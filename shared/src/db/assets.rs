@@ -81,7 +81,7 @@ pub async fn of_recording(
         .map(|row| Asset {
             storage_bucket: row.get(0),
             storage_key: row.get(1),
-            playback_url: row.get(2),
+            playback_url: crate::redact::redact_opt(row.get(2)),
             file_size_bytes: row.get(3),
             duration_seconds: row.get(4),
             content_type: row.get(5),

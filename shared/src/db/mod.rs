@@ -38,6 +38,21 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, deadpool_postgres::Buil
         .build()
 }
 
+/// Whether the database answers, for `/readyz`. The cause goes to the log; the answer only says
+/// that the database is away (it is served to anyone, so it names no host, port or database).
+pub async fn answers(pool: &Pool) -> Result<(), String> {
+    let unreachable = |error: &(dyn std::error::Error + 'static)| {
+        tracing::warn!(error = %crate::Chain(error), "readiness: the database does not answer");
+        "database unreachable".to_owned()
+    };
+    let client = pool.get().await.map_err(|e| unreachable(&e))?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| unreachable(&e))?;
+    Ok(())
+}
+
 /// A LiveKit nanosecond timestamp as a database timestamp; 0 (unset) is `None`.
 pub fn from_nanos(nanos: i64) -> Option<DateTime<Utc>> {
     (nanos > 0).then(|| DateTime::from_timestamp_nanos(nanos))

@@ -10,6 +10,24 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
 use super::prepared;
+use crate::redact::{redact_json, redact_opt};
+
+/// A row's JSON as it may be shown: rows written before redaction may still hold tokens.
+fn redacted_json(mut value: serde_json::Value) -> serde_json::Value {
+    redact_json(&mut value);
+    value
+}
+
+/// The `metadata` entry listing what a finished egress reported writing: `{"keys": [...],
+/// "prefixes": [...]}` (prefixes it owns: an HLS playlist's stem, an image sequence's prefix).
+/// Delete and sweep remove all of it.
+pub const OBJECTS: &str = "objects";
+/// The `metadata` entry naming the storage profile the files were verified in: delete uses
+/// that profile, not whichever has a bucket of the same name.
+pub const STORAGE_PROFILE: &str = "storage_profile";
+/// The `metadata` entry saying when the recording's events were pruned
+/// (`WEBHOOK_EVENTS_RETENTION`); the processor's pruner writes it.
+pub const EVENTS_PRUNED_AT: &str = "events_pruned_at";
 
 /// Recording statuses of CONTRACTS §5, in the order they move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +247,7 @@ pub async fn requested(
         &[&r.egress_id],
     )
     .await?;
-    Ok(row.get(0))
+    Ok(redacted_json(row.get(0)))
 }
 
 /// Egress ids of the room's recordings that are not over yet.
@@ -258,7 +276,7 @@ pub async fn snapshot(
         &[&egress_id],
     )
     .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| redacted_json(row.get(0))))
 }
 
 /// Recordings that are not final (nor settled as `stopped`, nor waiting for an operator), have
@@ -309,7 +327,8 @@ pub async fn fail_forgotten(
     .map(drop)
 }
 
-/// A recording as operators and the API see it.
+/// A recording as operators and the API see it: what came from LiveKit (`error`, `file_url`,
+/// `metadata`) redacted.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Recording {
     pub id: i64,
@@ -354,11 +373,11 @@ impl Recording {
             storage_provider: row.get("storage_provider"),
             storage_bucket: row.get("storage_bucket"),
             storage_key: row.get("storage_key"),
-            file_url: row.get("file_url"),
-            error: row.get("error"),
+            file_url: redact_opt(row.get("file_url")),
+            error: redact_opt(row.get("error")),
             stream_id: row.get("stream_id"),
             user_id: row.get("user_id"),
-            metadata: row.get("metadata"),
+            metadata: redacted_json(row.get("metadata")),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
         }
@@ -483,7 +502,8 @@ pub async fn events(
 }
 
 /// Notes on a recording that is not final why it waits: `error` names the cause, and
-/// `awaiting_replay` keeps reconciliation away while only an operator can help.
+/// `awaiting_replay` keeps reconciliation away while its event waits in the retry or
+/// dead-letter queue, or only an operator can help.
 pub async fn note_waiting(
     client: &impl GenericClient,
     egress_id: &str,

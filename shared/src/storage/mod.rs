@@ -33,6 +33,16 @@ pub enum StorageError {
     /// The bucket answered that the object is not there.
     #[error("s3://{bucket}/{key} does not exist")]
     NotFound { bucket: String, key: String },
+    /// The bucket itself is not there: the profile names a bucket, endpoint or account that
+    /// does not hold it. A configuration fault, not a missing file.
+    #[error(
+        "bucket {bucket:?} does not exist at {endpoint} (storage profile {profile:?}): correct the profile's bucket name, endpoint or account, or create the bucket"
+    )]
+    NoSuchBucket {
+        bucket: String,
+        endpoint: String,
+        profile: String,
+    },
     /// The bucket could not answer: unreachable, timed out, refused our credentials, 5xx.
     #[error("{operation} s3://{bucket}/{key} failed: {reason}")]
     Unavailable {
@@ -66,8 +76,10 @@ impl ObjectStore {
         Self { entries, default }
     }
 
-    /// The profile an egress wrote to: the one whose bucket it names (and whose endpoint host
-    /// matches, when it names one), or the default when the egress names no S3 destination.
+    /// The profile an egress wrote to: of those whose bucket it names, the one on the same
+    /// endpoint (scheme, host and port), else one on the same host (the processor may reach
+    /// the server through another port than the egress: a proxy, a published port); any of
+    /// them when the egress names no endpoint. The default when it names no S3 destination.
     pub fn profile_for(
         &self,
         bucket: Option<&str>,
@@ -76,26 +88,82 @@ impl ObjectStore {
         let Some(bucket) = bucket.filter(|b| !b.is_empty()) else {
             return self.entries.get(self.default).map(|(p, _)| p);
         };
-        let host_of = |url: &str| Url::parse(url).ok()?.host_str().map(str::to_owned);
-        let wanted_host = endpoint.and_then(host_of);
-        self.profiles().filter(|p| p.bucket == bucket).find(|p| {
-            wanted_host.is_none() || p.endpoint.host_str().map(str::to_owned) == wanted_host
-        })
+        let same_bucket = || self.profiles().filter(move |p| p.bucket == bucket);
+        let Some(wanted) = endpoint.and_then(|url| Url::parse(url).ok()) else {
+            return same_bucket().next();
+        };
+        same_bucket()
+            .find(|p| p.endpoint.origin() == wanted.origin())
+            .or_else(|| same_bucket().find(|p| p.endpoint.host_str() == wanted.host_str()))
+    }
+
+    /// The profile named `name`.
+    pub fn profile(&self, name: &str) -> Option<&StorageProfile> {
+        self.profiles().find(|p| p.name == name)
+    }
+
+    /// Every key under `prefix` in `profile`'s bucket (ListObjectsV2, a page at a time).
+    pub async fn keys_under(
+        &self,
+        profile: &StorageProfile,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client_for(profile)
+            .list_objects_v2()
+            .bucket(&profile.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| classify("LIST", profile, prefix, error, false))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = &StorageProfile> {
         self.entries.iter().map(|(p, _)| p)
     }
 
-    /// HEADs `key` in `profile`'s bucket; returns the answer and how long it took.
+    /// HEADs `key` in `profile`'s bucket; returns the answer and how long it took. A 404 says
+    /// nothing of whether the object or the bucket is missing (HEAD answers have no body): the
+    /// bucket is asked too, and a bucket that is not there is [`StorageError::NoSuchBucket`].
     pub async fn head(
         &self,
         profile: &StorageProfile,
         key: &str,
     ) -> (Result<ObjectInfo, StorageError>, Duration) {
         let started = Instant::now();
-        let result = self
-            .client_for(profile)
+        let result = match self.head_object(profile, key).await {
+            Err(StorageError::NotFound { bucket, key }) => {
+                match self.bucket_exists(profile).await {
+                    Ok(false) => Err(StorageError::NoSuchBucket {
+                        bucket,
+                        endpoint: profile.endpoint.to_string(),
+                        profile: profile.name.clone(),
+                    }),
+                    // Present, or it could not say (some keys may not HEAD buckets): the object is
+                    // what is missing.
+                    Ok(true) | Err(_) => Err(StorageError::NotFound { bucket, key }),
+                }
+            }
+            other => other,
+        };
+        (result, started.elapsed())
+    }
+
+    async fn head_object(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        self.client_for(profile)
             .head_object()
             .bucket(&profile.bucket)
             .key(key)
@@ -111,8 +179,7 @@ impl ObjectStore {
                     .as_service_error()
                     .is_some_and(HeadObjectError::is_not_found);
                 classify("HEAD", profile, key, error, not_found)
-            });
-        (result, started.elapsed())
+            })
     }
 
     /// Whether `profile`'s bucket exists (HEAD on the bucket).

@@ -5,7 +5,7 @@
 use reqwest::{header, Method, StatusCode};
 use roomtape_processor::events::EventProcessor;
 use roomtape_tests::api_client::{Api, ALLOWED_ORIGIN, READ, WRITE};
-use roomtape_tests::apps::{counter_sum, event_processor};
+use roomtape_tests::apps::{counter_sum, event_processor, metrics_text};
 use roomtape_tests::fixtures::{participant_event, room_event, Egress};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::TestEnv;
@@ -390,4 +390,80 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
         .headers()
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .is_none());
+}
+
+/// Every series on `/metrics`: its name and labels, without the value.
+fn series(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+/// One request of each kind a stranger can invent: a method, a path, an id in a route.
+async fn invented(api: &Api, n: usize) {
+    let method = Method::from_bytes(format!("INVENT{n}").as_bytes()).unwrap();
+    for (method, path) in [
+        (method.clone(), "/api/v1/recordings".to_owned()),
+        (method, format!("/nowhere-{n}")),
+        (Method::GET, format!("/made-up-{n}/x")),
+        (Method::GET, format!("/api/v1/made-up-{n}")),
+        (Method::GET, format!("/api/v1/recordings/EG_{n}")),
+    ] {
+        api.send(method, &path, None).await;
+    }
+}
+
+#[tokio::test]
+async fn invented_methods_and_paths_add_no_metric_series() {
+    let test = TestEnv::new().await;
+    let api = Api::start(&test, &[]).await;
+    // Each kind once (and a scrape), so its (bounded) series exist; then many more.
+    invented(&api, 0).await;
+    metrics_text(&api.app).await;
+    let before = series(&metrics_text(&api.app).await);
+    for n in 1..=300 {
+        invented(&api, n).await;
+    }
+    let after = series(&metrics_text(&api.app).await);
+    assert_eq!(
+        after.difference(&before).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "1,500 invented requests made new series"
+    );
+    assert_eq!(before, after);
+    assert!(
+        before.iter().any(|s| s.contains("method=\"other\"")),
+        "invented methods are counted, as other: {before:?}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_names_no_database_address() {
+    let test = TestEnv::new().await;
+    let env = test.env_with(&[
+        ("API_TOKENS", "viewer:a-token:read"),
+        (
+            "DATABASE_URL",
+            "postgres://someone:pw@127.0.0.1:1/hidden_database_name",
+        ),
+    ]);
+    let api = roomtape_tests::apps::spawn_api(&env);
+    let http = reqwest::Client::new();
+    let response = roomtape_tests::eventually(
+        std::time::Duration::from_secs(15),
+        "the API to answer /readyz",
+        || {
+            let request = http.get(api.url("/readyz")).send();
+            async move { request.await.ok() }
+        },
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "not_ready", "reason": "database unreachable"})
+    );
 }

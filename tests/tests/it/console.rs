@@ -37,6 +37,13 @@ const LONG_ROOM: &str = "orientation-week-welcome-session-for-the-new-students-o
 const READY: &str = "EG_kq8Zt3vXw9LmN2pRa7Ud";
 const LIVE: &str = "EG_Hn4cW1sYe6QbT0jKf2Vm";
 const FAILED: &str = "EG_p5RxL8gMz3DaS9uNc1Eo";
+/// An egress that only streamed: `stopped` is as far as it goes, and it is not final.
+const STOPPED: &str = "EG_Vb7TqK2nXe4HsW9cLr5A";
+/// The parts of the join token the failed egress's error quotes.
+const TOKEN_PARTS: [&str; 2] = [
+    "eyJhbGciOiJIUzI1NiJ9",
+    "eyJ2aWRlbyI6eyJyb29tSm9pbiI6dHJ1ZX19",
+];
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn chromium() -> PathBuf {
@@ -299,6 +306,10 @@ async fn recordings(test: &TestEnv, ingestor: &TestApp) {
                  wss://livekit.example.com/rtc/validate?access_token=eyJhbGciOiJIUzI1NiJ9.\
                  eyJ2aWRlbyI6eyJyb29tSm9pbiI6dHJ1ZX19";
     webhook(ingestor, &failed.failed("EV_failed", error)).await;
+    let streamed = Egress::new(STOPPED, LONG_ROOM, profile);
+    let streams = serde_json::json!({"streamResults": [{"url": "rtmp://live.example.com/app/key",
+        "status": "FINISHED"}]});
+    webhook(ingestor, &streamed.ended_with("EV_streamed", streams)).await;
 }
 
 fn card(egress_id: &str) -> String {
@@ -380,6 +391,33 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     )
     .await;
     shots.take(&page, "02-signed-in").await;
+    // The failed one's error is shown, its join token redacted.
+    wait_until(
+        &page,
+        "the stopped recording",
+        &format!(
+            "document.querySelector('{} [data-testid=status-badge]')?.textContent === 'stopped'",
+            card(STOPPED)
+        ),
+    )
+    .await;
+    let page_text: String = eval(&page, "document.body.innerText").await;
+    assert!(page_text.contains("access_token=[redacted]"), "{page_text}");
+    for part in TOKEN_PARTS {
+        assert!(!page_text.contains(part), "the console shows the token");
+    }
+    // Delete only where the API would: final recordings, not a stopped one.
+    let deletable: (bool, bool) = eval(
+        &page,
+        &format!(
+            "[document.querySelector('{} [data-testid=delete]') !== null, \
+              document.querySelector('{} [data-testid=delete]') !== null]",
+            card(FAILED),
+            card(STOPPED)
+        ),
+    )
+    .await;
+    assert_eq!(deletable, (true, false), "(failed, stopped) offer Delete");
 
     // Play: the video element loads the file's metadata from its presigned URL.
     click(&page, &format!("{} [data-testid=play]", card(READY))).await;

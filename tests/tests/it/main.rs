@@ -26,6 +26,8 @@ mod processor_rooms;
 mod processor_storms;
 mod reconcile;
 mod recordings;
+mod redaction;
+mod retention;
 mod simulate;
 mod storage;
 mod worker;

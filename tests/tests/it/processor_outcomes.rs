@@ -58,13 +58,9 @@ async fn replay_dead_letters(test: &TestEnv) -> String {
     out
 }
 
-fn text(row: &Value, field: &str) -> String {
-    row[field].as_str().unwrap_or_default().to_owned()
-}
-
-#[tokio::test]
-async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
-    let test = TestEnv::new().await;
+/// A proxy in front of the test's S3 server, and the endpoint that reaches the server through
+/// it (a processor given it sees a bucket outage when the proxy is cut).
+async fn s3_proxy(test: &TestEnv) -> (TcpProxy, String) {
     let s3 = &test.bucket.profile.endpoint;
     let target = format!(
         "{}:{}",
@@ -73,6 +69,17 @@ async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
     );
     let proxy = TcpProxy::start(target).await;
     let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    (proxy, endpoint)
+}
+
+fn text(row: &Value, field: &str) -> String {
+    row[field].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
+    let test = TestEnv::new().await;
+    let (proxy, endpoint) = s3_proxy(&test).await;
     // RETRY_DELAYS is 100ms,200ms in tests: three attempts.
     let processor = spawn_processor(&test.env_with(&[("S3_ENDPOINT", &endpoint)])).await;
     wait_ready(&processor).await;
@@ -90,7 +97,10 @@ async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
         "says how it completes: {error}"
     );
     assert_eq!(row["is_processed"], false);
-    assert_eq!(row["awaiting_replay"], false, "reconciliation may retry it");
+    assert_eq!(
+        row["awaiting_replay"], true,
+        "its event waits in roomtape.dead: reconciliation adds no copy"
+    );
     assert_eq!(
         test.database
             .count("SELECT count(*) FROM webhook_events")
@@ -107,6 +117,86 @@ async fn a_bucket_outage_never_fails_a_recording_and_a_replay_completes_it() {
     assert_eq!(row["file_size_bytes"], 8);
     assert_eq!(test.database.assets("EG_outage").await.len(), 1);
     dead_letters(&test, 0).await;
+}
+
+#[tokio::test]
+async fn a_bucket_outage_longer_than_reconcile_after_leaves_one_copy_per_event() {
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let (proxy, endpoint) = s3_proxy(&test).await;
+    let env = test.env_with(&[
+        ("S3_ENDPOINT", &endpoint),
+        ("LIVEKIT_URL", livekit.url.as_str()),
+    ]);
+    let processor = spawn_processor(&env).await;
+    wait_ready(&processor).await;
+    let egress = Egress::new("EG_long_outage", "r", &test.bucket.profile);
+    test.bucket.put(&egress.key, b"recorded", "video/mp4").await;
+    livekit.insert(EgressInfo {
+        egress_id: "EG_long_outage".into(),
+        room_name: "r".into(),
+        status: EgressStatus::EgressComplete as i32,
+        ..EgressInfo::default()
+    });
+
+    proxy.cut();
+    publish_ended(&test, &egress.ended("EV_long"), "EV_long").await;
+    dead_letters(&test, 1).await;
+    let row = recording_in(&test, "EG_long_outage", "stopped").await;
+    let error = text(&row, "error");
+    assert!(
+        error.contains("gave up after 3 attempts"),
+        "waits for the bucket, not for configuration: {error}"
+    );
+    // Rounds long after RECONCILE_AFTER, while the outage lasts: no copy joins the first.
+    let now = roomtape_tests::livekit::now_unix();
+    for round in 1..=3 {
+        let later = now + round * 3_600;
+        let reconciler = reconciler_at(&env, later, Duration::from_secs(60)).await;
+        assert_eq!(reconciler.round().await.expect("round"), 0, "round {round}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(test.vhost.ready_count(DEAD_QUEUE).await, 1, "one copy");
+    assert!(livekit.calls("ListEgress").is_empty(), "not even asked");
+
+    proxy.restore();
+    replay_dead_letters(&test).await;
+    recording_in(&test, "EG_long_outage", "ready").await;
+}
+
+#[tokio::test]
+async fn a_bucket_that_does_not_exist_is_a_configuration_fault_not_a_missing_file() {
+    let test = TestEnv::new().await;
+    let missing = StorageProfile {
+        bucket: format!("{}-missing", test.bucket.profile.bucket),
+        ..test.bucket.profile.clone()
+    };
+    let env = test.env_with(&[("S3_BUCKET", &missing.bucket)]);
+    let processor = spawn_processor(&env).await;
+    wait_ready(&processor).await;
+    let egress = Egress::new("EG_nobucket", "r", &missing);
+
+    publish_ended(&test, &egress.ended("EV_nobucket"), "EV_nobucket").await;
+    dead_letters(&test, 1).await;
+    let row = recording_in(&test, "EG_nobucket", "stopped").await;
+    let error = text(&row, "error");
+    assert!(
+        error.contains(&format!("bucket {:?} does not exist", missing.bucket)),
+        "names the bucket: {error}"
+    );
+    assert!(
+        error.contains("correct the profile's bucket name"),
+        "and the fix: {error}"
+    );
+    assert!(error.contains("dlq replay"), "{error}");
+    assert_eq!(row["awaiting_replay"], true, "only the operator can help");
+
+    // The bucket is created (the file uploaded) and the event replayed: it completes.
+    let created = TestBucket::create(missing).await;
+    created.put(&egress.key, b"found", "video/mp4").await;
+    replay_dead_letters(&test).await;
+    let row = recording_in(&test, "EG_nobucket", "ready").await;
+    assert_eq!(row["file_size_bytes"], 5);
 }
 
 #[tokio::test]
@@ -151,23 +241,13 @@ async fn an_unconfigured_bucket_is_dead_lettered_once_and_completed_by_a_replay_
 
     // The operator configures the bucket and replays.
     processor.stop().await.expect("stop");
-    let profile = &other.profile;
-    let secret = env.get("S3_SECRET_ACCESS_KEY").expect("secret").to_owned();
-    let configured = test.env_with(&[
-        ("STORAGE_OTHER_ENDPOINT", profile.endpoint.as_str()),
-        ("STORAGE_OTHER_BUCKET", &profile.bucket),
-        ("STORAGE_OTHER_REGION", &profile.region),
-        ("STORAGE_OTHER_ACCESS_KEY_ID", &profile.access_key_id),
-        ("STORAGE_OTHER_SECRET_ACCESS_KEY", &secret),
-        ("STORAGE_OTHER_FORCE_PATH_STYLE", "true"),
-        ("DEFAULT_STORAGE", "default"),
-    ]);
+    let configured = test.env_with_profile("other", &other.profile, &[]);
     let processor = spawn_processor(&configured).await;
     wait_ready(&processor).await;
     replay_dead_letters(&test).await;
     let row = recording_in(&test, "EG_elsewhere", "ready").await;
     assert_eq!(row["awaiting_replay"], false);
-    assert_eq!(row["storage_bucket"], profile.bucket.as_str());
+    assert_eq!(row["storage_bucket"], other.profile.bucket.as_str());
     assert_eq!(test.database.assets("EG_elsewhere").await.len(), 1);
     dead_letters(&test, 0).await;
 }

@@ -262,3 +262,113 @@ async fn sweep_deletes_only_what_ended_before_the_age_and_dry_run_deletes_nothin
         "not final: kept"
     );
 }
+
+#[tokio::test]
+async fn deleting_an_hls_recording_leaves_nothing_under_its_prefix() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    let egress = Egress::new("EG_hls", "lecture", &test.bucket.profile);
+    let stem = "recordings/lecture/EG_hls";
+    let written = [
+        format!("{stem}.m3u8"),
+        format!("{stem}-live.m3u8"),
+        format!("{stem}_00000.ts"),
+        format!("{stem}_00001.ts"),
+        format!("{stem}.json"),
+    ];
+    for key in &written {
+        test.bucket
+            .put(key, b"#EXTM3U or a segment", "application/octet-stream")
+            .await;
+    }
+    // Another recording's objects beside it, whose keys merely begin the same way.
+    let neighbours = [
+        "recordings/lecture/EG_hls2.mp4",
+        "recordings/lecture/EG_hlsx_00000.ts",
+    ];
+    for key in neighbours {
+        test.bucket.put(key, b"not ours", "video/mp4").await;
+    }
+    let segments = serde_json::json!({"segmentResults": [{
+        "playlistName": written[0], "livePlaylistName": written[1],
+        "segmentCount": "2", "size": "4000", "duration": "20000000000"}]});
+    handle(&processor, &egress.started("EV_hls_s"))
+        .await
+        .expect("applied");
+    handle(&processor, &egress.ended_with("EV_hls_e", segments))
+        .await
+        .expect("applied");
+    assert_eq!(
+        test.database.recording("EG_hls").await.unwrap()["status"],
+        "ready"
+    );
+
+    let (code, out) = run(&test.env(), &["recordings", "delete", "EG_hls", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    for key in &written {
+        assert!(!exists(&test, key).await, "{key} is left");
+    }
+    for key in neighbours {
+        assert!(exists(&test, key).await, "{key} was not the recording's");
+    }
+    assert!(out.contains("deleted EG_hls: 5 object(s)"), "{out}");
+}
+
+/// A ready recording whose bucket's name two profiles share: `real` (where its file is) and
+/// `default` (the same name on another server, where nothing listens); the settings of both.
+async fn ready_in_one_of_two_profiles(test: &TestEnv, egress_id: &str) -> (Env, Egress) {
+    let real = &test.bucket.profile;
+    let env = test.env_with_profile("real", real, &[("S3_ENDPOINT", "http://127.0.0.1:1")]);
+    let processor = event_processor(&env).await;
+    let egress = Egress::new(egress_id, "r", real);
+    test.bucket
+        .put(&egress.key, b"the recording", "video/mp4")
+        .await;
+    for body in [egress.started("EV_s"), egress.ended("EV_e")] {
+        handle(&processor, &body).await.expect("applied");
+    }
+    let row = test.database.recording(egress_id).await.expect("row");
+    assert_eq!(row["status"], "ready", "verified on the real server: {row}");
+    assert_eq!(row["metadata"]["storage_profile"], "real");
+    (env, egress)
+}
+
+#[tokio::test]
+async fn two_profiles_with_one_bucket_name_delete_through_the_one_the_files_are_in() {
+    let test = TestEnv::new().await;
+    let (env, egress) = ready_in_one_of_two_profiles(&test, "EG_two").await;
+
+    let (code, out) = run(&env, &["recordings", "delete", "EG_two", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!exists(&test, &egress.key).await, "deleted where it was");
+    assert_eq!(test.database.recording_rows("EG_two").await, 0);
+}
+
+#[tokio::test]
+async fn a_recording_that_does_not_name_its_profile_is_not_deleted_by_a_guess() {
+    let test = TestEnv::new().await;
+    let (env, egress) = ready_in_one_of_two_profiles(&test, "EG_guess").await;
+    // As a row written before the profile was noted.
+    test.database
+        .client()
+        .await
+        .execute(
+            "UPDATE recordings SET metadata = metadata - 'storage_profile' WHERE egress_id = 'EG_guess'",
+            &[],
+        )
+        .await
+        .expect("update");
+
+    let (code, out) = run(&env, &["recordings", "delete", "EG_guess", "--yes"]).await;
+    assert_eq!(code, 1, "refused: {out}");
+    assert!(
+        out.contains("storage profiles") && out.contains("\"default\"") && out.contains("\"real\""),
+        "names the profiles that share the bucket: {out}"
+    );
+    assert!(exists(&test, &egress.key).await, "nothing deleted");
+    assert_eq!(
+        test.database.recording_rows("EG_guess").await,
+        2,
+        "the row and its asset are kept"
+    );
+}

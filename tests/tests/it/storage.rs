@@ -55,3 +55,21 @@ async fn a_wrong_secret_is_unavailable_not_missing() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_bucket_that_does_not_exist_is_not_a_missing_object() {
+    let test = TestEnv::new().await;
+    let wrong = test.env_with(&[("S3_BUCKET", "roomtape-no-such-bucket")]);
+    let profiles = StorageProfiles::from_env(&wrong).expect("profiles");
+    let store = ObjectStore::new(&profiles);
+    let (head, _) = store.head(profiles.default_profile(), "x.mp4").await;
+    match head {
+        Err(error @ StorageError::NoSuchBucket { .. }) => assert!(
+            error
+                .to_string()
+                .starts_with("bucket \"roomtape-no-such-bucket\" does not exist at http"),
+            "{error}"
+        ),
+        other => panic!("expected no such bucket, got {other:?}"),
+    }
+}
