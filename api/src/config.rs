@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use roomtape_shared::commands::FilepathTemplate;
 use roomtape_shared::config::{
-    filepath_template, AmqpSettings, ConfigError, DatabaseSettings, Env, Problems, StorageProfiles,
-    TelemetrySettings,
+    command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
+    StorageProfiles, TelemetrySettings,
 };
 use secrecy::SecretString;
 
@@ -49,58 +48,19 @@ pub struct ApiSettings {
 impl ApiSettings {
     /// Every missing or malformed setting is named in the one error.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut problems = Problems::default();
-        let bind = problems.check(env.parse_or("API_BIND", SocketAddr::from(([0, 0, 0, 0], 8081))));
-        let tokens =
-            problems
-                .check(env.required("API_TOKENS").and_then(|raw| {
-                    tokens(raw).map_err(|r| ConfigError::invalid("API_TOKENS", r))
-                }));
-        let cors_origins = problems.check(
-            cors_origins(env.get("API_CORS_ORIGINS").unwrap_or_default())
+        roomtape_shared::settings!(Self {
+            bind: env.parse_or("API_BIND", SocketAddr::from(([0, 0, 0, 0], 8081))),
+            tokens: env
+                .required("API_TOKENS")
+                .and_then(|raw| tokens(raw).map_err(|r| ConfigError::invalid("API_TOKENS", r))),
+            cors_origins: cors_origins(env.get("API_CORS_ORIGINS").unwrap_or_default())
                 .map_err(|r| ConfigError::invalid("API_CORS_ORIGINS", r)),
-        );
-        let command_timeout = problems.check(command_timeout(env));
-        let filepath_template = problems.check(filepath_template(env));
-        let database = problems.check(DatabaseSettings::from_env(env));
-        let amqp = problems.check(AmqpSettings::from_env(env));
-        let storage = problems.check(StorageProfiles::from_env(env));
-        let telemetry = problems.check(TelemetrySettings::from_env(env));
-        problems.finish()?;
-        let (
-            Some(bind),
-            Some(tokens),
-            Some(cors_origins),
-            Some(command_timeout),
-            Some(filepath_template),
-            Some(database),
-            Some(amqp),
-            Some(storage),
-            Some(telemetry),
-        ) = (
-            bind,
-            tokens,
-            cors_origins,
-            command_timeout,
-            filepath_template,
-            database,
-            amqp,
-            storage,
-            telemetry,
-        )
-        else {
-            return Err(ConfigError::Several(Vec::new()));
-        };
-        Ok(Self {
-            bind,
-            tokens,
-            cors_origins,
-            command_timeout,
-            filepath_template,
-            database,
-            amqp,
-            storage,
-            telemetry,
+            command_timeout: command_timeout(env),
+            filepath_template: FilepathTemplate::from_env(env),
+            database: DatabaseSettings::from_env(env),
+            amqp: AmqpSettings::from_env(env),
+            storage: StorageProfiles::from_env(env),
+            telemetry: TelemetrySettings::from_env(env),
         })
     }
 }
@@ -108,15 +68,12 @@ impl ApiSettings {
 /// `API_COMMAND_TIMEOUT`, which must leave the processor its whole start deadline: a start
 /// that times out here is then one that will never be carried out.
 fn command_timeout(env: &Env) -> Result<Duration, ConfigError> {
-    let setting = |name, default| {
-        humantime::parse_duration(env.get(name).unwrap_or(default).trim())
-            .map_err(|e| ConfigError::invalid(name, e))
-    };
-    let timeout = setting("API_COMMAND_TIMEOUT", "30s")?;
-    let deadline = setting("COMMAND_START_DEADLINE", "20s")?;
+    const VAR: &str = "API_COMMAND_TIMEOUT";
+    let timeout = env.duration_or(VAR, Duration::from_secs(30))?;
+    let deadline = command_start_deadline(env)?;
     if timeout <= deadline {
         return Err(ConfigError::invalid(
-            "API_COMMAND_TIMEOUT",
+            VAR,
             format!(
                 "{} must be longer than COMMAND_START_DEADLINE ({})",
                 humantime::format_duration(timeout),

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
-use actix_web::dev::{Server, Service as _};
+use actix_web::dev::Service as _;
 use actix_web::http::header;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use futures_util::FutureExt;
 use roomtape_shared::db;
-use roomtape_shared::http::{self as ops, OpsState};
+use roomtape_shared::http::{self as ops, HttpService, OpsState, ServerOptions};
 use roomtape_shared::library::Library;
 use roomtape_shared::metrics;
 use roomtape_shared::queue::commands::CommandClient;
@@ -30,17 +30,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const CORS_MAX_AGE_SECS: usize = 3600;
 
 /// A built, bound, not yet running API.
+#[derive(Debug)]
 pub struct Application {
-    port: u16,
-    server: Server,
-}
-
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
+    http: HttpService,
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -89,9 +81,12 @@ impl Application {
         let pool = web::Data::new(pool);
         let origins = settings.cors_origins.clone();
 
-        let listener = roomtape_shared::http::listener(settings.bind)?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let options = ServerOptions {
+            bind: settings.bind,
+            workers: None,
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        let http = HttpService::bind(options, move || {
             let api_metrics = api_metrics.clone();
             App::new()
                 .wrap_fn(move |request, service| {
@@ -156,26 +151,16 @@ impl Application {
                 )
                 .configure(ops::configure)
                 .configure(crate::console::configure)
-        })
-        .listen(listener)?
-        .tcp_nodelay(true)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .run();
-        Ok(Self { port, server })
+        })?;
+        Ok(Self { http })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.http.port()
     }
 
     /// Serves until `shutdown`, then stops taking requests and lets in-flight ones finish.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
-        shutdown.cancelled().await;
-        tracing::info!("draining in-flight requests");
-        handle.stop(true).await;
-        server.await.map_err(std::io::Error::other)?
+        self.http.serve_until(shutdown.cancelled()).await
     }
 }

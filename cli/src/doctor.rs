@@ -293,7 +293,10 @@ async fn livekit(env: &Env, report: &mut Report) {
         Err(error) => return report.fail("livekit", "livekit", error.to_string()),
     };
     let url = settings.url.to_string();
-    let client = EgressClient::new(settings);
+    let client = match EgressClient::new(settings) {
+        Ok(client) => client,
+        Err(error) => return report.fail("livekit", "livekit", Chain(&error).to_string()),
+    };
     let listed =
         tokio::time::timeout(CHECK_TIMEOUT, client.list(&ListEgressRequest::default())).await;
     match listed {

@@ -2,6 +2,7 @@
 //! RabbitMQ with a publisher confirm, and answers 2xx only once the broker has it.
 
 pub mod admission;
+pub mod config;
 pub mod dedupe;
 pub mod metrics;
 pub mod queue;

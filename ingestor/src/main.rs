@@ -1,6 +1,7 @@
+use roomtape_ingestor::config::IngestorSettings;
 use roomtape_ingestor::startup::Application;
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::{Env, IngestorSettings};
+use roomtape_shared::config::Env;
 use roomtape_shared::{shutdown, telemetry};
 
 #[tokio::main]

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use futures_util::FutureExt;
-use roomtape_shared::config::IngestorSettings;
-use roomtape_shared::http::{self as ops, OpsState};
+use roomtape_shared::http::{self as ops, HttpService, OpsState, ServerOptions};
 use roomtape_shared::metrics;
 use roomtape_shared::shutdown::Shutdown;
 
 use crate::admission::Admission;
+use crate::config::IngestorSettings;
 use crate::dedupe::RecentIds;
 use crate::metrics::IngestorMetrics;
 use crate::queue::publish::Publisher;
@@ -28,18 +27,10 @@ const UNAUTHENTICATED_LOG_EVERY: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A built, bound, not yet running ingestor.
+#[derive(Debug)]
 pub struct Application {
-    port: u16,
-    server: Server,
+    http: HttpService,
     publisher: Arc<Publisher>,
-}
-
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Application {
@@ -51,7 +42,7 @@ impl Application {
         let workers = settings.workers;
         let publisher = Arc::new(Publisher::new(
             settings.amqp.clone(),
-            Duration::from_millis(settings.confirm_timeout_ms),
+            settings.confirm_timeout,
             settings.publish_channels,
             workers,
             ingestor_metrics.clone(),
@@ -60,10 +51,7 @@ impl Application {
         let webhook = web::Data::new(WebhookState {
             verifier: Verifier::new(&settings.keys, clock),
             publisher: publisher.clone(),
-            recent: RecentIds::new(
-                Duration::from_secs(settings.dedupe_window_secs),
-                DEDUPE_CAPACITY,
-            ),
+            recent: RecentIds::new(settings.dedupe_window, DEDUPE_CAPACITY),
             admission: Admission::new(settings.max_in_flight, ingestor_metrics.clone()),
             metrics: ingestor_metrics,
             max_body_bytes: settings.max_body_bytes,
@@ -79,10 +67,13 @@ impl Application {
             }),
         });
 
-        let listener = roomtape_shared::http::listener(settings.bind)?;
-        let port = listener.local_addr()?.port();
+        let options = ServerOptions {
+            bind: settings.bind,
+            workers: Some(workers),
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
         let worker_publisher = publisher.clone();
-        let server = HttpServer::new(move || {
+        let http = HttpService::bind(options, move || {
             // Runs once on each worker's thread: its broker connection lives there too.
             worker_publisher.attach_worker();
             App::new()
@@ -93,40 +84,26 @@ impl Application {
                 .route("/api/webhooks/livekit/", web::post().to(handler::receive))
                 .route("/api/webhooks/livekit", web::post().to(handler::receive))
                 .configure(ops::configure)
-        })
-        .workers(workers)
-        .listen(listener)?
-        // Answers are small: send each at once rather than wait to coalesce (Nagle).
-        .tcp_nodelay(true)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .run();
-        Ok(Self {
-            port,
-            server,
-            publisher,
-        })
+        })?;
+        Ok(Self { http, publisher })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.http.port()
     }
 
     /// Serves until `shutdown`, then stops taking requests and lets in-flight ones (and their
-    /// publishes) finish; each worker's broker connection ends with it.
+    /// publishes) finish; each worker's broker connection ends with it. The broker's alarms are
+    /// watched until the last request is answered.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
         let watch_stops = shutdown.child_token();
         let alarm = tokio::spawn({
             let (publisher, stop) = (self.publisher, watch_stops.clone());
             async move { publisher.watch_alarm(stop).await }
         });
-        shutdown.cancelled().await;
-        tracing::info!("draining in-flight webhooks");
-        handle.stop(true).await;
+        let served = self.http.serve_until(shutdown.cancelled()).await;
         watch_stops.cancel();
         let _ = alarm.await;
-        server.await.map_err(std::io::Error::other)?
+        served
     }
 }

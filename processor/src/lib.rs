@@ -6,6 +6,7 @@
 //! recordings whose webhooks never came; `store` holds the processor's own tables.
 
 pub mod commands;
+pub mod config;
 pub mod egress;
 pub mod error;
 pub mod events;

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
+use roomtape_processor::config::ProcessorSettings;
 use roomtape_processor::startup::Application;
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::{DatabaseSettings, Env, ProcessorSettings, TelemetrySettings};
+use roomtape_shared::config::{DatabaseSettings, Env, TelemetrySettings};
 use roomtape_shared::{db, shutdown, telemetry};
 
 #[tokio::main]

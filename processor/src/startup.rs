@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use deadpool_postgres::Pool;
 use futures_util::FutureExt;
-use roomtape_shared::config::ProcessorSettings;
-use roomtape_shared::http::{self as ops, OpsState, ReadinessCheck};
+use roomtape_shared::http::{self as ops, HttpService, OpsState, ReadinessCheck, ServerOptions};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::{db, metrics};
 
@@ -19,6 +17,7 @@ use roomtape_shared::livekit::EgressClient;
 use roomtape_shared::storage::ObjectStore;
 
 use crate::commands::CommandProcessor;
+use crate::config::ProcessorSettings;
 use crate::egress::EgressLifecycle;
 use crate::events::EventProcessor;
 use crate::gauges::StoreGauges;
@@ -39,6 +38,8 @@ pub enum StartupError {
     Pool(#[from] deadpool_postgres::BuildError),
     #[error("cannot bind the ops listener")]
     Bind(#[from] std::io::Error),
+    #[error("cannot build the LiveKit client")]
+    LiveKitClient(#[from] roomtape_shared::livekit::ClientError),
 }
 
 /// Whether each consumer is attached right now, for `/readyz`.
@@ -49,9 +50,9 @@ struct Consuming {
 }
 
 /// A built, bound, not yet running processor.
+#[derive(Debug)]
 pub struct Application {
-    port: u16,
-    server: Server,
+    http: HttpService,
     events: Arc<EventProcessor>,
     commands: Arc<CommandProcessor>,
     reconciler: Reconciler,
@@ -61,14 +62,6 @@ pub struct Application {
     consumer: ConsumerSettings,
     metrics: ProcessorMetrics,
     consuming: Consuming,
-}
-
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Application {
@@ -86,7 +79,7 @@ impl Application {
             pool.clone(),
             settings.stuck_after,
         );
-        let egress = EgressClient::new(settings.livekit.clone());
+        let egress = EgressClient::new(settings.livekit.clone())?;
         let lifecycle = EgressLifecycle::new(
             pool.clone(),
             ObjectStore::new(&settings.storage),
@@ -125,21 +118,18 @@ impl Application {
             registry: Arc::new(registry),
             readiness: readiness(pool, consuming.clone()),
         });
-        let listener = roomtape_shared::http::listener(settings.bind)?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let options = ServerOptions {
+            bind: settings.bind,
+            workers: Some(1),
+            shutdown_grace: SHUTDOWN_GRACE,
+        };
+        let http = HttpService::bind(options, move || {
             App::new()
                 .app_data(ops_state.clone())
                 .configure(ops::configure)
-        })
-        .listen(listener)?
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .run();
+        })?;
         Ok(Self {
-            port,
-            server,
+            http,
             events,
             commands,
             reconciler,
@@ -156,14 +146,12 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.http.port()
     }
 
     /// Consumes until `shutdown`; then stops taking deliveries, finishes and acks what is in
     /// flight, closes the broker connections and the ops server.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
         let events = worker::run(
             self.events,
             self.consumer.clone(),
@@ -179,15 +167,17 @@ impl Application {
             shutdown.clone(),
         );
         let (gauges, pool, stuck_after) = self.gauges;
-        tokio::join!(
-            events,
-            commands,
-            self.reconciler.run(shutdown.clone()),
-            self.pruner.run(shutdown.clone()),
-            gauges.run(pool, stuck_after, shutdown)
-        );
-        handle.stop(true).await;
-        server.await.map_err(std::io::Error::other)?
+        let work = async {
+            tokio::join!(
+                events,
+                commands,
+                self.reconciler.run(shutdown.clone()),
+                self.pruner.run(shutdown.clone()),
+                gauges.run(pool, stuck_after, shutdown)
+            );
+        };
+        // The ops port answers until the work is done, so `/readyz` tells the drain.
+        self.http.serve_until(work).await
     }
 }
 

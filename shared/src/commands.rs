@@ -1,7 +1,8 @@
 //! The command messages of CONTRACTS §4 (`recording.start`, `recording.stop`), validated in one
 //! place: by the processor before anything reaches LiveKit, and by the API before it publishes.
 
-use crate::config::{StorageProfile, StorageProfiles};
+pub use crate::config::FilepathTemplate;
+use crate::config::{key_problem, StorageProfile, StorageProfiles};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -19,75 +20,6 @@ const LAYOUTS: [&str; 9] = [
     "single-speaker-dark",
 ];
 const FILE_FORMATS: [&str; 3] = ["mp4", "webm", "ogg"];
-/// `COMMAND_FILEPATH_TEMPLATE`'s default.
-pub const DEFAULT_FILEPATH: &str = "recordings/{room_name}/{time}";
-
-/// `COMMAND_FILEPATH_TEMPLATE`: the object key a start's recording gets when it names none, and
-/// the fixed prefix (up to its first `{`) any `filepath` a command names must keep, so a
-/// publisher cannot write anywhere in the configured buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilepathTemplate {
-    template: String,
-}
-
-impl Default for FilepathTemplate {
-    fn default() -> Self {
-        Self {
-            template: DEFAULT_FILEPATH.to_owned(),
-        }
-    }
-}
-
-impl FilepathTemplate {
-    /// A template with no leading `/` and no `.` or `..` segment.
-    pub fn new(template: &str) -> Result<Self, String> {
-        let template = template.trim();
-        if template.is_empty() {
-            return Err("must not be empty".to_owned());
-        }
-        if let Some(problem) = key_problem(template) {
-            return Err(problem.to_owned());
-        }
-        Ok(Self {
-            template: template.to_owned(),
-        })
-    }
-
-    /// The part every command's `filepath` must start with.
-    pub fn prefix(&self) -> &str {
-        self.template
-            .find('{')
-            .map_or(self.template.as_str(), |at| &self.template[..at])
-    }
-
-    /// `filepath` (or the template) checked for `room`: the fixed prefix kept, no absolute key,
-    /// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`.
-    fn filepath_for(&self, filepath: Option<String>, room: &str) -> Result<String, InvalidCommand> {
-        let filepath = filepath.unwrap_or_else(|| self.template.clone());
-        if let Some(problem) = key_problem(&filepath) {
-            return Err(invalid("filepath", problem));
-        }
-        if !filepath.starts_with(self.prefix()) {
-            return Err(invalid(
-                "filepath",
-                format!(
-                    "must start with {:?} (COMMAND_FILEPATH_TEMPLATE)",
-                    self.prefix()
-                ),
-            ));
-        }
-        if filepath.contains("{room_name}") && (room == "." || room == ".." || room.contains('/')) {
-            return Err(invalid(
-                "room_name",
-                format!(
-                    "room {room:?} cannot be part of an object key (filepath uses {{room_name}})"
-                ),
-            ));
-        }
-        Ok(filepath)
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct StartMessage {
     room_name: Option<String>,
@@ -287,7 +219,7 @@ fn start(
         Some(_) => return Err(invalid("metadata", "metadata must be a JSON object")),
     };
     let filepath = with_extension(
-        &template.filepath_for(message.filepath, &room_name)?,
+        &filepath_for(template, message.filepath, &room_name)?,
         &file_format,
     );
     Ok(Start {
@@ -317,15 +249,33 @@ fn with_extension(filepath: &str, format: &str) -> String {
     }
 }
 
-/// Why `key` cannot be an object key that a URL names: URLs resolve `.` and `..` segments
-/// away, and a leading `/` is not part of S3 keys. Commands refuse such keys; storage links none.
-pub fn key_problem(key: &str) -> Option<&'static str> {
-    if key.starts_with('/') {
-        return Some("must not start with /");
+/// `filepath` (or the template) checked for `room`: the fixed prefix kept, no absolute key,
+/// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`.
+fn filepath_for(
+    template: &FilepathTemplate,
+    filepath: Option<String>,
+    room: &str,
+) -> Result<String, InvalidCommand> {
+    let filepath = filepath.unwrap_or_else(|| template.as_str().to_owned());
+    if let Some(problem) = key_problem(&filepath) {
+        return Err(invalid("filepath", problem));
     }
-    key.split('/')
-        .any(|segment| segment == "." || segment == "..")
-        .then_some("must not have . or .. segments")
+    if !filepath.starts_with(template.prefix()) {
+        return Err(invalid(
+            "filepath",
+            format!(
+                "must start with {:?} (COMMAND_FILEPATH_TEMPLATE)",
+                template.prefix()
+            ),
+        ));
+    }
+    if filepath.contains("{room_name}") && (room == "." || room == ".." || room.contains('/')) {
+        return Err(invalid(
+            "room_name",
+            format!("room {room:?} cannot be part of an object key (filepath uses {{room_name}})"),
+        ));
+    }
+    Ok(filepath)
 }
 
 #[cfg(test)]

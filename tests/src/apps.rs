@@ -2,11 +2,13 @@
 
 use roomtape_api::config::ApiSettings;
 use roomtape_api::startup::Application as Api;
+use roomtape_ingestor::config::IngestorSettings;
 use roomtape_ingestor::startup::Application as Ingestor;
+use roomtape_processor::config::ProcessorSettings;
 use roomtape_processor::reconcile::Reconciler;
 use roomtape_processor::startup::Application as Processor;
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::{Env, IngestorSettings, ProcessorSettings};
+use roomtape_shared::config::Env;
 use roomtape_shared::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 
@@ -89,7 +91,8 @@ pub async fn reconciler_at(env: &Env, now_unix: u64, after: std::time::Duration)
         .expect("migrate");
     Reconciler {
         pool: roomtape_shared::db::pool(&settings.database).expect("pool"),
-        egress: roomtape_shared::livekit::EgressClient::new(settings.livekit),
+        egress: roomtape_shared::livekit::EgressClient::new(settings.livekit)
+            .expect("LiveKit client"),
         amqp: settings.amqp,
         every: std::time::Duration::from_secs(60),
         after,
@@ -160,7 +163,7 @@ pub async fn command_processor(
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     CommandProcessor::new(
         pool,
-        EgressClient::new(settings.livekit),
+        EgressClient::new(settings.livekit).expect("LiveKit client"),
         settings.storage,
         settings.filepath_template,
         settings.reply_queues,

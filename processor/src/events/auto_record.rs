@@ -1,8 +1,8 @@
 //! Auto-record: a room that matches the configured rule gets a `recording.start` command when
 //! it starts, once per room session (the command's id is the session's sid).
 
+use crate::config::AutoRecordSettings;
 use lapin::BasicProperties;
-use roomtape_shared::config::AutoRecordSettings;
 use roomtape_shared::events::proto::Room;
 use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
 use roomtape_shared::queue::{Outgoing, PublishError};

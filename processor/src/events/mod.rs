@@ -8,8 +8,8 @@ pub mod auto_record;
 pub mod parse;
 pub mod rooms;
 
+use crate::config::AutoRecordSettings;
 use deadpool_postgres::Pool;
-use roomtape_shared::config::AutoRecordSettings;
 use roomtape_shared::db::from_secs;
 use roomtape_shared::events::event_id;
 use roomtape_shared::events::proto::WebhookEvent;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A start-up configuration problem; the message names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Problems {
     pub fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
-            Err(ConfigError::Several(problems)) => {
+            Err(ConfigError::Several(problems)) if !problems.is_empty() => {
                 self.0.extend(problems);
                 None
             }
@@ -59,10 +60,6 @@ impl Problems {
                 None
             }
         }
-    }
-
-    pub fn note(&mut self, problem: ConfigError) {
-        self.check::<()>(Err(problem));
     }
 
     /// `Ok` if nothing was noted; the one problem, or all of them.
@@ -82,6 +79,37 @@ impl ConfigError {
             reason: reason.to_string(),
         }
     }
+}
+
+/// Builds a settings struct from reads that may each fail, and names every problem in one
+/// error of one line, so an operator fixes them in one go. Each field is named once, beside how
+/// it is read; a read may use the fields above it, as `Option`s (`None` where they failed).
+///
+/// ```
+/// # use roomtape_shared::config::{ConfigError, Env};
+/// struct Settings { port: u16, workers: usize }
+/// fn from_env(env: &Env) -> Result<Settings, ConfigError> {
+///     roomtape_shared::settings!(Settings {
+///         port: env.parse_or("PORT", 8080),
+///         workers: env.count_or("WORKERS", 4),
+///     })
+/// }
+/// let error = from_env(&Env::from_pairs([("PORT", "x"), ("WORKERS", "0")])).err();
+/// assert_eq!(
+///     error.map(|e| e.to_string()).as_deref(),
+///     Some("configuration: PORT is invalid: invalid digit found in string; WORKERS is invalid: must be at least 1")
+/// );
+/// ```
+#[macro_export]
+macro_rules! settings {
+    ($settings:ident { $($field:ident: $read:expr),+ $(,)? }) => {{
+        let mut problems = $crate::config::Problems::default();
+        $( let $field = problems.check($read); )+
+        problems.finish().map(|()| $settings {
+            // `finish` is `Ok` only when no read failed: every field is `Some`.
+            $( $field: $field.expect("a failed read notes its problem"), )+
+        })
+    }};
 }
 
 /// A snapshot of the variables to configure from. Tests build one from a map instead of
@@ -151,6 +179,71 @@ impl Env {
             Some(raw) => raw.parse().map_err(|e| ConfigError::invalid(name, e)),
             None => Ok(default),
         }
+    }
+
+    /// A count that must be at least 1: `name` if set, else `default`.
+    pub fn count_or(&self, name: &str, default: usize) -> Result<usize, ConfigError> {
+        match self.parse_or(name, default)? {
+            0 => Err(ConfigError::invalid(name, "must be at least 1")),
+            count => Ok(count),
+        }
+    }
+
+    /// A duration written as people write them (`250ms`, `30s`, `2m`, `7d`), else `default`.
+    pub fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            Some(raw) => humantime::parse_duration(raw).map_err(|e| ConfigError::invalid(name, e)),
+            None => Ok(default),
+        }
+    }
+
+    /// Like [`Env::duration_or`], for waits that cannot be zero.
+    pub fn positive_duration_or(
+        &self,
+        name: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match self.duration_or(name, default)? {
+            Duration::ZERO => Err(ConfigError::invalid(name, "must be longer than 0s")),
+            duration => Ok(duration),
+        }
+    }
+
+    /// A duration given as whole milliseconds, for variables whose name ends in `_MS`.
+    pub fn millis_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            Some(raw) => raw
+                .parse()
+                .map(Duration::from_millis)
+                .map_err(|e| ConfigError::invalid(name, e)),
+            None => Ok(default),
+        }
+    }
+
+    /// A duration given as whole seconds, for variables whose name ends in `_SECS`.
+    pub fn seconds_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            Some(raw) => raw
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|e| ConfigError::invalid(name, e)),
+            None => Ok(default),
+        }
+    }
+
+    /// Comma-separated glob patterns (`*` and `?` wildcards), else those of `default`.
+    pub fn patterns_or(
+        &self,
+        name: &str,
+        default: &str,
+    ) -> Result<Vec<glob::Pattern>, ConfigError> {
+        self.get(name)
+            .unwrap_or(default)
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| glob::Pattern::new(p).map_err(|e| ConfigError::invalid(name, e)))
+            .collect()
     }
 
     /// A boolean in any of the spellings people write in `.env` files.

@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 use url::Url;
 
-use super::{ConfigError, Env, Problems};
+use super::{ConfigError, Env};
 
 /// API key → secret pairs. Webhooks are verified with the secret of the key in their `iss`.
 #[derive(Debug, Clone)]
@@ -83,18 +83,13 @@ pub struct LiveKitSettings {
 
 impl LiveKitSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut problems = Problems::default();
-        let url = problems.check(
-            env.first_of(&["LIVEKIT_URL", "LIVEKIT_HOST"])
+        crate::settings!(Self {
+            url: env
+                .first_of(&["LIVEKIT_URL", "LIVEKIT_HOST"])
                 .ok_or_else(|| ConfigError::Missing("LIVEKIT_URL".into()))
                 .and_then(|(var, raw)| http_url(var, raw)),
-        );
-        let keys = problems.check(ApiKeys::from_env(env));
-        problems.finish()?;
-        match (url, keys) {
-            (Some(url), Some(keys)) => Ok(Self { url, keys }),
-            _ => Err(ConfigError::Several(Vec::new())),
-        }
+            keys: ApiKeys::from_env(env),
+        })
     }
 }
 

@@ -1,18 +1,21 @@
 //! Settings loaded from the environment (and `.env`), validated once at start-up.
 //!
-//! Every binary loads only the sections it needs; a missing or malformed variable becomes a
-//! [`ConfigError`] whose one-line message names the variable (CONTRACTS §6).
+//! The sections every binary shares live here; each binary's own settings live in its crate
+//! and are assembled with [`settings!`](crate::settings), which names every missing or
+//! malformed variable in one [`ConfigError`] of one line (CONTRACTS §6).
 
 mod env;
+mod filepath;
 mod livekit;
 mod sections;
 mod storage;
 
 pub use env::{ConfigError, Env, Problems};
+pub use filepath::{key_problem, FilepathTemplate};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
-    filepath_template, ingestor_url, AmqpSettings, AutoRecordSettings, DatabaseSettings,
-    IngestorSettings, LogFormat, ProcessorSettings, TelemetrySettings,
+    command_start_deadline, ingestor_url, AmqpSettings, DatabaseSettings, LogFormat,
+    TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};
 

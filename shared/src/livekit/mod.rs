@@ -121,13 +121,16 @@ pub struct EgressClient {
     http: reqwest::Client,
 }
 
+/// The HTTP client for LiveKit's API could not be built (its TLS set-up), so no call could
+/// keep [`CALL_TIMEOUT`]: start-up fails rather than call without it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for LiveKit's API")]
+pub struct ClientError(#[from] reqwest::Error);
+
 impl EgressClient {
-    pub fn new(settings: LiveKitSettings) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Self { settings, http }
+    pub fn new(settings: LiveKitSettings) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
+        Ok(Self { settings, http })
     }
 
     pub async fn start_room_composite(

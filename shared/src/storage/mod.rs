@@ -12,7 +12,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use url::Url;
 
-use crate::commands::key_problem;
+use crate::config::key_problem;
 use crate::config::{StorageProfile, StorageProfiles};
 pub use client::client;
 

@@ -1,6 +1,8 @@
 //! Settings from the environment, through the real binaries' loaders.
 
-use roomtape_shared::config::{ConfigError, IngestorSettings, ProcessorSettings};
+use roomtape_ingestor::config::IngestorSettings;
+use roomtape_processor::config::ProcessorSettings;
+use roomtape_shared::config::ConfigError;
 use roomtape_tests::TestEnv;
 
 #[tokio::test]

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::ExchangeDeleteOptions;
+use roomtape_ingestor::config::IngestorSettings;
 use roomtape_ingestor::metrics::IngestorMetrics;
 use roomtape_ingestor::queue::publish::{PublishError, Published, Publisher};
 use roomtape_ingestor::webhook::verify::Verifier;
 use roomtape_ingestor::webhook::VerifiedEvent;
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::IngestorSettings;
 use roomtape_shared::queue::topology::{EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::livekit::{post_webhook, sign_webhook, webhook_request};

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use roomtape_processor::config::ProcessorSettings;
 use roomtape_processor::retention::{Pruned, Pruner};
 use roomtape_shared::clock::Clock;
-use roomtape_shared::config::ProcessorSettings;
 use roomtape_shared::library::Library;
 use roomtape_shared::storage::ObjectStore;
 use roomtape_tests::TestEnv;

@@ -7,21 +7,6 @@ use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-/// How many connections may wait to be accepted: actix-web's own default. `std`'s listener
-/// asks for 128, so a burst of more new connections than that (a join storm at 256 connections)
-/// has SYNs dropped and retried a second later.
-pub const LISTEN_BACKLOG: i32 = 2048;
-
-/// A listening socket on `address` (port 0 picks a free one) with [`LISTEN_BACKLOG`].
-pub fn listener(address: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
-
 /// Answers whether the process can do its work right now; `Err` says why not.
 pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 

@@ -1,0 +1,102 @@
+//! `ProcessorSettings`: everything `roomtape-processor` reads from the environment, validated
+//! at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use roomtape_shared::config::{
+    command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
+    LiveKitSettings, StorageProfiles, TelemetrySettings,
+};
+
+/// Everything `roomtape-processor` needs.
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    /// `PROCESSOR_BIND` (default `0.0.0.0:9090`): health and metrics.
+    pub bind: SocketAddr,
+    pub amqp: AmqpSettings,
+    /// `DATABASE_POOL_SIZE` defaults to room for both consumers: 2 × `PROCESSOR_CONCURRENCY`
+    /// + 4 (readiness checks, the reconciler, the pruner).
+    pub database: DatabaseSettings,
+    pub livekit: LiveKitSettings,
+    pub storage: StorageProfiles,
+    /// `PROCESSOR_PREFETCH` (default 512): unacked deliveries the broker hands one processor;
+    /// what piles up while a room is being written becomes the next batch for it.
+    pub prefetch: u16,
+    /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once by each consumer (events,
+    /// commands); each holds one database connection while it runs.
+    pub concurrency: usize,
+    pub auto_record: AutoRecordSettings,
+    /// `RECONCILE_INTERVAL` (default `1m`, `0s` turns it off): how often recordings that are not
+    /// final are checked against LiveKit's `ListEgress`.
+    pub reconcile_interval: Duration,
+    /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
+    /// it is checked.
+    pub reconcile_after: Duration,
+    /// `WEBHOOK_EVENTS_RETENTION` (default `7d`): processed event ids, command records and stop
+    /// requests older than this are pruned.
+    pub webhook_events_retention: Duration,
+    /// `PROCESSOR_STUCK_AFTER` (default `1h`): a recording not final and unchanged this long
+    /// counts in the `roomtape_recordings_stuck` gauge.
+    pub stuck_after: Duration,
+    /// `COMMAND_START_DEADLINE` (default `20s`).
+    pub command_start_deadline: Duration,
+    /// `COMMAND_FILEPATH_TEMPLATE` (default `recordings/{room_name}/{time}`).
+    pub filepath_template: FilepathTemplate,
+    /// `COMMAND_REPLY_QUEUES` (default `amq.gen-*`): queues command replies may go to, besides
+    /// RabbitMQ's direct reply-to.
+    pub reply_queues: Vec<glob::Pattern>,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Which rooms are recorded as soon as they start.
+#[derive(Debug, Clone, Default)]
+pub struct AutoRecordSettings {
+    /// `AUTO_RECORD_ROOMS`: comma-separated room-name patterns (`*` and `?` wildcards).
+    pub room_patterns: Vec<glob::Pattern>,
+    /// `AUTO_RECORD_ON_METADATA` (default true): rooms whose metadata is JSON with
+    /// `"record": true` are recorded.
+    pub on_metadata: bool,
+}
+
+impl ProcessorSettings {
+    /// Every missing or malformed setting is named in the one error.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        roomtape_shared::settings!(Self {
+            bind: env.parse_or("PROCESSOR_BIND", SocketAddr::from(([0, 0, 0, 0], 9090))),
+            amqp: AmqpSettings::from_env(env),
+            concurrency: env.count_or("PROCESSOR_CONCURRENCY", 16),
+            database: DatabaseSettings::with_default_pool_size(
+                env,
+                2 * concurrency.unwrap_or(16) + 4
+            ),
+            livekit: LiveKitSettings::from_env(env),
+            storage: StorageProfiles::from_env(env),
+            prefetch: env.parse_or("PROCESSOR_PREFETCH", 512),
+            auto_record: AutoRecordSettings::from_env(env),
+            reconcile_interval: env.duration_or("RECONCILE_INTERVAL", Duration::from_secs(60)),
+            reconcile_after: env.duration_or("RECONCILE_AFTER", Duration::from_secs(300)),
+            webhook_events_retention: env.duration_or(
+                "WEBHOOK_EVENTS_RETENTION",
+                Duration::from_secs(7 * 24 * 3600)
+            ),
+            stuck_after: env.duration_or("PROCESSOR_STUCK_AFTER", Duration::from_secs(3600)),
+            command_start_deadline: command_start_deadline(env),
+            filepath_template: FilepathTemplate::from_env(env),
+            reply_queues: env.patterns_or("COMMAND_REPLY_QUEUES", "amq.gen-*"),
+            telemetry: TelemetrySettings::from_env(env),
+        })
+    }
+}
+
+impl AutoRecordSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        roomtape_shared::settings!(Self {
+            room_patterns: env.patterns_or("AUTO_RECORD_ROOMS", ""),
+            on_metadata: env.flag_or("AUTO_RECORD_ON_METADATA", true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
