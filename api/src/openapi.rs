@@ -5,11 +5,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::control::{ControlAnswer, StartRequest};
+use crate::db::Room;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::recordings::{
     AssetView, DownloadLink, Page, RecordingDetails, RecordingView, RoomRecording,
 };
-use crate::store::Room;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -137,8 +137,8 @@ pub async fn run(
 
 fn library(env: &Env) -> Result<Library, CliError> {
     let pool = db::pool(&DatabaseSettings::from_env(env)?)?;
-    let store = ObjectStore::new(&StorageProfiles::from_env(env)?);
-    Ok(Library::new(pool, store))
+    let objects = ObjectStore::new(&StorageProfiles::from_env(env)?);
+    Ok(Library::new(pool, objects))
 }
 
 /// Deletes what is old enough, with progress; one recording that cannot be deleted does not

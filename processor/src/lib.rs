@@ -3,9 +3,10 @@
 //!
 //! `worker` runs a queue and settles each message; `events` and `commands` are the two queues'
 //! handlers; `egress` is the recording lifecycle both use; `reconcile` asks LiveKit about
-//! recordings whose webhooks never came; `store` holds the processor's own tables.
+//! recordings whose webhooks never came; `db` holds the queries on the processor's own tables.
 
 pub mod commands;
+pub mod db;
 pub mod egress;
 pub mod error;
 pub mod events;
@@ -14,5 +15,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod retention;
 pub mod startup;
-pub mod store;
 pub mod worker;

@@ -17,9 +17,9 @@ use roomtape_shared::queue::topology::COMMANDS_QUEUE;
 use roomtape_shared::Chain;
 use serde_json::{json, Value};
 
+use crate::db::commands::{self as progress, CommandLock, Progress, Stored};
 use crate::egress::plan;
 use crate::error::HandleError;
-use crate::store::commands::{self as progress, CommandLock, Progress, Stored};
 use crate::worker::{Handled, Handler, Message, Outbox};
 use roomtape_shared::commands::{self as model, Command, FilepathTemplate, Start, Stop};
 use sent::{time_left, SentAt};

@@ -34,9 +34,9 @@ use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
 use roomtape_shared::Chain;
 use serde_json::Value;
 
+use crate::db::webhook_events;
 use crate::error::HandleError;
 use crate::metrics::ProcessorMetrics;
-use crate::store::webhook_events;
 use plan::{EgressPlan, ReportedFile, Results, PLAYLIST_CONTENT_TYPE};
 
 /// What an egress event does to its recording, ready to be written.

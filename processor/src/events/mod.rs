@@ -21,9 +21,9 @@ use futures_util::{stream, StreamExt};
 
 use roomtape_shared::Chain;
 
+use crate::db::webhook_events::{self, Recorded};
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
 use crate::error::HandleError;
-use crate::store::webhook_events::{self, Recorded};
 use crate::worker::{Handled, Handler, Message, Outbox};
 use parse::ParsedEvent;
 

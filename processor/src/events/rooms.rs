@@ -11,7 +11,7 @@ use roomtape_shared::db::from_secs;
 use roomtape_shared::events::proto::{participant_info, ParticipantInfo, WebhookEvent};
 use tokio_postgres::Error;
 
-use crate::store::rooms::{self, Presence};
+use crate::db::rooms::{self, Presence};
 
 /// Applies the events of each room (in delivery order per room) in the caller's transaction.
 /// Events of other names change nothing.
