@@ -2,12 +2,11 @@
 //! failure is worth retrying: [`HandleError::disposition`]. Causes are kept as sources; logs and
 //! dead-letter headers show the whole chain.
 
+use roomtape_shared::commands::InvalidCommand;
+use roomtape_shared::events::parse::ParseError;
 use roomtape_shared::livekit::EgressError;
 use roomtape_shared::queue::PublishError;
 use roomtape_shared::storage::StorageError;
-
-use crate::events::parse::ParseError;
-use roomtape_shared::commands::InvalidCommand;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
