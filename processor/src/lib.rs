@@ -1,8 +1,9 @@
 //! `roomtape-processor`: consumes LiveKit events (and recording commands) from RabbitMQ and
 //! keeps `recordings`, `assets`, `rooms` and `webhook_events` in PostgreSQL.
 //!
-//! `worker` runs a queue and settles each message; `events` and `commands` are the two queues'
-//! handlers; `egress` is the recording lifecycle both use; `reconcile` asks LiveKit about
+//! `worker` runs a queue and settles each message, by the `error` a handler fails with;
+//! `events` and `commands` are the two queues' handlers; `egress` is the recording lifecycle
+//! (it fails with its own error, which `error` takes in); `reconcile` asks LiveKit about
 //! recordings whose webhooks never came; `db` holds the queries on the processor's own tables.
 
 pub mod commands;

@@ -168,11 +168,11 @@ impl Handler for EventProcessor {
         _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
         let event = Event::read(message)?;
-        let Some(egress) = event.egress() else {
+        let (Some(egress), HandleError::Files(unconfirmed)) = (event.egress(), error) else {
             return Ok(None);
         };
         let attempts = message.attempt.number;
-        match self.egress.given_up(egress, error, attempts).await? {
+        match self.egress.given_up(egress, unconfirmed, attempts).await? {
             Some(change) => self.commit(&event, Some(&change)).await.map(Some),
             None => Ok(None),
         }
