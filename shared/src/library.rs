@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::config::StorageProfile;
 use crate::db::assets::{self, Asset};
-use crate::db::recordings::{self, AppliedEvent, Filter, Recording};
+use crate::db::recordings::{self, AppliedEvent, Filter, Recording, Status};
 use crate::storage::{ObjectStore, StorageError};
 
 /// `storage_provider` of a file LiveKit wrote to its own backup bucket.
@@ -22,7 +22,7 @@ pub enum LibraryError {
     #[error("no recording has egress id {0}")]
     NotFound(String),
     #[error("recording {egress_id} is {status}, not finished: stop it first")]
-    NotFinal { egress_id: String, status: String },
+    NotFinal { egress_id: String, status: Status },
     #[error("recording {0} has no file")]
     NoFile(String),
     #[error(

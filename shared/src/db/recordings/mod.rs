@@ -5,6 +5,8 @@
 mod read;
 mod write;
 
+use std::fmt;
+
 pub use read::{events, final_before, find, list, AppliedEvent, Filter, Recording};
 pub use write::{
     apply, delete, fail_forgotten, note_waiting, requested, snapshot, take_stale,
@@ -30,8 +32,10 @@ pub const STORAGE_PROFILE: &str = "storage_profile";
 /// (`WEBHOOK_EVENTS_RETENTION`); the processor's pruner writes it.
 pub const EVENTS_PRUNED_AT: &str = "events_pruned_at";
 
-/// Recording statuses of CONTRACTS §5, in the order they move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Recording statuses of CONTRACTS §5, in the order they move. Written, read and shown as
+/// their lowercase names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Starting,
     Active,
@@ -43,6 +47,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order they move.
+    pub const ALL: [Self; 7] = [
+        Self::Starting,
+        Self::Active,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Ready,
+        Self::Failed,
+        Self::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Starting => "starting",
@@ -60,16 +75,45 @@ impl Status {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Starting,
-            Self::Active,
-            Self::Stopping,
-            Self::Stopped,
-            Self::Ready,
-            Self::Failed,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Read from the `status` column, whose CHECK constraint admits only these names.
+impl<'a> tokio_postgres::types::FromSql<'a> for Status {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+        Self::parse(text).ok_or_else(|| format!("{text:?} is not a recording status").into())
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_reads_back_from_its_name_and_serializes_as_it() {
+        for status in Status::ALL {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+            assert_eq!(status.to_string(), status.as_str());
+            assert_eq!(
+                serde_json::to_value(status).expect("serializes"),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(Status::parse("Ready"), None);
     }
 }

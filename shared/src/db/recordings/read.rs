@@ -9,27 +9,35 @@ use super::{redacted_json, Status};
 use crate::db::prepared;
 use crate::redact::redact_opt;
 
-/// A recording as operators and the API see it: what came from LiveKit (`error`, `file_url`,
-/// `metadata`) redacted.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A recording as operators, the API and the CLI see it, and (next) notifications will carry it:
+/// what came from LiveKit (`error`, `file_url`, `metadata`) redacted. Its OpenAPI schema is
+/// derived here, once.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Recording {
     pub id: i64,
+    /// The LiveKit egress id.
     pub egress_id: String,
     pub room_name: String,
-    pub status: String,
+    pub status: Status,
     pub layout: Option<String>,
     pub file_format: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
     pub file_size_bytes: Option<i64>,
+    /// Where the file was verified (`s3`, ...; `livekit-backup` when LiveKit wrote it to its
+    /// own backup storage); `null` until it is known.
     pub storage_provider: Option<String>,
     pub storage_bucket: Option<String>,
+    /// The object key of the (first) file in `storage_bucket`.
     pub storage_key: Option<String>,
+    /// The file's public URL, which plays only where the bucket allows public reads; a
+    /// download link works without that.
     pub file_url: Option<String>,
     pub error: Option<String>,
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -67,7 +75,7 @@ impl Recording {
 
     /// `ready`, `failed` or `aborted`: nothing will change it any more.
     pub fn is_final(&self) -> bool {
-        Status::parse(&self.status).is_some_and(Status::is_final)
+        self.status.is_final()
     }
 }
 
