@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use amqprs::connection::Connection;
 use amqprs::{BasicProperties, FieldName, FieldTable, FieldValue, LongStr};
+use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::events::EventEnvelope;
 use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff, Established};
 use roomtape_shared::queue::{self, topology};
 use roomtape_shared::shutdown::Shutdown;
@@ -34,7 +36,6 @@ use tokio::sync::Notify;
 use super::alarm::BrokerAlarm;
 use super::confirm::{self, ChannelError, Confirm, ConfirmChannel};
 use crate::metrics::IngestorMetrics;
-use crate::webhook::VerifiedEvent;
 
 /// At most a second between tries: every second without the broker is a second of 503s, and a
 /// refused connect costs next to nothing.
@@ -80,6 +81,18 @@ pub enum PublishError {
     Unroutable(String),
     #[error("no confirm from the broker within {0:?}")]
     Timeout(Duration),
+}
+
+/// One event to publish: its body as LiveKit sent it, unchanged, and what CONTRACTS §3 puts in
+/// the message's properties. The webhook endpoint makes it from an event it has verified.
+#[derive(Debug, Clone, Copy)]
+pub struct EventMessage<'a> {
+    pub envelope: &'a EventEnvelope,
+    /// The AMQP `message_id`.
+    pub message_id: &'a str,
+    /// The API key that signed it (the `x-livekit-key` header).
+    pub api_key: &'a str,
+    pub body: &'a Bytes,
 }
 
 /// Why a keeper's connection ended.
@@ -378,7 +391,7 @@ impl Publisher {
     /// Publishes `event` and waits for the broker's confirm. A channel that fails before
     /// confirming hands the event to the next usable one: the broker may then hold it twice,
     /// which consumers tolerate (they dedupe by event id), while a 503 would be a retry anyway.
-    pub async fn publish(&self, event: &VerifiedEvent) -> Result<Published, PublishError> {
+    pub async fn publish(&self, event: EventMessage<'_>) -> Result<Published, PublishError> {
         let _in_flight = self.metrics.publish_started();
         let started = Instant::now();
         let result = self.publish_on_pool(event).await;
@@ -406,8 +419,8 @@ impl Publisher {
         (0..count).map(move |offset| (first + offset) % count)
     }
 
-    async fn publish_on_pool(&self, event: &VerifiedEvent) -> Result<Published, PublishError> {
-        let key = event.envelope().routing_key();
+    async fn publish_on_pool(&self, event: EventMessage<'_>) -> Result<Published, PublishError> {
+        let key = event.envelope.routing_key();
         let mut failure = PublishError::NotConnected;
         for index in self.lane_order() {
             let lane = &self.lanes[index];
@@ -418,8 +431,8 @@ impl Publisher {
             let publish = channel.publish(
                 topology::EVENTS_EXCHANGE,
                 &key,
-                event.body(),
-                self.properties(event),
+                event.body,
+                self.properties(&event),
             );
             let slot = &self.slots[index % self.slots.len()];
             match tokio::time::timeout(self.confirm_timeout, publish).await {
@@ -449,20 +462,20 @@ impl Publisher {
     }
 
     /// AMQP properties of CONTRACTS §3, so any LiveKit SDK consumer can use the message as is.
-    fn properties(&self, event: &VerifiedEvent) -> BasicProperties {
+    fn properties(&self, event: &EventMessage<'_>) -> BasicProperties {
         let timestamp = event
-            .envelope()
+            .envelope
             .created_at
             .and_then(|secs| u64::try_from(secs).ok())
             .unwrap_or_else(|| Clock::System.now_unix());
         let mut headers = FieldTable::new();
-        if let Ok(key) = LongStr::try_from(event.api_key()) {
+        if let Ok(key) = LongStr::try_from(event.api_key) {
             headers.insert(self.key_header.clone(), FieldValue::S(key));
         }
         let mut properties = BasicProperties::default();
         properties
-            .with_message_id(event.message_id())
-            .with_message_type(event.envelope().event.as_str())
+            .with_message_id(event.message_id)
+            .with_message_type(event.envelope.event.as_str())
             .with_timestamp(timestamp)
             .with_content_type("application/json")
             .with_delivery_mode(2)
