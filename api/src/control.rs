@@ -8,6 +8,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use roomtape_shared::commands::{self, FilepathTemplate, InvalidCommand};
 use roomtape_shared::config::StorageProfiles;
+use roomtape_shared::db::recordings::Recording;
 use roomtape_shared::library::Library;
 use roomtape_shared::queue::commands::CommandClient;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,6 @@ use utoipa::ToSchema;
 
 use crate::auth::WriteAccess;
 use crate::error::{ApiError, ErrorBody};
-use crate::recordings::RecordingView;
 
 /// The header whose value becomes the command's `message_id`, so a retried POST starts at most
 /// one recording.
@@ -70,7 +70,7 @@ pub struct ControlAnswer {
     /// `starting` or `stopping` (`cancelled` when a stop only cancelled a pending start).
     pub status: String,
     pub message: String,
-    pub recording: Option<RecordingView>,
+    pub recording: Option<Recording>,
     /// Every egress a stop stopped (a room may be recorded more than once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recording_ids: Vec<String>,
@@ -250,14 +250,11 @@ fn strings(value: &Value) -> Vec<String> {
 }
 
 /// The recording as the rest of the API shows it.
-async fn view(
-    library: &Library,
-    egress_id: Option<&str>,
-) -> Result<Option<RecordingView>, ApiError> {
+async fn view(library: &Library, egress_id: Option<&str>) -> Result<Option<Recording>, ApiError> {
     let Some(egress_id) = egress_id else {
         return Ok(None);
     };
-    Ok(Some(library.details(egress_id).await?.recording.into()))
+    Ok(Some(library.details(egress_id).await?.recording))
 }
 
 #[cfg(test)]

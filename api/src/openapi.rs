@@ -4,12 +4,13 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use roomtape_shared::db::assets::Asset;
+use roomtape_shared::db::recordings::{Recording, Status};
+
 use crate::control::{ControlAnswer, StartRequest};
+use crate::db::Room;
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::recordings::{
-    AssetView, DownloadLink, Page, RecordingDetails, RecordingView, RoomRecording,
-};
-use crate::store::Room;
+use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,9 +35,10 @@ use crate::store::Room;
     ),
     components(schemas(
         RoomRecording,
-        RecordingView,
+        Recording,
+        Status,
         RecordingDetails,
-        AssetView,
+        Asset,
         DownloadLink,
         Page,
         Room,

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use roomtape_shared::db::assets::Asset;
-use roomtape_shared::db::recordings::{Filter, Recording};
+use roomtape_shared::db::recordings::{Filter, Recording, Status};
 use roomtape_shared::library::{Library, LibraryError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,7 @@ pub struct RoomRecording {
     pub id: i64,
     /// The LiveKit egress id.
     pub recording_id: String,
-    pub status: String,
+    pub status: Status,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
@@ -35,90 +35,18 @@ pub struct RoomRecording {
     pub download_url: Option<String>,
 }
 
-/// A recording.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordingView {
-    pub id: i64,
-    pub egress_id: String,
-    pub room_name: String,
-    /// `starting`, `active`, `stopping`, `stopped`, `ready`, `failed` or `aborted`.
-    pub status: String,
-    pub layout: Option<String>,
-    pub file_format: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_seconds: Option<f64>,
-    pub file_size_bytes: Option<i64>,
-    pub error: Option<String>,
-    pub stream_id: Option<String>,
-    pub user_id: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Recording> for RecordingView {
-    fn from(r: Recording) -> Self {
-        Self {
-            id: r.id,
-            egress_id: r.egress_id,
-            room_name: r.room_name,
-            status: r.status,
-            layout: r.layout,
-            file_format: r.file_format,
-            started_at: r.started_at,
-            ended_at: r.ended_at,
-            duration_seconds: r.duration_seconds,
-            file_size_bytes: r.file_size_bytes,
-            error: r.error,
-            stream_id: r.stream_id,
-            user_id: r.user_id,
-            metadata: r.metadata,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// One file of a recording.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssetView {
-    pub storage_bucket: String,
-    pub storage_key: String,
-    pub playback_url: Option<String>,
-    pub file_size_bytes: i64,
-    pub duration_seconds: Option<f64>,
-    pub content_type: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Asset> for AssetView {
-    fn from(a: Asset) -> Self {
-        Self {
-            storage_bucket: a.storage_bucket,
-            storage_key: a.storage_key,
-            playback_url: a.playback_url,
-            file_size_bytes: a.file_size_bytes,
-            duration_seconds: a.duration_seconds,
-            content_type: a.content_type,
-            created_at: a.created_at,
-        }
-    }
-}
-
 /// A recording with its files.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordingDetails {
     #[serde(flatten)]
-    pub recording: RecordingView,
-    pub assets: Vec<AssetView>,
+    pub recording: Recording,
+    pub assets: Vec<Asset>,
 }
 
 /// One page of recordings, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
-    pub items: Vec<RecordingView>,
+    pub items: Vec<Recording>,
     /// Pass as `cursor` for the next page; `null` when this page was the last.
     pub next_cursor: Option<i64>,
 }
@@ -170,7 +98,7 @@ fn formatted(seconds: f64) -> String {
 /// A link to a ready recording's file: presigned when its bucket has a profile, else the URL
 /// LiveKit reported.
 async fn link(library: &Library, recording: &Recording) -> Result<Option<String>, ApiError> {
-    if recording.status != "ready" {
+    if !matches!(recording.status, Status::Ready) {
         return Ok(None);
     }
     match library
@@ -266,7 +194,7 @@ pub async fn list(
     let full = i64::try_from(recordings.len()).is_ok_and(|n| n == filter.limit);
     let next_cursor = recordings.last().filter(|_| full).map(|r| r.id);
     Ok(HttpResponse::Ok().json(Page {
-        items: recordings.into_iter().map(RecordingView::from).collect(),
+        items: recordings,
         next_cursor,
     }))
 }
@@ -292,8 +220,8 @@ pub async fn details(
 ) -> Result<HttpResponse, ApiError> {
     let details = library.details(&egress_id).await?;
     Ok(HttpResponse::Ok().json(RecordingDetails {
-        recording: details.recording.into(),
-        assets: details.assets.into_iter().map(AssetView::from).collect(),
+        recording: details.recording,
+        assets: details.assets,
     }))
 }
 

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::ReadAccess;
+use crate::db::{self, Room};
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{self, Room};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -43,6 +43,6 @@ pub async fn list(
         ));
     }
     let client = pool.get().await?;
-    let rooms = store::rooms(&client, status).await?;
+    let rooms = db::rooms(&client, status).await?;
     Ok(HttpResponse::Ok().json(rooms))
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Top {
     /// Start and stop recordings of LiveKit rooms.
     #[command(subcommand)]
-    Record(Box<Record>),
+    Record(Box<crate::record::Record>),
     /// Recordings: list, show, presigned URL, delete, sweep old ones.
     #[command(subcommand)]
     Recordings(crate::recordings::RecordingsCommand),
@@ -37,54 +37,4 @@ pub enum Top {
     Doctor(crate::doctor::DoctorArgs),
     /// Play one realistic recording into a running deployment and wait until it is ready.
     Simulate(crate::simulate::SimulateArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Record {
-    /// Start recording a room.
-    Start(StartArgs),
-    /// Stop a recording, or every active recording of a room.
-    Stop(StopArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// The LiveKit room to record.
-    pub room_name: String,
-    /// speaker, grid, single-speaker (or their -light / -dark variants).
-    #[arg(long)]
-    pub layout: Option<String>,
-    /// mp4, webm or ogg.
-    #[arg(long = "format")]
-    pub file_format: Option<String>,
-    #[arg(long)]
-    pub audio_only: bool,
-    #[arg(long)]
-    pub video_only: bool,
-    /// The storage profile to write to (default: the configured default).
-    #[arg(long)]
-    pub storage: Option<String>,
-    /// Object key template, e.g. recordings/{room_name}/{time}.
-    #[arg(long)]
-    pub filepath: Option<String>,
-    #[arg(long)]
-    pub stream_id: Option<String>,
-    #[arg(long)]
-    pub user_id: Option<String>,
-    /// A JSON object stored with the recording.
-    #[arg(long)]
-    pub metadata: Option<String>,
-    /// The command's idempotency key (default: a new UUID). Repeat it to retry safely.
-    #[arg(long)]
-    pub id: Option<String>,
-}
-
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub struct StopArgs {
-    #[arg(long)]
-    pub egress_id: Option<String>,
-    /// Stop every active recording of this room.
-    #[arg(long = "room")]
-    pub room_name: Option<String>,
 }

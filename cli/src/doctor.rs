@@ -210,20 +210,20 @@ async fn storage_profiles(env: &Env, report: &mut Report) {
         Ok(profiles) => profiles,
         Err(error) => return report.fail("storage", "storage", error.to_string()),
     };
-    let store = ObjectStore::new(&profiles);
+    let objects = ObjectStore::new(&profiles);
     for profile in profiles.iter() {
-        storage_profile(&store, profile, report).await;
+        storage_profile(&objects, profile, report).await;
     }
 }
 
 /// PUT, HEAD, presigned GET and DELETE of a probe object; the public URL if there is a base.
-async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: &mut Report) {
+async fn storage_profile(objects: &ObjectStore, profile: &StorageProfile, report: &mut Report) {
     let name = |step: &str| format!("storage {} {step}", profile.name);
     let fix = format!(
         "check the endpoint, bucket {:?} and keys of storage profile {}",
         profile.bucket, profile.name
     );
-    let put = store.put(profile, PROBE_KEY, PROBE_BODY.to_vec(), "text/plain");
+    let put = objects.put(profile, PROBE_KEY, PROBE_BODY.to_vec(), "text/plain");
     if let Err(error) = within(put).await {
         return report.fail("storage", name("put"), format!("{error}; {fix}"));
     }
@@ -232,7 +232,7 @@ async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: 
         name("put"),
         format!("s3://{}/{PROBE_KEY}", profile.bucket),
     );
-    match within(async { store.head(profile, PROBE_KEY).await.0 }).await {
+    match within(async { objects.head(profile, PROBE_KEY).await.0 }).await {
         Ok(object) => report.pass(
             "storage",
             name("head"),
@@ -240,7 +240,8 @@ async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: 
         ),
         Err(error) => report.fail("storage", name("head"), format!("{error}; {fix}")),
     }
-    let presigned = within(store.presigned_get(profile, PROBE_KEY, Duration::from_secs(300))).await;
+    let presigned =
+        within(objects.presigned_get(profile, PROBE_KEY, Duration::from_secs(300))).await;
     match presigned {
         Ok(url) => {
             serves_probe(
@@ -266,7 +267,7 @@ async fn storage_profile(store: &ObjectStore, profile: &StorageProfile, report: 
         )
         .await;
     }
-    match within(store.delete(profile, PROBE_KEY)).await {
+    match within(objects.delete(profile, PROBE_KEY)).await {
         Ok(()) => report.pass("storage", name("delete"), "probe removed"),
         Err(error) => report.fail("storage", name("delete"), format!("{error}; {fix}")),
     }

@@ -3,13 +3,63 @@
 
 use std::time::Duration;
 
+use clap::{Args, Subcommand};
 use roomtape_shared::config::{AmqpSettings, Env};
 use roomtape_shared::queue::commands::{CommandClient, CommandError};
 use serde_json::{json, Value};
 
-use crate::args::Record;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum Record {
+    /// Start recording a room.
+    Start(StartArgs),
+    /// Stop a recording, or every active recording of a room.
+    Stop(StopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The LiveKit room to record.
+    pub room_name: String,
+    /// speaker, grid, single-speaker (or their -light / -dark variants).
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// mp4, webm or ogg.
+    #[arg(long = "format")]
+    pub file_format: Option<String>,
+    #[arg(long)]
+    pub audio_only: bool,
+    #[arg(long)]
+    pub video_only: bool,
+    /// The storage profile to write to (default: the configured default).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Object key template, e.g. recordings/{room_name}/{time}.
+    #[arg(long)]
+    pub filepath: Option<String>,
+    #[arg(long)]
+    pub stream_id: Option<String>,
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// A JSON object stored with the recording.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// The command's idempotency key (default: a new UUID). Repeat it to retry safely.
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct StopArgs {
+    #[arg(long)]
+    pub egress_id: Option<String>,
+    /// Stop every active recording of this room.
+    #[arg(long = "room")]
+    pub room_name: Option<String>,
+}
 
 /// Sends the command and prints the processor's reply: exit 0 if it says ok, 1 if it refused.
 pub async fn run(

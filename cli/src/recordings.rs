@@ -137,8 +137,8 @@ pub async fn run(
 
 fn library(env: &Env) -> Result<Library, CliError> {
     let pool = db::pool(&DatabaseSettings::from_env(env)?)?;
-    let store = ObjectStore::new(&StorageProfiles::from_env(env)?);
-    Ok(Library::new(pool, store))
+    let objects = ObjectStore::new(&StorageProfiles::from_env(env)?);
+    Ok(Library::new(pool, objects))
 }
 
 /// Deletes what is old enough, with progress; one recording that cannot be deleted does not
@@ -230,7 +230,7 @@ fn print_list(out: &mut Output<'_>, recordings: &[Recording]) {
             vec![
                 r.egress_id.clone(),
                 r.room_name.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 time(r.started_at.or(Some(r.created_at))),
                 duration(r.duration_seconds),
                 size(r.file_size_bytes),
@@ -251,7 +251,7 @@ fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Detai
     let fields = [
         ("egress", r.egress_id.clone()),
         ("room", r.room_name.clone()),
-        ("status", r.status.clone()),
+        ("status", r.status.to_string()),
         ("started", time(r.started_at)),
         ("ended", time(r.ended_at)),
         ("duration", duration(r.duration_seconds)),

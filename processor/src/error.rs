@@ -2,12 +2,13 @@
 //! failure is worth retrying: [`HandleError::disposition`]. Causes are kept as sources; logs and
 //! dead-letter headers show the whole chain.
 
+use roomtape_shared::commands::InvalidCommand;
+use roomtape_shared::events::parse::ParseError;
 use roomtape_shared::livekit::EgressError;
 use roomtape_shared::queue::PublishError;
 use roomtape_shared::storage::StorageError;
 
-use crate::events::parse::ParseError;
-use roomtape_shared::commands::InvalidCommand;
+use crate::egress::{FilesUnconfirmed, LifecycleError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
@@ -17,15 +18,9 @@ pub enum HandleError {
     /// A command that can never succeed, and nobody asked for a reply to say so.
     #[error("invalid command")]
     InvalidCommand(#[from] InvalidCommand),
-    /// The egress wrote to a bucket no storage profile names: dead-lettered, to be replayed
-    /// once the configuration is fixed.
-    #[error("bucket {bucket:?} of egress {egress_id} is not a configured storage profile")]
-    UnknownBucket { bucket: String, egress_id: String },
-    /// A recording's file could not be confirmed in its bucket (not there yet, the bucket
-    /// could not answer, or the bucket does not exist: a configuration fault, given up at once
-    /// like an unknown bucket).
-    #[error("recording file not confirmed")]
-    Storage(#[from] StorageError),
+    /// A recording's files could not be confirmed in their bucket: see [`FilesUnconfirmed`].
+    #[error(transparent)]
+    Files(#[from] FilesUnconfirmed),
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
     #[error("no database connection")]
@@ -62,12 +57,14 @@ impl HandleError {
         match self {
             Self::NotAnEvent(_)
             | Self::InvalidCommand(_)
-            | Self::UnknownBucket { .. }
-            | Self::Storage(StorageError::NoSuchBucket { .. }) => Disposition::GiveUp,
+            | Self::Files(FilesUnconfirmed::UnknownBucket { .. })
+            | Self::Files(FilesUnconfirmed::Storage(StorageError::NoSuchBucket { .. })) => {
+                Disposition::GiveUp
+            }
             Self::Database(error) if connection_lost(error) => Disposition::RetryInPlace,
             Self::Pool(_) => Disposition::RetryInPlace,
             Self::LiveKit(error) if !error.is_transient() => Disposition::GiveUp,
-            Self::Storage(_)
+            Self::Files(_)
             | Self::Database(_)
             | Self::LiveKit(_)
             | Self::StartUnconfirmed
@@ -81,11 +78,14 @@ impl HandleError {
         match self {
             Self::NotAnEvent(_) => "poison",
             Self::InvalidCommand(_) => "invalid_command",
-            Self::UnknownBucket { .. } | Self::Storage(StorageError::NoSuchBucket { .. }) => {
-                "not_configured"
+            Self::Files(
+                FilesUnconfirmed::UnknownBucket { .. }
+                | FilesUnconfirmed::Storage(StorageError::NoSuchBucket { .. }),
+            ) => "not_configured",
+            Self::Files(FilesUnconfirmed::Storage(StorageError::NotFound { .. })) => {
+                "object_missing"
             }
-            Self::Storage(StorageError::NotFound { .. }) => "object_missing",
-            Self::Storage(_) => "storage_unavailable",
+            Self::Files(FilesUnconfirmed::Storage(_)) => "storage_unavailable",
             Self::Database(error) if connection_lost(error) => "database_down",
             Self::Pool(_) => "database_down",
             Self::Database(_) => "database_error",
@@ -93,6 +93,18 @@ impl HandleError {
             Self::StartUnconfirmed => "start_unconfirmed",
             Self::Publish(_) => "publish_failed",
             Self::Panicked(_) => "panic",
+        }
+    }
+}
+
+/// The egress lifecycle's failures, as the worker sees them: its database errors are the
+/// worker's own, retried in place when the connection is lost.
+impl From<LifecycleError> for HandleError {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::Files(files) => Self::Files(files),
+            LifecycleError::Database(error) => Self::Database(error),
+            LifecycleError::Pool(error) => Self::Pool(error),
         }
     }
 }
@@ -126,17 +138,30 @@ mod tests {
         let not_json = serde_json::from_slice::<serde_json::Value>(b"{").expect_err("not JSON");
         let poison = HandleError::from(ParseError::NotJson(not_json));
         assert_eq!(poison.disposition(), Disposition::GiveUp);
-        let unknown = HandleError::UnknownBucket {
+        let unknown = HandleError::from(FilesUnconfirmed::UnknownBucket {
             bucket: "b".into(),
             egress_id: "EG_1".into(),
-        };
+        });
         assert_eq!(unknown.disposition(), Disposition::GiveUp);
-        let missing = HandleError::from(StorageError::NotFound {
+        assert_eq!(unknown.outcome(), "not_configured");
+        let missing = HandleError::from(FilesUnconfirmed::from(StorageError::NotFound {
             bucket: "b".into(),
             key: "k".into(),
-        });
+        }));
         assert_eq!(missing.disposition(), Disposition::RetryLater);
         assert_eq!(missing.outcome(), "object_missing");
+        // Through the lifecycle's own error, the same.
+        let via_lifecycle = HandleError::from(LifecycleError::from(FilesUnconfirmed::from(
+            StorageError::NotFound {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+        )));
+        assert_eq!(via_lifecycle.outcome(), "object_missing");
+        assert_eq!(
+            roomtape_shared::Chain(&via_lifecycle).to_string(),
+            roomtape_shared::Chain(&missing).to_string()
+        );
         let refused = HandleError::from(EgressError::Twirp {
             method: "StartRoomCompositeEgress",
             code: "invalid_argument".into(),

@@ -19,16 +19,6 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
 type StatusLabel = Vec<(&'static str, &'static str)>;
 
-const STATUSES: [Status; 7] = [
-    Status::Starting,
-    Status::Active,
-    Status::Stopping,
-    Status::Stopped,
-    Status::Ready,
-    Status::Failed,
-    Status::Aborted,
-];
-
 #[derive(Debug, Clone)]
 pub struct StoreGauges {
     recordings: Family<StatusLabel, Gauge>,
@@ -95,10 +85,8 @@ impl StoreGauges {
             &[&stuck_after.as_secs_f64()],
         )
         .await?;
-        for status in STATUSES {
-            let row = rows
-                .iter()
-                .find(|row| row.get::<_, &str>(0) == status.as_str());
+        for status in Status::ALL {
+            let row = rows.iter().find(|row| row.get::<_, Status>(0) == status);
             let (all, stuck) = row.map_or((0, 0), |row| (row.get(1), row.get(2)));
             let label = vec![("status", status.as_str())];
             self.recordings.get_or_create(&label).set(all);

@@ -1,12 +1,15 @@
 //! `roomtape-processor`: consumes LiveKit events (and recording commands) from RabbitMQ and
 //! keeps `recordings`, `assets`, `rooms` and `webhook_events` in PostgreSQL.
 //!
-//! `worker` runs a queue and settles each message; `events` and `commands` are the two queues'
-//! handlers; `egress` is the recording lifecycle both use; `reconcile` asks LiveKit about
-//! recordings whose webhooks never came; `store` holds the processor's own tables.
+//! `worker` runs a queue and settles each message, by the `error` a handler fails with;
+//! `events` and `commands` are the two queues' handlers; `egress` is the recording lifecycle
+//! (it fails with its own error, which `error` takes in); `reconcile` asks LiveKit about
+//! recordings whose webhooks never came; `db` holds the queries on the processor's own tables;
+//! `config` its settings.
 
 pub mod commands;
 pub mod config;
+pub mod db;
 pub mod egress;
 pub mod error;
 pub mod events;
@@ -15,5 +18,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod retention;
 pub mod startup;
-pub mod store;
 pub mod worker;

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::config::StorageProfile;
 use crate::db::assets::{self, Asset};
-use crate::db::recordings::{self, AppliedEvent, Filter, Recording};
+use crate::db::recordings::{self, AppliedEvent, Filter, Recording, Status};
 use crate::storage::{ObjectStore, StorageError};
 
 /// `storage_provider` of a file LiveKit wrote to its own backup bucket.
@@ -22,7 +22,7 @@ pub enum LibraryError {
     #[error("no recording has egress id {0}")]
     NotFound(String),
     #[error("recording {egress_id} is {status}, not finished: stop it first")]
-    NotFinal { egress_id: String, status: String },
+    NotFinal { egress_id: String, status: Status },
     #[error("recording {0} has no file")]
     NoFile(String),
     #[error(
@@ -71,12 +71,12 @@ pub struct Deleted {
 #[derive(Debug, Clone)]
 pub struct Library {
     pool: Pool,
-    store: ObjectStore,
+    objects: ObjectStore,
 }
 
 impl Library {
-    pub fn new(pool: Pool, store: ObjectStore) -> Self {
-        Self { pool, store }
+    pub fn new(pool: Pool, objects: ObjectStore) -> Self {
+        Self { pool, objects }
     }
 
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Recording>, LibraryError> {
@@ -112,7 +112,7 @@ impl Library {
         let (profile, key) = self
             .file_of(&recording)?
             .ok_or_else(|| LibraryError::NoFile(egress_id.to_owned()))?;
-        Ok(self.store.presigned_get(profile, key, expires).await?)
+        Ok(self.objects.presigned_get(profile, key, expires).await?)
     }
 
     /// Deletes the recording's objects, then its rows. A recording that is not final is refused
@@ -137,13 +137,13 @@ impl Library {
             let profile = self.profile_of(&recording)?;
             let mut keys = stored.keys;
             for prefix in &stored.prefixes {
-                let under = self.store.keys_under(profile, prefix).await?;
+                let under = self.objects.keys_under(profile, prefix).await?;
                 keys.extend(under.into_iter().filter(|key| owned_by(prefix, key)));
             }
             keys.sort();
             keys.dedup();
             for key in &keys {
-                self.store.delete(profile, key).await?;
+                self.objects.delete(profile, key).await?;
                 deleted.objects += 1;
             }
             deleted.bytes = recording.file_size_bytes.unwrap_or_default();
@@ -193,10 +193,10 @@ impl Library {
         };
         let named = recording.metadata.get(recordings::STORAGE_PROFILE);
         if let Some(name) = named.and_then(serde_json::Value::as_str) {
-            return self.store.profile(name).ok_or_else(unknown);
+            return self.objects.profile(name).ok_or_else(unknown);
         }
         let same_bucket: Vec<&StorageProfile> = self
-            .store
+            .objects
             .profiles()
             .filter(|p| !bucket.is_empty() && p.bucket == bucket)
             .collect();

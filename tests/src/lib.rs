@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod reliability;
 pub mod s3;
 pub mod services;
+pub mod shapes;
 pub mod wait;
 
 pub use apps::{spawn_ingestor, spawn_processor, TestApp};

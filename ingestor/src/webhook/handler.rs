@@ -134,7 +134,7 @@ async fn handle(
         );
         return Ok((answer, "duplicate"));
     }
-    let outcome = match state.publisher.publish(&event).await {
+    let outcome = match state.publisher.publish(event.message()).await {
         Ok(Published::Queued) => "accepted",
         Ok(Published::NotSubscribed) => "not_subscribed",
         Err(cause) => {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use roomtape_shared::events::{event_id, EnvelopeError, EventEnvelope};
 
+use crate::queue::publish::EventMessage;
 use verify::VerifiedBody;
 
 /// An authenticated LiveKit event, ready to publish. Its fields are private and it is only
@@ -44,13 +45,14 @@ impl VerifiedEvent {
         &self.message_id
     }
 
-    /// The API key that signed it (the `x-livekit-key` header).
-    pub fn api_key(&self) -> &str {
-        &self.api_key
-    }
-
-    /// The original bytes, published unchanged.
-    pub fn body(&self) -> &Bytes {
-        &self.body
+    /// What the publisher sends for it: the original bytes, unchanged, and the API key that
+    /// signed them (the `x-livekit-key` header).
+    pub fn message(&self) -> EventMessage<'_> {
+        EventMessage {
+            envelope: &self.envelope,
+            message_id: &self.message_id,
+            api_key: &self.api_key,
+            body: &self.body,
+        }
     }
 }

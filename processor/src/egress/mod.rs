@@ -34,10 +34,34 @@ use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
 use roomtape_shared::Chain;
 use serde_json::Value;
 
-use crate::error::HandleError;
+use crate::db::webhook_events;
 use crate::metrics::ProcessorMetrics;
-use crate::store::webhook_events;
 use plan::{EgressPlan, ReportedFile, Results, PLAYLIST_CONTENT_TYPE};
+
+/// Why a finished egress's files could not be confirmed in their bucket.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesUnconfirmed {
+    /// The egress wrote to a bucket no storage profile names: dead-lettered, to be replayed
+    /// once the configuration is fixed.
+    #[error("bucket {bucket:?} of egress {egress_id} is not a configured storage profile")]
+    UnknownBucket { bucket: String, egress_id: String },
+    /// Not there yet, the bucket could not answer, or the bucket does not exist (a
+    /// configuration fault, given up at once like an unknown bucket).
+    #[error("recording file not confirmed")]
+    Storage(#[from] StorageError),
+}
+
+/// Everything the lifecycle can fail with. The worker's error type takes it in (`From`); the
+/// lifecycle knows nothing of the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Files(#[from] FilesUnconfirmed),
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
 
 /// What an egress event does to its recording, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +132,7 @@ impl EgressLifecycle {
 
     /// What `event` comes to. For a finished egress this HEADs its files, holding no database
     /// connection meanwhile.
-    pub async fn verdict(&self, event: EgressEvent<'_>) -> Result<Verdict, HandleError> {
+    pub async fn verdict(&self, event: EgressEvent<'_>) -> Result<Verdict, LifecycleError> {
         let Some(plan) = self.plan(event) else {
             return Ok(Verdict::Unchanged);
         };
@@ -154,10 +178,10 @@ impl EgressLifecycle {
     /// with the cause in `error`, and the event is retried. While it waits in the retry (then
     /// the dead-letter) queue the recording is `awaiting_replay`: reconciliation publishing
     /// another copy would only run the whole schedule again and dead-letter it too.
-    async fn verified_or_waiting(&self, plan: &EgressPlan) -> Result<Verdict, HandleError> {
+    async fn verified_or_waiting(&self, plan: &EgressPlan) -> Result<Verdict, LifecycleError> {
         match self.verified(plan).await {
             Ok(change) => Ok(Verdict::Change(Box::new(change))),
-            Err(error @ HandleError::Storage(_)) => {
+            Err(error @ LifecycleError::Files(FilesUnconfirmed::Storage(_))) => {
                 let why = format!("waiting for the recording's files: {}", Chain(&error));
                 self.wait(plan, &why, true).await?;
                 Err(error)
@@ -175,38 +199,30 @@ impl EgressLifecycle {
     pub async fn given_up(
         &self,
         event: EgressEvent<'_>,
-        error: &HandleError,
+        error: &FilesUnconfirmed,
         attempts: u32,
-    ) -> Result<Option<RecordingChange>, HandleError> {
+    ) -> Result<Option<RecordingChange>, LifecycleError> {
         let Some(plan) = self.plan(event).filter(|plan| plan.finished) else {
             return Ok(None);
         };
         let why = format!("{}; gave up after {attempts} attempts", Chain(error));
-        match error {
-            HandleError::Storage(StorageError::NotFound { .. }) => {
-                Ok(Some(RecordingChange::update(plan::failed(&plan, why))))
+        let why = match error {
+            FilesUnconfirmed::Storage(StorageError::NotFound { .. }) => {
+                return Ok(Some(RecordingChange::update(plan::failed(&plan, why))));
             }
-            HandleError::Storage(StorageError::NoSuchBucket { .. }) => {
-                let why = format!("{}; then `roomtape dlq replay`", Chain(error));
-                self.wait(&plan, &why, true).await?;
-                Ok(None)
+            FilesUnconfirmed::Storage(StorageError::NoSuchBucket { .. }) => {
+                format!("{}; then `roomtape dlq replay`", Chain(error))
             }
-            HandleError::Storage(_) => {
-                let why =
-                    format!("{why}; once the bucket answers, `roomtape dlq replay` completes it");
-                self.wait(&plan, &why, true).await?;
-                Ok(None)
+            FilesUnconfirmed::Storage(_) => {
+                format!("{why}; once the bucket answers, `roomtape dlq replay` completes it")
             }
-            HandleError::UnknownBucket { .. } => {
-                let why = format!(
-                    "{}; configure a storage profile for it, then `roomtape dlq replay`",
-                    Chain(error)
-                );
-                self.wait(&plan, &why, true).await?;
-                Ok(None)
-            }
-            _ => Ok(None),
-        }
+            FilesUnconfirmed::UnknownBucket { .. } => format!(
+                "{}; configure a storage profile for it, then `roomtape dlq replay`",
+                Chain(error)
+            ),
+        };
+        self.wait(&plan, &why, true).await?;
+        Ok(None)
     }
 
     /// Writes the recording as `stopped` (the egress ended) with why it waits.
@@ -215,7 +231,7 @@ impl EgressLifecycle {
         plan: &EgressPlan,
         why: &str,
         awaiting_replay: bool,
-    ) -> Result<(), HandleError> {
+    ) -> Result<(), LifecycleError> {
         let client = self.pool.get().await?;
         recordings::apply(&client, &plan.update).await?;
         recordings::note_waiting(&client, &plan.update.egress_id, why, awaiting_replay).await?;
@@ -249,12 +265,12 @@ impl EgressLifecycle {
 
     /// HEADs every file: the recording is ready with one asset per file, or failed if a file
     /// is empty. A file that cannot be confirmed is an error, retried later.
-    async fn verified(&self, plan: &EgressPlan) -> Result<RecordingChange, HandleError> {
+    async fn verified(&self, plan: &EgressPlan) -> Result<RecordingChange, LifecycleError> {
         let bucket = plan.bucket.as_deref();
         let profile = self
             .objects
             .profile_for(bucket, plan.endpoint.as_deref())
-            .ok_or_else(|| HandleError::UnknownBucket {
+            .ok_or_else(|| FilesUnconfirmed::UnknownBucket {
                 bucket: bucket.unwrap_or_default().to_owned(),
                 egress_id: plan.update.egress_id.clone(),
             })?;
@@ -262,7 +278,7 @@ impl EgressLifecycle {
         for file in &plan.files {
             let (result, took) = self.objects.head(profile, &file.key).await;
             self.metrics.head(took);
-            checked.push((file, result?));
+            checked.push((file, result.map_err(FilesUnconfirmed::from)?));
         }
         if let Some((file, _)) = checked.iter().find(|(_, object)| object.size_bytes == 0) {
             let reason = format!(

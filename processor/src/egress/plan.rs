@@ -318,7 +318,7 @@ pub fn failed(plan: &EgressPlan, reason: String) -> EgressUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::parse::parse;
+    use roomtape_shared::events::parse::parse;
 
     const ENDED: &str = r#"{"event":"egress_ended","room":{"sid":"RM_1","name":"standup"},
       "egressInfo":{"egressId":"EG_1","roomId":"RM_1","roomName":"standup","status":"EGRESS_COMPLETE",

@@ -5,14 +5,14 @@
 //! room and each group is one transaction, split into single events if it fails.
 
 pub mod auto_record;
-pub mod parse;
 pub mod rooms;
 
 use crate::config::AutoRecordSettings;
 use deadpool_postgres::Pool;
 use roomtape_shared::db::from_secs;
-use roomtape_shared::events::event_id;
+use roomtape_shared::events::parse::{self, ParsedEvent};
 use roomtape_shared::events::proto::WebhookEvent;
+use roomtape_shared::events::{event_id, EventKind};
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 
 use std::collections::BTreeMap;
@@ -21,11 +21,10 @@ use futures_util::{stream, StreamExt};
 
 use roomtape_shared::Chain;
 
+use crate::db::webhook_events::{self, Recorded};
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
 use crate::error::HandleError;
-use crate::store::webhook_events::{self, Recorded};
 use crate::worker::{Handled, Handler, Message, Outbox};
-use parse::ParsedEvent;
 
 /// Handles `roomtape.events`.
 #[derive(Debug)]
@@ -82,11 +81,11 @@ impl Event {
         }
     }
 
-    /// The egress part, for an `egress_*` event that carries one.
+    /// The egress part, for an egress event that carries one.
     fn egress(&self) -> Option<EgressEvent<'_>> {
         let event = &self.parsed.event;
         let info = event.egress_info.as_ref()?;
-        event.event.starts_with("egress_").then(|| EgressEvent {
+        self.parsed.kind.is_egress().then(|| EgressEvent {
             event_id: &self.id,
             info,
             room_sid: event.room.as_ref().map(|r| r.sid.as_str()),
@@ -169,11 +168,11 @@ impl Handler for EventProcessor {
         _outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
         let event = Event::read(message)?;
-        let Some(egress) = event.egress() else {
+        let (Some(egress), HandleError::Files(unconfirmed)) = (event.egress(), error) else {
             return Ok(None);
         };
         let attempts = message.attempt.number;
-        match self.egress.given_up(egress, error, attempts).await? {
+        match self.egress.given_up(egress, unconfirmed, attempts).await? {
             Some(change) => self.commit(&event, Some(&change)).await.map(Some),
             None => Ok(None),
         }
@@ -324,14 +323,14 @@ impl EventProcessor {
             .collect();
         let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
         let mut handled = Vec::with_capacity(recorded.len());
-        let mut fresh: Vec<(&str, Vec<&WebhookEvent>)> = Vec::with_capacity(groups.len());
+        let mut fresh: Vec<(&str, Vec<&ParsedEvent>)> = Vec::with_capacity(groups.len());
         for (room, events) in groups {
             let mut new = Vec::with_capacity(events.len());
             for event in events {
                 // An id twice in the batch is new only the first time.
                 let outcome = match new_ids.remove(&event.id) {
                     true => {
-                        new.push(&event.parsed.event);
+                        new.push(&event.parsed);
                         "applied"
                     }
                     false => "duplicate",
@@ -358,11 +357,11 @@ impl EventProcessor {
     /// fails, the redelivery asks again, and the command's id makes that harmless.
     async fn auto_record<O: Outbox>(
         &self,
-        events: &[&WebhookEvent],
+        events: &[&ParsedEvent],
         outbox: &O,
     ) -> Result<(), HandleError> {
-        for event in events {
-            if let (Some(room), "room_started") = (&event.room, event.event.as_str()) {
+        for parsed in events {
+            if let (Some(room), EventKind::RoomStarted) = (&parsed.event.room, parsed.kind) {
                 if auto_record::wanted(&self.auto_record, room) {
                     auto_record::request(outbox, room).await?;
                     tracing::info!(room = %room.name, "auto-record requested");

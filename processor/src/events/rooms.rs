@@ -8,21 +8,25 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use roomtape_shared::db::from_secs;
-use roomtape_shared::events::proto::{participant_info, ParticipantInfo, WebhookEvent};
+use roomtape_shared::events::parse::ParsedEvent;
+use roomtape_shared::events::proto::{participant_info, ParticipantInfo};
+use roomtape_shared::events::EventKind;
 use tokio_postgres::Error;
 
-use crate::store::rooms::{self, Presence};
+use crate::db::rooms::{self, Presence};
 
 /// Applies the events of each room (in delivery order per room) in the caller's transaction.
-/// Events of other names change nothing.
+/// Events of other kinds change nothing.
 pub async fn apply(
     client: &impl GenericClient,
-    rooms_events: &[(&str, Vec<&WebhookEvent>)],
+    rooms_events: &[(&str, Vec<&ParsedEvent>)],
 ) -> Result<(), Error> {
     let locked: Vec<(&str, &str)> = rooms_events
         .iter()
         .filter_map(|(name, events)| {
-            let sid = events.iter().find_map(|event| event.room.as_ref())?;
+            let sid = events
+                .iter()
+                .find_map(|parsed| parsed.event.room.as_ref())?;
             Some((*name, sid.sid.as_str()))
         })
         .collect();
@@ -32,30 +36,36 @@ pub async fn apply(
     rooms::lock(client, &locked).await?;
     let mut run = Run::default();
     for (room_name, events) in rooms_events {
-        for event in events {
+        for parsed in events {
+            let (event, kind) = (&parsed.event, parsed.kind);
             let Some(room) = &event.room else { continue };
             let at = from_secs(event.created_at);
-            match event.event.as_str() {
-                "room_started" => {
+            match kind {
+                EventKind::RoomStarted => {
                     // What came before it (of any room) is written first: order within a room.
                     run.flush(client).await?;
                     let started = from_secs(room.creation_time).or(at);
                     rooms::started(client, room_name, &room.sid, started).await?;
                 }
-                "room_finished" => {
+                EventKind::RoomFinished => {
                     run.flush(client).await?;
                     rooms::finished(client, room_name, &room.sid, at).await?;
                 }
-                "participant_joined" | "participant_left" | "participant_connection_aborted" => {
+                EventKind::ParticipantJoined
+                | EventKind::ParticipantLeft
+                | EventKind::ParticipantConnectionAborted => {
                     let Some(participant) =
                         event.participant.as_ref().filter(|p| is_viewer(p.kind))
                     else {
                         continue;
                     };
-                    let joined = event.event == "participant_joined";
+                    let joined = kind == EventKind::ParticipantJoined;
                     run.add(room_name, &room.sid, participant, joined, at);
                 }
-                _ => {}
+                EventKind::EgressStarted
+                | EventKind::EgressUpdated
+                | EventKind::EgressEnded
+                | EventKind::Other => {}
             }
         }
     }

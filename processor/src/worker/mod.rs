@@ -393,6 +393,7 @@ mod tests {
     use roomtape_shared::queue::{Outgoing, PublishError};
 
     use super::*;
+    use crate::egress::FilesUnconfirmed;
 
     /// Fails every message for good, and panics while giving it up.
     struct PanicsGivingUp;
@@ -403,10 +404,10 @@ mod tests {
         }
 
         async fn handle<O: Outbox>(&self, _: &Message, _: &O) -> Result<Handled, HandleError> {
-            Err(HandleError::UnknownBucket {
+            Err(HandleError::from(FilesUnconfirmed::UnknownBucket {
                 bucket: "b".into(),
                 egress_id: "EG_1".into(),
-            })
+            }))
         }
 
         async fn give_up<O: Outbox>(

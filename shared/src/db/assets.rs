@@ -51,8 +51,8 @@ pub async fn upsert(
     .map(drop)
 }
 
-/// A recording's file, as listed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A recording's file, as listed: the API and the CLI show this shape.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Asset {
     pub storage_bucket: String,
     pub storage_key: String,

@@ -2,12 +2,15 @@
 //! handler (stepped directly), then listed, paged, shown, linked and deleted over HTTP, with
 //! token scopes, query validation, CORS, metrics and the OpenAPI document.
 
+use clap::Parser;
 use reqwest::{header, Method, StatusCode};
+use roomtape_cli::{execute, Cli};
 use roomtape_processor::events::EventProcessor;
 use roomtape_tests::api_client::{Api, ALLOWED_ORIGIN, READ, WRITE};
 use roomtape_tests::apps::{counter_sum, event_processor, metrics_text};
 use roomtape_tests::fixtures::{participant_event, room_event, Egress};
 use roomtape_tests::outbox::handle;
+use roomtape_tests::shapes::{assert_has_recording_fields, assert_recording, RECORDING_FIELDS};
 use roomtape_tests::TestEnv;
 use serde_json::Value;
 
@@ -120,6 +123,43 @@ async fn recordings_are_listed_paged_and_shown() {
     assert_eq!(shown["room_name"], "algebra");
     assert_eq!(shown["status"], "ready");
     assert_eq!(shown["assets"][0]["file_size_bytes"], 10);
+
+    // One shape of a recording: every field, where the file is among them, and what
+    // `roomtape recordings --json` prints for the same recordings.
+    for item in algebra["items"].as_array().expect("items") {
+        assert_recording(item);
+    }
+    let listed = &algebra["items"][1];
+    let egress = Egress::new("EG_a", "algebra", &test.bucket.profile);
+    assert_eq!(listed["egress_id"], "EG_a");
+    assert_eq!(
+        listed["storage_provider"],
+        test.bucket.profile.provider.as_str()
+    );
+    assert_eq!(
+        listed["storage_bucket"],
+        test.bucket.profile.bucket.as_str()
+    );
+    assert_eq!(listed["storage_key"], egress.key.as_str());
+    let mut out = Vec::new();
+    let cli =
+        Cli::parse_from("roomtape recordings list --room algebra --status ready --json".split(' '));
+    assert_eq!(execute(cli, &test.env(), &mut out, false).await, 0);
+    let printed: Value = serde_json::from_slice(&out).expect("the CLI prints JSON");
+    assert_eq!(
+        printed, algebra["items"],
+        "the CLI's recordings are the API's"
+    );
+    // Details are the recording, the same as listed, with its files.
+    assert_eq!(
+        assert_has_recording_fields(&shown),
+        RECORDING_FIELDS.len() + 1,
+        "{shown}"
+    );
+    let mut recording = shown.clone();
+    recording.as_object_mut().expect("object").remove("assets");
+    assert_eq!(&recording, listed);
+
     let (status, missing) = api.get("/api/v1/recordings/EG_nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(missing["error"]["code"], "not_found");
@@ -351,6 +391,21 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
     }
     assert!(document["paths"]["/api/v1/recordings/{egress_id}"]["delete"].is_object());
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+    // The recording's schema is derived from the one type the API and the CLI serialize.
+    let schema = &document["components"]["schemas"]["Recording"];
+    for field in RECORDING_FIELDS {
+        assert!(
+            schema["properties"][field].is_object(),
+            "{field} in {schema}"
+        );
+    }
+    let statuses = &document["components"]["schemas"]["Status"]["enum"];
+    assert_eq!(
+        statuses,
+        &serde_json::json!([
+            "starting", "active", "stopping", "stopped", "ready", "failed", "aborted"
+        ])
+    );
 
     let asked = |origin: &'static str| {
         api.http

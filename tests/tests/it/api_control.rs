@@ -9,6 +9,7 @@ use roomtape_tests::apps::{spawn_processor_with_clock, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::livekit::now_unix;
 use roomtape_tests::services::{API_KEY, API_SECRET};
+use roomtape_tests::shapes::assert_recording;
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::Value;
 
@@ -58,6 +59,7 @@ async fn start_and_stop_answer_in_the_django_shape_and_a_retried_start_starts_on
     );
     assert_eq!(started["recording"]["layout"], "grid");
     assert_eq!(started["recording"]["metadata"]["course"], "algebra");
+    assert_recording(&started["recording"]);
 
     // The client retries (it lost the answer): the same recording, LiveKit asked once.
     let (status, retried) = api
@@ -84,6 +86,7 @@ async fn start_and_stop_answer_in_the_django_shape_and_a_retried_start_starts_on
     assert_eq!(stopped["recording_id"], egress_id.as_str());
     assert_eq!(stopped["status"], "stopping");
     assert_eq!(stopped["recording"]["status"], "stopping");
+    assert_recording(&stopped["recording"]);
     assert_eq!(livekit.calls("StopEgress").len(), 1);
 
     let (status, nothing) = api.post(&stop_path("class%201"), "", None).await;

@@ -276,7 +276,7 @@ async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_con
             let id = format!("EV_burst{i}");
             let event = verified(padded_event(&id));
             let publisher = publisher.clone();
-            tokio::spawn(async move { (id, publisher.publish(&event).await) })
+            tokio::spawn(async move { (id, publisher.publish(event.message()).await) })
         })
         .collect();
     let (mut confirmed, mut timed_out) = (Vec::new(), 0);
@@ -296,7 +296,7 @@ async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_con
     eventually(Duration::from_secs(30), "a usable channel again", ready).await;
     for i in 0..20 {
         let id = format!("EV_quiet{i}");
-        let outcome = publisher.publish(&verified(event(&id))).await;
+        let outcome = publisher.publish(verified(event(&id)).message()).await;
         assert!(
             matches!(outcome, Ok(Published::Queued)),
             "{id}, published alone after the stall, is confirmed: {outcome:?}"

@@ -8,6 +8,7 @@ use roomtape_shared::config::Env;
 use roomtape_tests::apps::event_processor;
 use roomtape_tests::fixtures::Egress;
 use roomtape_tests::outbox::handle;
+use roomtape_tests::shapes::{assert_has_recording_fields, assert_recording};
 use roomtape_tests::TestEnv;
 use serde_json::Value;
 
@@ -76,6 +77,15 @@ async fn list_filters_and_show_tells_the_whole_story() {
         .map(|r| r["egress_id"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(ids, ["EG_c", "EG_b", "EG_a"], "newest first");
+    // The API's shape of a recording, where the file is among it.
+    for recording in all.as_array().expect("array") {
+        assert_recording(recording);
+    }
+    assert_eq!(all[2]["storage_key"], "recordings/algebra/EG_a.mp4");
+    assert_eq!(
+        all[2]["storage_bucket"],
+        test.bucket.profile.bucket.as_str()
+    );
     let algebra = json(
         &env,
         &[
@@ -109,6 +119,7 @@ async fn list_filters_and_show_tells_the_whole_story() {
     );
 
     let shown = json(&env, &["recordings", "show", "EG_a"]).await;
+    assert_has_recording_fields(&shown);
     assert_eq!(shown["status"], "ready");
     assert_eq!(shown["assets"][0]["file_size_bytes"], 10);
     let events: Vec<&str> = shown["events"]

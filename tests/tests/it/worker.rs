@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use roomtape_processor::error::HandleError;
-use roomtape_processor::events::parse;
 use roomtape_processor::metrics::ProcessorMetrics;
 use roomtape_processor::worker::{self, ConsumerSettings, Handled, Handler, Message, Outbox};
 use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::events::parse;
 use roomtape_shared::queue::topology::{self, DEAD_QUEUE, EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_tests::proxy::TcpProxy;

@@ -1,77 +1,15 @@
-//! `recordings`: one row per egress, whose status only moves forward.
-//!
-//! Every write is one upsert guarded by `recording_status_rank` (migration V5): it applies only
-//! if it moves the status forward, or refreshes the same status with a newer LiveKit
-//! `updatedAt`; `ready`, `failed` and `aborted` are final. Row locks make concurrent writers
-//! take turns, so events may be applied in any order, any number of times.
+//! What is written to `recordings`: every egress event's update is one upsert guarded by
+//! `recording_status_rank` (migration V5): it applies only if it moves the status forward, or
+//! refreshes the same status with a newer LiveKit `updatedAt`; `ready`, `failed` and `aborted`
+//! are final. Row locks make concurrent writers take turns, so events may be applied in any
+//! order, any number of times. Also a command's row, the reconciler's marks, and a delete.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use super::prepared;
-use crate::redact::{redact_json, redact_opt};
-
-/// A row's JSON as it may be shown: rows written before redaction may still hold tokens.
-fn redacted_json(mut value: serde_json::Value) -> serde_json::Value {
-    redact_json(&mut value);
-    value
-}
-
-/// The `metadata` entry listing what a finished egress reported writing: `{"keys": [...],
-/// "prefixes": [...]}` (prefixes it owns: an HLS playlist's stem, an image sequence's prefix).
-/// Delete and sweep remove all of it.
-pub const OBJECTS: &str = "objects";
-/// The `metadata` entry naming the storage profile the files were verified in: delete uses
-/// that profile, not whichever has a bucket of the same name.
-pub const STORAGE_PROFILE: &str = "storage_profile";
-/// The `metadata` entry saying when the recording's events were pruned
-/// (`WEBHOOK_EVENTS_RETENTION`); the processor's pruner writes it.
-pub const EVENTS_PRUNED_AT: &str = "events_pruned_at";
-
-/// Recording statuses of CONTRACTS §5, in the order they move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Starting,
-    Active,
-    Stopping,
-    Stopped,
-    Ready,
-    Failed,
-    Aborted,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Active => "active",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-            Self::Aborted => "aborted",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Ready | Self::Failed | Self::Aborted)
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Starting,
-            Self::Active,
-            Self::Stopping,
-            Self::Stopped,
-            Self::Ready,
-            Self::Failed,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
+use super::{redacted_json, Status};
+use crate::db::prepared;
 
 /// Where a finished recording's (first) file is.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,131 +265,6 @@ pub async fn fail_forgotten(
     .map(drop)
 }
 
-/// A recording as operators and the API see it: what came from LiveKit (`error`, `file_url`,
-/// `metadata`) redacted.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Recording {
-    pub id: i64,
-    pub egress_id: String,
-    pub room_name: String,
-    pub status: String,
-    pub layout: Option<String>,
-    pub file_format: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_seconds: Option<f64>,
-    pub file_size_bytes: Option<i64>,
-    pub storage_provider: Option<String>,
-    pub storage_bucket: Option<String>,
-    pub storage_key: Option<String>,
-    pub file_url: Option<String>,
-    pub error: Option<String>,
-    pub stream_id: Option<String>,
-    pub user_id: Option<String>,
-    pub metadata: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const RECORDING_COLUMNS: &str = "id, egress_id, room_name, status, layout, file_format, started_at,
-    ended_at, duration_seconds, file_size_bytes, storage_provider, storage_bucket, storage_key,
-    file_url, error, stream_id, user_id, metadata, created_at, updated_at";
-
-impl Recording {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
-        Self {
-            id: row.get("id"),
-            egress_id: row.get("egress_id"),
-            room_name: row.get("room_name"),
-            status: row.get("status"),
-            layout: row.get("layout"),
-            file_format: row.get("file_format"),
-            started_at: row.get("started_at"),
-            ended_at: row.get("ended_at"),
-            duration_seconds: row.get("duration_seconds"),
-            file_size_bytes: row.get("file_size_bytes"),
-            storage_provider: row.get("storage_provider"),
-            storage_bucket: row.get("storage_bucket"),
-            storage_key: row.get("storage_key"),
-            file_url: redact_opt(row.get("file_url")),
-            error: redact_opt(row.get("error")),
-            stream_id: row.get("stream_id"),
-            user_id: row.get("user_id"),
-            metadata: redacted_json(row.get("metadata")),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
-    }
-
-    /// `ready`, `failed` or `aborted`: nothing will change it any more.
-    pub fn is_final(&self) -> bool {
-        Status::parse(&self.status).is_some_and(Status::is_final)
-    }
-}
-
-/// Which recordings to list; newest first.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub room_name: Option<String>,
-    pub status: Option<String>,
-    /// Created at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// Only recordings older than the one with this id (the cursor of the previous page).
-    pub before_id: Option<i64>,
-    pub limit: i64,
-}
-
-/// One page of recordings matching `filter`, newest first.
-pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Recording>, Error> {
-    let sql = format!(
-        "SELECT {RECORDING_COLUMNS} FROM recordings
-             WHERE ($1::text IS NULL OR room_name = $1)
-               AND ($2::text IS NULL OR status = $2)
-               AND ($3::timestamptz IS NULL OR created_at >= $3)
-               AND ($4::bigint IS NULL OR id < $4)
-             ORDER BY id DESC LIMIT $5"
-    );
-    let rows = prepared::query(
-        client,
-        &sql,
-        &[
-            &filter.room_name,
-            &filter.status,
-            &filter.since,
-            &filter.before_id,
-            &filter.limit,
-        ],
-    )
-    .await?;
-    Ok(rows.iter().map(Recording::from_row).collect())
-}
-
-/// The recording of `egress_id`, if there is one.
-pub async fn find(
-    client: &impl GenericClient,
-    egress_id: &str,
-) -> Result<Option<Recording>, Error> {
-    let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE egress_id = $1");
-    let row = prepared::query_opt(client, &sql, &[&egress_id]).await?;
-    Ok(row.as_ref().map(Recording::from_row))
-}
-
-/// Final recordings (`ready`, `failed`, `aborted`) that ended (or, without an end, were
-/// created) before `cutoff`; oldest first.
-pub async fn final_before(
-    client: &impl GenericClient,
-    cutoff: DateTime<Utc>,
-) -> Result<Vec<Recording>, Error> {
-    let sql = format!(
-        "SELECT {RECORDING_COLUMNS} FROM recordings
-             WHERE status IN ('ready', 'failed', 'aborted')
-               AND COALESCE(ended_at, created_at) < $1
-             ORDER BY COALESCE(ended_at, created_at)"
-    );
-    let rows = prepared::query(client, &sql, &[&cutoff]).await?;
-    Ok(rows.iter().map(Recording::from_row).collect())
-}
-
 /// Deletes the recording's row (its assets go with it); `false` if there was none.
 pub async fn delete(client: &impl GenericClient, egress_id: &str) -> Result<bool, Error> {
     let deleted = prepared::execute(
@@ -461,44 +274,6 @@ pub async fn delete(client: &impl GenericClient, egress_id: &str) -> Result<bool
     )
     .await?;
     Ok(deleted > 0)
-}
-
-/// An event applied to a recording.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AppliedEvent {
-    pub event_id: String,
-    pub event: String,
-    pub created_at: Option<DateTime<Utc>>,
-    pub processed_at: DateTime<Utc>,
-    /// LiveKit's egress status in that event.
-    pub egress_status: Option<String>,
-}
-
-/// The events applied to `egress_id`'s recording, in the order they were processed.
-pub async fn events(
-    client: &impl GenericClient,
-    egress_id: &str,
-) -> Result<Vec<AppliedEvent>, Error> {
-    let rows = prepared::query(
-        client,
-        "SELECT event_id, event, created_at, processed_at,
-                COALESCE(payload -> 'egressInfo' ->> 'status', 'EGRESS_STARTING')
-             FROM webhook_events
-             WHERE payload -> 'egressInfo' ->> 'egressId' = $1
-             ORDER BY processed_at",
-        &[&egress_id],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| AppliedEvent {
-            event_id: row.get(0),
-            event: row.get(1),
-            created_at: row.get(2),
-            processed_at: row.get(3),
-            egress_status: row.get(4),
-        })
-        .collect())
 }
 
 /// Notes on a recording that is not final why it waits: `error` names the cause, and

@@ -20,8 +20,7 @@ pub async fn seen_and_status(
         &[&event_id, &egress_id],
     )
     .await?;
-    let status: Option<&str> = row.get(1);
-    Ok((row.get(0), status.and_then(Status::parse)))
+    Ok((row.get(0), row.get::<_, Option<Status>>(1)))
 }
 
 /// One event to record.

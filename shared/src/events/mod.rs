@@ -3,8 +3,12 @@
 //! [`EventEnvelope`] is the lenient view the ingestor routes by: it reads only the event name,
 //! id, creation time, room and egress id, and never fails on fields or enum values it does not
 //! know. The full types are `livekit_protocol`'s (re-exported as [`proto`]), which the processor
-//! parses with their protojson serde.
+//! parses with their protojson serde ([`parse`]) and dispatches on by [`EventKind`].
 
+mod kind;
+pub mod parse;
+
+pub use kind::EventKind;
 pub use livekit_protocol as proto;
 
 use serde::de::{self, Visitor};

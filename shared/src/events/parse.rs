@@ -3,8 +3,10 @@
 //! generated code rejects (an enum value it does not know) is dropped and parsing retried, so
 //! the field takes its default. Only bodies that are not a JSON event at all are poison.
 
-use roomtape_shared::events::proto::WebhookEvent;
 use serde_json::Value;
+
+use super::proto::WebhookEvent;
+use super::EventKind;
 
 /// Values dropped before giving up; real events need at most a handful.
 const MAX_REPAIRS: usize = 16;
@@ -12,6 +14,8 @@ const MAX_REPAIRS: usize = 16;
 #[derive(Debug)]
 pub struct ParsedEvent {
     pub event: WebhookEvent,
+    /// What `event.event` names, read once here.
+    pub kind: EventKind,
     /// The body as JSON, stored in `webhook_events.payload` and searched for S3 destinations.
     pub raw: Value,
     /// JSON paths of values that were dropped to parse, for the logs.
@@ -39,6 +43,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedEvent, ParseError> {
         match serde_path_to_error::deserialize::<_, WebhookEvent>(&value) {
             Ok(event) => {
                 return Ok(ParsedEvent {
+                    kind: EventKind::of(&event.event),
                     event,
                     raw,
                     dropped,
@@ -94,6 +99,7 @@ mod tests {
             "status":"EGRESS_TELEPORTING","sourceType":"EGRESS_SOURCE_TYPE_HOLOGRAM",
             "updatedAt":"5"}}"#;
         let parsed = parse(body).expect("tolerated");
+        assert_eq!(parsed.kind, EventKind::EgressUpdated);
         let info = parsed.event.egress_info.expect("egress info");
         assert_eq!(info.egress_id, "EG_1");
         assert_eq!(info.status, 0);

@@ -1,0 +1,181 @@
+//! The recording as operators, the API and the CLI read it: one type, [`Recording`], that the
+//! API and `roomtape recordings --json` both serialize, and the queries that return it.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+use super::{redacted_json, Status};
+use crate::db::prepared;
+use crate::redact::redact_opt;
+
+/// A recording as operators, the API and the CLI see it, and (next) notifications will carry it:
+/// what came from LiveKit (`error`, `file_url`, `metadata`) redacted. Its OpenAPI schema is
+/// derived here, once.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Recording {
+    pub id: i64,
+    /// The LiveKit egress id.
+    pub egress_id: String,
+    pub room_name: String,
+    pub status: Status,
+    pub layout: Option<String>,
+    pub file_format: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub file_size_bytes: Option<i64>,
+    /// Where the file was verified (`s3`, ...; `livekit-backup` when LiveKit wrote it to its
+    /// own backup storage); `null` until it is known.
+    pub storage_provider: Option<String>,
+    pub storage_bucket: Option<String>,
+    /// The object key of the (first) file in `storage_bucket`.
+    pub storage_key: Option<String>,
+    /// The file's public URL, which plays only where the bucket allows public reads; a
+    /// download link works without that.
+    pub file_url: Option<String>,
+    pub error: Option<String>,
+    pub stream_id: Option<String>,
+    pub user_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const RECORDING_COLUMNS: &str = "id, egress_id, room_name, status, layout, file_format, started_at,
+    ended_at, duration_seconds, file_size_bytes, storage_provider, storage_bucket, storage_key,
+    file_url, error, stream_id, user_id, metadata, created_at, updated_at";
+
+impl Recording {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            id: row.get("id"),
+            egress_id: row.get("egress_id"),
+            room_name: row.get("room_name"),
+            status: row.get("status"),
+            layout: row.get("layout"),
+            file_format: row.get("file_format"),
+            started_at: row.get("started_at"),
+            ended_at: row.get("ended_at"),
+            duration_seconds: row.get("duration_seconds"),
+            file_size_bytes: row.get("file_size_bytes"),
+            storage_provider: row.get("storage_provider"),
+            storage_bucket: row.get("storage_bucket"),
+            storage_key: row.get("storage_key"),
+            file_url: redact_opt(row.get("file_url")),
+            error: redact_opt(row.get("error")),
+            stream_id: row.get("stream_id"),
+            user_id: row.get("user_id"),
+            metadata: redacted_json(row.get("metadata")),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        }
+    }
+
+    /// `ready`, `failed` or `aborted`: nothing will change it any more.
+    pub fn is_final(&self) -> bool {
+        self.status.is_final()
+    }
+}
+
+/// Which recordings to list; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub room_name: Option<String>,
+    pub status: Option<String>,
+    /// Created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only recordings older than the one with this id (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// One page of recordings matching `filter`, newest first.
+pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Recording>, Error> {
+    let sql = format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings
+             WHERE ($1::text IS NULL OR room_name = $1)
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::timestamptz IS NULL OR created_at >= $3)
+               AND ($4::bigint IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5"
+    );
+    let rows = prepared::query(
+        client,
+        &sql,
+        &[
+            &filter.room_name,
+            &filter.status,
+            &filter.since,
+            &filter.before_id,
+            &filter.limit,
+        ],
+    )
+    .await?;
+    Ok(rows.iter().map(Recording::from_row).collect())
+}
+
+/// The recording of `egress_id`, if there is one.
+pub async fn find(
+    client: &impl GenericClient,
+    egress_id: &str,
+) -> Result<Option<Recording>, Error> {
+    let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE egress_id = $1");
+    let row = prepared::query_opt(client, &sql, &[&egress_id]).await?;
+    Ok(row.as_ref().map(Recording::from_row))
+}
+
+/// Final recordings (`ready`, `failed`, `aborted`) that ended (or, without an end, were
+/// created) before `cutoff`; oldest first.
+pub async fn final_before(
+    client: &impl GenericClient,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<Recording>, Error> {
+    let sql = format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings
+             WHERE status IN ('ready', 'failed', 'aborted')
+               AND COALESCE(ended_at, created_at) < $1
+             ORDER BY COALESCE(ended_at, created_at)"
+    );
+    let rows = prepared::query(client, &sql, &[&cutoff]).await?;
+    Ok(rows.iter().map(Recording::from_row).collect())
+}
+
+/// An event applied to a recording.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AppliedEvent {
+    pub event_id: String,
+    pub event: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub processed_at: DateTime<Utc>,
+    /// LiveKit's egress status in that event.
+    pub egress_status: Option<String>,
+}
+
+/// The events applied to `egress_id`'s recording, in the order they were processed.
+pub async fn events(
+    client: &impl GenericClient,
+    egress_id: &str,
+) -> Result<Vec<AppliedEvent>, Error> {
+    let rows = prepared::query(
+        client,
+        "SELECT event_id, event, created_at, processed_at,
+                COALESCE(payload -> 'egressInfo' ->> 'status', 'EGRESS_STARTING')
+             FROM webhook_events
+             WHERE payload -> 'egressInfo' ->> 'egressId' = $1
+             ORDER BY processed_at",
+        &[&egress_id],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| AppliedEvent {
+            event_id: row.get(0),
+            event: row.get(1),
+            created_at: row.get(2),
+            processed_at: row.get(3),
+            egress_status: row.get(4),
+        })
+        .collect())
+}
