@@ -4,6 +4,9 @@ pub mod error;
 pub mod handler;
 pub mod log_throttle;
 pub mod verify;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod verify_properties;
 
 use std::sync::Arc;
 

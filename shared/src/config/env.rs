@@ -84,6 +84,7 @@ impl ConfigError {
 /// Builds a settings struct from reads that may each fail, and names every problem in one
 /// error of one line, so an operator fixes them in one go. Each field is named once, beside how
 /// it is read; a read may use the fields above it, as `Option`s (`None` where they failed).
+/// (The same example runs as a unit test in `config/tests.rs`: the crates run no doc tests.)
 ///
 /// ```
 /// # use roomtape_shared::config::{ConfigError, Env};
