@@ -107,10 +107,15 @@ def without_tests(text: str) -> str:
     return text.split("#[cfg(test)]", 1)[0]
 
 
+def without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+
+
 def config_sources() -> list[Path]:
+    """The shared sections, and each binary's own settings (in its crate)."""
     config = ROOT / "shared" / "src" / "config"
     return [p for p in sorted(config.glob("*.rs")) if p.name != "tests.rs"] + [
-        ROOT / "api" / "src" / "config.rs"
+        ROOT / crate / "src" / "config.rs" for crate in ("api", "ingestor", "processor")
     ]
 
 
@@ -135,11 +140,12 @@ def bind_defaults() -> dict[str, int]:
 
 
 def shipped_binaries() -> list[str]:
-    """[[bin]] names of the workspace's crates, less the benchmark's load generator."""
+    """[[bin]] names of the workspace's crates, less the benchmark's load generator and the
+    fault suite's runner."""
     workspace = tomllib.loads(read(ROOT / "Cargo.toml"))["workspace"]["members"]
     names = []
     for member in workspace:
-        if member == "bench":
+        if member in ("bench", "tests"):
             continue
         manifest = tomllib.loads(read(ROOT / member / "Cargo.toml"))
         names += [b["name"] for b in manifest.get("bin", [])]
@@ -174,7 +180,8 @@ def check_env_example(check: Check) -> str:
     documented = documented_variables()
     read_names = set()
     for path in config_sources():
-        for literal in re.findall(r'"([A-Z][A-Z0-9_]*)"', without_tests(read(path))):
+        code = without_comments(without_tests(read(path)))
+        for literal in re.findall(r'"([A-Z][A-Z0-9_]*)"', code):
             read_names.add((literal, relative(path)))
     for literal, where in sorted(read_names):
         # Storage profiles are read as prefix + suffix: "S3_" + "ENDPOINT".

@@ -15,17 +15,8 @@ pub const MAX_LIMIT: i64 = 500;
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 
 /// A recording status (`starting` … `aborted`).
-pub fn status(text: &str) -> Result<String, ApiError> {
-    Status::parse(text)
-        .map(|s| s.as_str().to_owned())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                format!(
-                "{text:?} is not one of starting, active, stopping, stopped, ready, failed, aborted"
-            ),
-            )
-        })
+pub fn status(text: &str) -> Result<Status, ApiError> {
+    text.parse().map_err(|e| ApiError::invalid("status", e))
 }
 
 /// An RFC 3339 time, or an age such as `7d` or `12h` before `now`.
@@ -110,7 +101,7 @@ mod tests {
         for bad in ["0", "-1", "501", "ten"] {
             assert_eq!(field(limit(Some(bad)).expect_err(bad)), "limit");
         }
-        assert_eq!(status("ready").ok().as_deref(), Some("ready"));
+        assert_eq!(status("ready").ok(), Some(Status::Ready));
         assert_eq!(field(status("done").expect_err("bad")), "status");
         assert_eq!(field(cursor("abc").expect_err("bad")), "cursor");
         assert_eq!(expires(Some("15m")).ok(), Some(Duration::from_secs(900)));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roomtape_shared::config::{DatabaseSettings, Env, StorageProfiles};
-use roomtape_shared::db::recordings::{Filter, Recording};
+use roomtape_shared::db::recordings::{Filter, Recording, Status};
 use roomtape_shared::library::Library;
 use roomtape_shared::storage::{ObjectStore, MAX_PRESIGN};
 use roomtape_shared::{db, Chain};
@@ -24,7 +24,7 @@ pub enum RecordingsCommand {
         room: Option<String>,
         /// Only this status: starting, active, stopping, stopped, ready, failed, aborted.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<Status>,
         /// Only recordings created since: an RFC 3339 time or an age such as 7d or 12h.
         #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
@@ -80,7 +80,7 @@ pub async fn run(
         } => {
             let filter = Filter {
                 room_name: room.clone(),
-                status: status.clone(),
+                status: *status,
                 since: *since,
                 before_id: None,
                 limit: *limit,

@@ -5,9 +5,10 @@
 use serde_json::Value;
 
 /// Every field of a recording: the API's from before it was one shape with the CLI's (`id` …
-/// `updated_at`, CONTRACTS §7), and where the file is (`storage_provider`, `storage_bucket`,
-/// `storage_key`, `file_url`).
-pub const RECORDING_FIELDS: [&str; 20] = [
+/// `updated_at`, CONTRACTS §7), where the file is (`storage_provider`, `storage_bucket`,
+/// `storage_key`, `file_url`), and the rest of the row command replies carried (`room_sid`,
+/// `audio_only`, `is_processed`).
+pub const RECORDING_FIELDS: [&str; 23] = [
     "id",
     "egress_id",
     "room_name",
@@ -28,6 +29,9 @@ pub const RECORDING_FIELDS: [&str; 20] = [
     "storage_bucket",
     "storage_key",
     "file_url",
+    "room_sid",
+    "audio_only",
+    "is_processed",
 ];
 
 /// Asserts that `recording` is a recording: every field of [`RECORDING_FIELDS`] and no other.

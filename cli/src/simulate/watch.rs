@@ -71,8 +71,8 @@ pub async fn read_row(pool: &Pool, egress_id: &str) -> Result<(Option<Value>, bo
         .get()
         .await
         .map_err(|e| CliError::DatabaseUnavailable(Box::new(e)))?;
-    match recordings::snapshot(&client, egress_id).await {
-        Ok(row) => Ok((row, false)),
+    match recordings::find(&client, egress_id).await {
+        Ok(recording) => Ok((recording.map(|r| json!(r)), false)),
         Err(error) if error.code().map(|c| c.code()) == Some(UNDEFINED_TABLE) => Ok((None, true)),
         Err(error) => Err(CliError::DatabaseUnavailable(Box::new(error))),
     }

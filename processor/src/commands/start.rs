@@ -351,8 +351,8 @@ impl CommandProcessor {
             },
         )
         .await?;
-        let status = recording["status"].clone();
-        let reply = json!({"ok": true, "egress_id": info.egress_id, "status": status, "recording": recording});
+        let reply = json!({"ok": true, "egress_id": info.egress_id, "status": recording.status,
+                           "recording": recording});
         if let Stored::Now { .. } =
             progress::done(client, command_id, Some(&info.egress_id), &reply).await?
         {

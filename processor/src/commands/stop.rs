@@ -45,10 +45,8 @@ impl CommandProcessor {
         }
         Ok(match stop {
             Stop::Egress(id) => {
-                let recording = recordings::snapshot(&client, id).await?;
-                let status = recording
-                    .as_ref()
-                    .map_or(Value::Null, |r| r["status"].clone());
+                let recording = recordings::find(&client, id).await?;
+                let status = recording.as_ref().map(|r| r.status);
                 json!({"ok": true, "egress_id": id, "status": status, "recording": recording})
             }
             Stop::Room(room) => json!({"ok": true, "room_name": room, "egress_ids": egress_ids,

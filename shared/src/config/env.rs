@@ -212,24 +212,25 @@ impl Env {
 
     /// A duration given as whole milliseconds, for variables whose name ends in `_MS`.
     pub fn millis_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            Some(raw) => raw
-                .parse()
-                .map(Duration::from_millis)
-                .map_err(|e| ConfigError::invalid(name, e)),
-            None => Ok(default),
-        }
+        self.whole_units_or(name, default, Duration::from_millis)
     }
 
     /// A duration given as whole seconds, for variables whose name ends in `_SECS`.
     pub fn seconds_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            Some(raw) => raw
-                .parse()
-                .map(Duration::from_secs)
-                .map_err(|e| ConfigError::invalid(name, e)),
-            None => Ok(default),
-        }
+        self.whole_units_or(name, default, Duration::from_secs)
+    }
+
+    fn whole_units_or(
+        &self,
+        name: &str,
+        default: Duration,
+        unit: fn(u64) -> Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.get(name).map_or(Ok(default), |raw| {
+            raw.parse()
+                .map(unit)
+                .map_err(|e| ConfigError::invalid(name, e))
+        })
     }
 
     /// Comma-separated glob patterns (`*` and `?` wildcards), else those of `default`.

@@ -9,8 +9,8 @@ use std::fmt;
 
 pub use read::{events, final_before, find, list, AppliedEvent, Filter, Recording};
 pub use write::{
-    apply, delete, fail_forgotten, note_waiting, requested, snapshot, take_stale,
-    unfinished_in_room, Applied, EgressUpdate, Requested, StoredFile,
+    apply, delete, fail_forgotten, note_waiting, requested, take_stale, unfinished_in_room,
+    Applied, EgressUpdate, Requested, StoredFile,
 };
 
 use crate::redact::redact_json;
@@ -82,6 +82,23 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A status filter (API query, CLI flag) that names none of the seven.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{given:?} is not one of {}", Status::ALL.map(Status::as_str).join(", "))]
+pub struct UnknownStatus {
+    given: String,
+}
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        Self::parse(text).ok_or_else(|| UnknownStatus {
+            given: text.to_owned(),
+        })
     }
 }
 

@@ -18,9 +18,12 @@ pub struct Recording {
     /// The LiveKit egress id.
     pub egress_id: String,
     pub room_name: String,
+    /// The LiveKit room's sid, once an event named it.
+    pub room_sid: Option<String>,
     pub status: Status,
     pub layout: Option<String>,
     pub file_format: Option<String>,
+    pub audio_only: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
@@ -34,6 +37,8 @@ pub struct Recording {
     /// The file's public URL, which plays only where the bucket allows public reads; a
     /// download link works without that.
     pub file_url: Option<String>,
+    /// Nothing more is to be done for it: `ready`, or over without a file to wait for.
+    pub is_processed: bool,
     pub error: Option<String>,
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
@@ -43,19 +48,24 @@ pub struct Recording {
     pub updated_at: DateTime<Utc>,
 }
 
-const RECORDING_COLUMNS: &str = "id, egress_id, room_name, status, layout, file_format, started_at,
-    ended_at, duration_seconds, file_size_bytes, storage_provider, storage_bucket, storage_key,
-    file_url, error, stream_id, user_id, metadata, created_at, updated_at";
+/// What [`Recording::from_row`] reads: every column of `recordings` but the processor's own
+/// bookkeeping (`egress_updated_ns`, `reconciled_at`, `awaiting_replay`).
+pub(super) const RECORDING_COLUMNS: &str = "id, egress_id, room_name, room_sid, status, layout,
+    file_format, audio_only, started_at, ended_at, duration_seconds, file_size_bytes,
+    storage_provider, storage_bucket, storage_key, file_url, is_processed, error, stream_id,
+    user_id, metadata, created_at, updated_at";
 
 impl Recording {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
+    pub(super) fn from_row(row: &tokio_postgres::Row) -> Self {
         Self {
             id: row.get("id"),
             egress_id: row.get("egress_id"),
             room_name: row.get("room_name"),
+            room_sid: row.get("room_sid"),
             status: row.get("status"),
             layout: row.get("layout"),
             file_format: row.get("file_format"),
+            audio_only: row.get("audio_only"),
             started_at: row.get("started_at"),
             ended_at: row.get("ended_at"),
             duration_seconds: row.get("duration_seconds"),
@@ -64,6 +74,7 @@ impl Recording {
             storage_bucket: row.get("storage_bucket"),
             storage_key: row.get("storage_key"),
             file_url: redact_opt(row.get("file_url")),
+            is_processed: row.get("is_processed"),
             error: redact_opt(row.get("error")),
             stream_id: row.get("stream_id"),
             user_id: row.get("user_id"),
@@ -83,7 +94,7 @@ impl Recording {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub room_name: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
     /// Created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only recordings older than the one with this id (the cursor of the previous page).
@@ -106,7 +117,7 @@ pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Re
         &sql,
         &[
             &filter.room_name,
-            &filter.status,
+            &filter.status.map(Status::as_str),
             &filter.since,
             &filter.before_id,
             &filter.limit,

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use super::{redacted_json, Status};
+use super::read::{Recording, RECORDING_COLUMNS};
+use super::Status;
 use crate::db::prepared;
 
 /// Where a finished recording's (first) file is.
@@ -142,13 +143,9 @@ pub struct Requested {
 
 /// Creates the `starting` row for a recording a command started, or adds the command's facts
 /// to the row an early egress event already created (its status is left alone). Returns the
-/// row as JSON for the reply.
-pub async fn requested(
-    client: &impl GenericClient,
-    r: &Requested,
-) -> Result<serde_json::Value, Error> {
-    let row = prepared::query_one(
-        client,
+/// recording, for the reply.
+pub async fn requested(client: &impl GenericClient, r: &Requested) -> Result<Recording, Error> {
+    let sql = format!(
         "INSERT INTO recordings AS r (egress_id, room_name, status, layout, file_format,
                  audio_only, storage_provider, storage_bucket, stream_id, user_id, metadata)
              VALUES ($1, $2, 'starting', $3, $4, $5, $6, $7, $8, $9, $10)
@@ -159,7 +156,11 @@ pub async fn requested(
                  storage_bucket = COALESCE(r.storage_bucket, EXCLUDED.storage_bucket),
                  stream_id = EXCLUDED.stream_id, user_id = EXCLUDED.user_id,
                  metadata = EXCLUDED.metadata || r.metadata, updated_at = now()
-             RETURNING to_jsonb(r) - 'egress_updated_ns'",
+             RETURNING {RECORDING_COLUMNS}"
+    );
+    let row = prepared::query_one(
+        client,
+        &sql,
         &[
             &r.egress_id,
             &r.room_name,
@@ -185,7 +186,7 @@ pub async fn requested(
         &[&r.egress_id],
     )
     .await?;
-    Ok(redacted_json(row.get(0)))
+    Ok(Recording::from_row(&row))
 }
 
 /// Egress ids of the room's recordings that are not over yet.
@@ -201,20 +202,6 @@ pub async fn unfinished_in_room(
     )
     .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// The row as JSON, for replies.
-pub async fn snapshot(
-    client: &impl GenericClient,
-    egress_id: &str,
-) -> Result<Option<serde_json::Value>, Error> {
-    let row = prepared::query_opt(
-        client,
-        "SELECT to_jsonb(r) - 'egress_updated_ns' FROM recordings r WHERE egress_id = $1",
-        &[&egress_id],
-    )
-    .await?;
-    Ok(row.map(|row| redacted_json(row.get(0))))
 }
 
 /// Recordings that are not final (nor settled as `stopped`, nor waiting for an operator), have
