@@ -24,7 +24,7 @@ pub struct ProcessorMetrics {
 
 impl ProcessorMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        Self {
+        let metrics = Self {
             messages: registered(
                 registry,
                 "messages",
@@ -63,7 +63,16 @@ impl ProcessorMetrics {
                 "Notifications published to roomtape.notifications and marked relayed, by type",
                 Family::default(),
             ),
+        };
+        // Every type served from the start, at 0: a rate over it is defined before the first.
+        for kind in Kind::ALL {
+            drop(
+                metrics
+                    .relayed
+                    .get_or_create(&vec![("type", kind.as_str())]),
+            );
         }
+        metrics
     }
 
     pub fn handled(&self, queue: &str, event: &str, outcome: &str, took: Duration) {
