@@ -51,7 +51,6 @@ impl Kind {
 /// anything: it became active, ready, failed (or aborted), or `stopped` with nothing more to do
 /// (an output that ends without a file). A refresh of the same status reports nothing.
 pub fn transition(before: Option<Standing>, after: Standing) -> Option<Kind> {
-    let was = |status: Status| before.is_some_and(|b| b.status == status);
     let kind = match after.status {
         Status::Active => Kind::RecordingStarted,
         Status::Ready => Kind::RecordingReady,
@@ -59,13 +58,13 @@ pub fn transition(before: Option<Standing>, after: Standing) -> Option<Kind> {
         Status::Stopped if after.processed => Kind::RecordingStopped,
         Status::Starting | Status::Stopping | Status::Stopped => return None,
     };
-    let repeated = match kind {
-        Kind::RecordingFailed => before.is_some_and(|b| b.status.is_final()),
-        Kind::RecordingStopped => {
-            before.is_some_and(|b| b.status == Status::Stopped && b.processed)
-        }
-        _ => was(after.status),
-    };
+    let repeated = before.is_some_and(|b| match kind {
+        // One type for both: whichever final status came first was told.
+        Kind::RecordingFailed => b.status.is_final(),
+        // `stopped` while files were awaited, then settled as a stream: told once settled.
+        Kind::RecordingStopped => b == after,
+        _ => b.status == after.status,
+    });
     (!repeated).then_some(kind)
 }
 
