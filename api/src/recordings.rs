@@ -4,7 +4,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use roomtape_shared::db::assets::Asset;
+use roomtape_shared::db::notifications::DeletedBy;
+pub use roomtape_shared::db::recordings::RecordingDetails;
 use roomtape_shared::db::recordings::{Filter, Recording, Status};
 use roomtape_shared::library::{Library, LibraryError};
 use serde::{Deserialize, Serialize};
@@ -33,14 +34,6 @@ pub struct RoomRecording {
     pub file_format: Option<String>,
     /// A presigned (1 h) or public URL of the file; `null` until the recording is ready.
     pub download_url: Option<String>,
-}
-
-/// A recording with its files.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordingDetails {
-    #[serde(flatten)]
-    pub recording: Recording,
-    pub assets: Vec<Asset>,
 }
 
 /// One page of recordings, newest first.
@@ -286,7 +279,7 @@ pub async fn delete(
     library: web::Data<Library>,
     egress_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let deleted = library.delete(&egress_id, false).await?;
+    let deleted = library.delete(&egress_id, false, DeletedBy::Api).await?;
     tracing::info!(
         egress_id = %egress_id,
         token = %access.token_name,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roomtape_shared::config::{DatabaseSettings, Env, StorageProfiles};
+use roomtape_shared::db::notifications::DeletedBy;
 use roomtape_shared::db::recordings::{Filter, Recording, Status};
 use roomtape_shared::library::Library;
 use roomtape_shared::storage::{ObjectStore, MAX_PRESIGN};
@@ -115,7 +116,7 @@ pub async fn run(
                 &format!("delete recording {egress_id} and its files?"),
                 *yes,
             )?;
-            let deleted = library.delete(egress_id, *force).await?;
+            let deleted = library.delete(egress_id, *force, DeletedBy::Cli).await?;
             if out.json {
                 out.json_value(&json!({"egress_id": egress_id, "deleted": deleted}));
             } else {
@@ -181,7 +182,10 @@ async fn sweep(
     let bar = progress(candidates.len() as u64, "sweeping");
     let (mut deleted, mut freed, mut failures) = (Vec::new(), 0, Vec::new());
     for recording in &candidates {
-        match library.delete(&recording.egress_id, false).await {
+        match library
+            .delete(&recording.egress_id, false, DeletedBy::Cli)
+            .await
+        {
             Ok(gone) => {
                 freed += gone.bytes;
                 deleted.push(recording.egress_id.clone());

@@ -1,4 +1,4 @@
-//! Recordings and rooms as the database has them, for dashboards and alerts: every processor
+//! Recordings, rooms and the notification outbox as the database has them, for dashboards and alerts: every processor
 //! refreshes these gauges on an interval, so they agree across processors (query them with
 //! `max`).
 
@@ -8,8 +8,8 @@ use deadpool_postgres::Pool;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use roomtape_shared::db::prepared;
 use roomtape_shared::db::recordings::Status;
+use roomtape_shared::db::{notifications, prepared};
 use roomtape_shared::metrics::registered;
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::Chain;
@@ -25,6 +25,8 @@ pub struct StoreGauges {
     stuck: Family<StatusLabel, Gauge>,
     rooms_live: Gauge,
     room_participants: Gauge,
+    outbox_depth: Gauge,
+    outbox_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl StoreGauges {
@@ -52,6 +54,18 @@ impl StoreGauges {
                 registry,
                 "room_participants",
                 "Participants counted in active rooms",
+                Gauge::default(),
+            ),
+            outbox_depth: registered(
+                registry,
+                "notification_outbox_depth",
+                "Notifications written and not relayed yet",
+                Gauge::default(),
+            ),
+            outbox_oldest: registered(
+                registry,
+                "notification_outbox_oldest_seconds",
+                "How long the oldest notification not relayed yet has waited",
                 Gauge::default(),
             ),
         }
@@ -103,6 +117,9 @@ impl StoreGauges {
         .await?;
         self.rooms_live.set(rooms.get(0));
         self.room_participants.set(rooms.get(1));
+        let (depth, oldest) = notifications::backlog(&client).await?;
+        self.outbox_depth.set(depth);
+        self.outbox_oldest.set(oldest);
         Ok(())
     }
 }

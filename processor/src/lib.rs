@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod gauges;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod retention;
 pub mod startup;

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use roomtape_shared::db::notifications::Kind;
 use roomtape_shared::metrics::registered;
 
 type Labels = Vec<(&'static str, String)>;
@@ -18,11 +19,12 @@ pub struct ProcessorMetrics {
     lag_seconds: Family<Labels, Histogram>,
     head_seconds: Histogram,
     in_flight: Family<Labels, Gauge>,
+    relayed: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl ProcessorMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        Self {
+        let metrics = Self {
             messages: registered(
                 registry,
                 "messages",
@@ -55,7 +57,22 @@ impl ProcessorMetrics {
                 "Deliveries being handled, by queue",
                 Family::default(),
             ),
+            relayed: registered(
+                registry,
+                "notifications_relayed",
+                "Notifications published to roomtape.notifications and marked relayed, by type",
+                Family::default(),
+            ),
+        };
+        // Every type served from the start, at 0: a rate over it is defined before the first.
+        for kind in Kind::ALL {
+            drop(
+                metrics
+                    .relayed
+                    .get_or_create(&vec![("type", kind.as_str())]),
+            );
         }
+        metrics
     }
 
     pub fn handled(&self, queue: &str, event: &str, outcome: &str, took: Duration) {
@@ -78,6 +95,16 @@ impl ProcessorMetrics {
 
     pub fn head(&self, took: Duration) {
         self.head_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A notification of type `kind` was relayed (committed as such).
+    pub fn relayed(&self, kind: &str) {
+        let kind = Kind::ALL
+            .into_iter()
+            .map(Kind::as_str)
+            .find(|known| *known == kind)
+            .unwrap_or("other");
+        self.relayed.get_or_create(&vec![("type", kind)]).inc();
     }
 
     pub fn in_flight(&self, queue: &str) -> Gauge {

@@ -10,7 +10,7 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
-use roomtape_shared::db::recordings;
+use roomtape_shared::db::{notifications, recordings};
 use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest, WebhookEvent};
 use roomtape_shared::events::routing_key;
 use roomtape_shared::livekit::EgressClient;
@@ -133,8 +133,13 @@ impl Reconciler {
             format!("LiveKit no longer knows egress {egress_id} and its final webhook never came");
         tracing::warn!(%egress_id, "{reason}");
         let failed: Result<(), ReconcileError> = async {
-            let client = self.pool.get().await?;
-            recordings::fail_forgotten(&client, egress_id, &reason).await?;
+            let mut client = self.pool.get().await?;
+            let transaction = client.transaction().await?;
+            if recordings::fail_forgotten(&transaction, egress_id, &reason).await? {
+                let kind = notifications::Kind::RecordingFailed;
+                notifications::recording_changed(&transaction, kind, egress_id).await?;
+            }
+            transaction.commit().await?;
             Ok(())
         }
         .await;

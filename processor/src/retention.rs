@@ -1,5 +1,5 @@
-//! `WEBHOOK_EVENTS_RETENTION` (CONTRACTS §6): processed event ids, command records and stop
-//! requests older than it are deleted, a small batch per statement so no delete holds many row
+//! `WEBHOOK_EVENTS_RETENTION` (CONTRACTS §6): processed event ids, command records, stop
+//! requests and relayed notifications older than it are deleted, a small batch per statement so no delete holds many row
 //! locks or a long transaction. A recording whose events were pruned says so in its
 //! `metadata` (`events_pruned_at`), so its details do not show an empty history as if nothing
 //! had happened.
@@ -24,6 +24,7 @@ pub struct Pruned {
     pub events: u64,
     pub commands: u64,
     pub stop_requests: u64,
+    pub notifications: u64,
 }
 
 /// Prunes every [`EVERY`] until shutdown.
@@ -72,6 +73,13 @@ impl Pruner {
             stop_requests: batches(
                 &client,
                 &prune_older("room_stop_requests", "room_name", "requested_at"),
+                &[&cutoff, &BATCH],
+            )
+            .await?,
+            // Unrelayed rows (`relayed_at` NULL) are never older than the cutoff.
+            notifications: batches(
+                &client,
+                &prune_older("notification_outbox", "id", "relayed_at"),
                 &[&cutoff, &BATCH],
             )
             .await?,

@@ -1,5 +1,6 @@
 //! Builds the processor from its settings: schema, database pool, buckets, LiveKit client, the
-//! two consumers (events, commands), the reconciler, the pruner and the ops server.
+//! two consumers (events, commands), the reconciler, the pruner, the notification relay and
+//! the ops server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::egress::EgressLifecycle;
 use crate::events::EventProcessor;
 use crate::gauges::StoreGauges;
 use crate::metrics::ProcessorMetrics;
+use crate::notify::Relay;
 use crate::reconcile::Reconciler;
 use crate::retention::Pruner;
 use crate::worker::{self, ConsumerSettings};
@@ -57,6 +59,7 @@ pub struct Application {
     commands: Arc<CommandProcessor>,
     reconciler: Reconciler,
     pruner: Pruner,
+    relay: Relay,
     /// Read from the database on an interval, with their pool and `PROCESSOR_STUCK_AFTER`.
     gauges: (StoreGauges, Pool, Duration),
     consumer: ConsumerSettings,
@@ -113,6 +116,11 @@ impl Application {
             retention: settings.webhook_events_retention,
             clock,
         };
+        let relay = Relay {
+            pool: pool.clone(),
+            amqp: settings.amqp.clone(),
+            metrics: processor_metrics.clone(),
+        };
         let consuming = Consuming::default();
         let ops_state = web::Data::new(OpsState {
             registry: Arc::new(registry),
@@ -134,6 +142,7 @@ impl Application {
             commands,
             reconciler,
             pruner,
+            relay,
             gauges,
             consumer: ConsumerSettings {
                 amqp: settings.amqp,
@@ -173,6 +182,7 @@ impl Application {
                 commands,
                 self.reconciler.run(shutdown.clone()),
                 self.pruner.run(shutdown.clone()),
+                self.relay.run(shutdown.clone()),
                 gauges.run(pool, stuck_after, shutdown)
             );
         };

@@ -5,7 +5,7 @@
 //!
 //! | feature   | module      | what                                                       |
 //! |-----------|-------------|------------------------------------------------------------|
-//! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings` and `assets`     |
+//! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings`, `assets`, outbox |
 //! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
 //! | `library` | [`library`] | recordings for operators and the API: list, show, link, delete |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |

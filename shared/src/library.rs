@@ -11,7 +11,8 @@ use url::Url;
 
 use crate::config::StorageProfile;
 use crate::db::assets::{self, Asset};
-use crate::db::recordings::{self, AppliedEvent, Filter, Recording, Status};
+use crate::db::notifications::{self, DeletedBy};
+use crate::db::recordings::{self, AppliedEvent, Filter, Recording, RecordingDetails, Status};
 use crate::storage::{ObjectStore, StorageError};
 
 /// `storage_provider` of a file LiveKit wrote to its own backup bucket.
@@ -86,7 +87,7 @@ impl Library {
 
     pub async fn details(&self, egress_id: &str) -> Result<Details, LibraryError> {
         let client = self.pool.get().await?;
-        let recording = recordings::find(&client, egress_id)
+        let RecordingDetails { recording, assets } = recordings::details(&client, egress_id)
             .await?
             .ok_or_else(|| LibraryError::NotFound(egress_id.to_owned()))?;
         let events_pruned_at = recording
@@ -95,7 +96,7 @@ impl Library {
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned);
         Ok(Details {
-            assets: assets::of_recording(&client, egress_id).await?,
+            assets,
             events: recordings::events(&client, egress_id).await?,
             events_pruned_at,
             recording,
@@ -118,8 +119,14 @@ impl Library {
     /// Deletes the recording's objects, then its rows. A recording that is not final is refused
     /// unless `force`; so is one whose files roomtape cannot reach. The objects are every file
     /// and asset, everything the egress reported writing, and what lies under a prefix it owns
-    /// (an HLS playlist's segments and manifest, an image sequence).
-    pub async fn delete(&self, egress_id: &str, force: bool) -> Result<Deleted, LibraryError> {
+    /// (an HLS playlist's segments and manifest, an image sequence). The rows go in one
+    /// transaction with the `recording.deleted` notification, which says `by` whom.
+    pub async fn delete(
+        &self,
+        egress_id: &str,
+        force: bool,
+        by: DeletedBy,
+    ) -> Result<Deleted, LibraryError> {
         let recording = self.find(egress_id).await?;
         if !recording.is_final() && !force {
             return Err(LibraryError::NotFinal {
@@ -148,8 +155,12 @@ impl Library {
             }
             deleted.bytes = recording.file_size_bytes.unwrap_or_default();
         }
-        let client = self.pool.get().await?;
-        recordings::delete(&client, egress_id).await?;
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        if let Some(room_name) = recordings::delete(&transaction, egress_id).await? {
+            notifications::recording_deleted(&transaction, egress_id, &room_name, by).await?;
+        }
+        transaction.commit().await?;
         Ok(deleted)
     }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
+use roomtape_shared::db::notifications::FinishedRoom;
 use roomtape_shared::db::prepared;
 
 /// Locks the rows of `rooms` (name, sid of its first event), creating a room that is new
@@ -67,28 +68,41 @@ pub async fn started(
 /// Marks session `sid` finished (row locked): no viewers, and the true peak from join and leave
 /// times. A `room_finished` later than anything the row knows of its own session (a newer
 /// session whose start is not seen yet) takes the row over, so its late `room_started` cannot
-/// reopen it; an older session's late events never take over.
+/// reopen it; an older session's late events never take over. Returns the session when this
+/// ended it (it was not already finished), for `room.finished`.
 pub async fn finished(
     client: &impl GenericClient,
     name: &str,
     sid: &str,
     at: Option<DateTime<Utc>>,
-) -> Result<(), Error> {
-    prepared::execute(
+) -> Result<Option<FinishedRoom>, Error> {
+    // `old` is the row as it was before this statement (the lock keeps other writers out).
+    let row = prepared::query_opt(
         client,
         "UPDATE rooms AS r SET
                  started_at = CASE WHEN r.room_sid = $2 THEN r.started_at END,
                  room_sid = $2, status = 'finished', finished_at = COALESCE($3, now()),
                  participant_count = 0, max_participants = room_peak($1, $2), updated_at = now()
-             WHERE r.room_name = $1
+             FROM rooms AS old
+             WHERE r.room_name = $1 AND old.room_name = $1
                AND (r.room_sid = $2
                     OR $3::timestamptz IS NULL
                     OR GREATEST(r.started_at, r.finished_at) IS NULL
-                    OR GREATEST(r.started_at, r.finished_at) < $3)",
+                    OR GREATEST(r.started_at, r.finished_at) < $3)
+             RETURNING r.started_at, r.finished_at, r.max_participants,
+                       old.status = 'finished' AND old.room_sid = $2 AS already",
         &[&name, &sid, &at],
     )
-    .await
-    .map(drop)
+    .await?;
+    Ok(row
+        .filter(|row| !row.get::<_, bool>(3))
+        .map(|row| FinishedRoom {
+            room_name: name.to_owned(),
+            room_sid: sid.to_owned(),
+            started_at: row.get(0),
+            finished_at: row.get(1),
+            max_participants: row.get(2),
+        }))
 }
 
 /// What a batch says of one participant of a room session: when it joined, when it left

@@ -27,6 +27,7 @@ pub mod plan;
 use deadpool_postgres::{GenericClient, Pool};
 use roomtape_shared::config::StorageProfile;
 use roomtape_shared::db::assets::{self, NewAsset};
+use roomtape_shared::db::notifications;
 use roomtape_shared::db::recordings::{self, EgressUpdate, Status, StoredFile};
 use roomtape_shared::events::proto::EgressInfo;
 use roomtape_shared::redact::redact;
@@ -79,13 +80,15 @@ impl RecordingChange {
         }
     }
 
-    /// Writes the recording, and its assets if the update moved it forward. Status never moves
-    /// backwards, so a late or repeated event changes nothing.
+    /// Writes the recording, and if the update moved it forward its assets and the notification
+    /// of the transition it made (in the caller's transaction). Status never moves backwards,
+    /// so a late or repeated event changes nothing and reports nothing.
     pub async fn write(&self, client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
         if let Some(applied) = recordings::apply(client, &self.update).await? {
             for asset in &self.assets {
                 assets::upsert(client, &applied, asset).await?;
             }
+            notifications::recording_moved(client, &applied).await?;
         }
         Ok(())
     }

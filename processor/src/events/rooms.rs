@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use roomtape_shared::db::from_secs;
+use roomtape_shared::db::notifications;
 use roomtape_shared::events::parse::ParsedEvent;
 use roomtape_shared::events::proto::{participant_info, ParticipantInfo};
 use roomtape_shared::events::EventKind;
@@ -49,7 +50,9 @@ pub async fn apply(
                 }
                 EventKind::RoomFinished => {
                     run.flush(client).await?;
-                    rooms::finished(client, room_name, &room.sid, at).await?;
+                    if let Some(ended) = rooms::finished(client, room_name, &room.sid, at).await? {
+                        notifications::room_finished(client, &ended).await?;
+                    }
                 }
                 EventKind::ParticipantJoined
                 | EventKind::ParticipantLeft

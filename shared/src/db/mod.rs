@@ -1,8 +1,9 @@
 //! PostgreSQL: the connection pool, the embedded schema migrations, and the queries on
-//! `recordings` and `assets` that every process needs.
+//! `recordings`, `assets` and `notification_outbox` that every process needs.
 
 pub mod assets;
 mod migrate;
+pub mod notifications;
 pub mod prepared;
 pub mod recordings;
 

@@ -5,6 +5,7 @@
 //! roomtape.commands (direct) ──recording.start|stop──────▶ roomtape.commands (quorum)
 //! <queue>.retry.<delay> (quorum, TTL) ──expires──▶ default exchange ──▶ <queue>
 //! any failure past the schedule, or unparseable ─────────▶ roomtape.dead (quorum)
+//! roomtape.notifications (topic) ──recording.# room.#──▶ whatever queues the apps bind
 //! ```
 
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub const EVENTS_BINDINGS: [&str; 3] = ["egress.#", "room.#", "participant.#"];
 pub const COMMANDS_EXCHANGE: &str = "roomtape.commands";
 pub const COMMANDS_QUEUE: &str = "roomtape.commands";
 pub const COMMAND_ROUTING_KEYS: [&str; 2] = ["recording.start", "recording.stop"];
+/// Where the processors' relay publishes notifications (CONTRACTS §8), routed by their type
+/// (`recording.ready`, `room.finished`). roomtape binds no queue to it: each app binds its own.
+pub const NOTIFICATIONS_EXCHANGE: &str = "roomtape.notifications";
 /// Messages that can never succeed, or failed past the retry schedule.
 pub const DEAD_QUEUE: &str = "roomtape.dead";
 /// Redeliveries after which the broker itself dead-letters a message (a consumer crashing on it
@@ -50,6 +54,7 @@ pub fn retry_queue(queue: &str, delay: Duration) -> String {
 pub async fn declare(channel: &Channel, retry_delays: &[Duration]) -> lapin::Result<()> {
     declare_exchange(channel, EVENTS_EXCHANGE, ExchangeKind::Topic).await?;
     declare_exchange(channel, COMMANDS_EXCHANGE, ExchangeKind::Direct).await?;
+    declare_notifications(channel).await?;
     declare_queue(channel, DEAD_QUEUE, dead_queue_args()).await?;
     for (queue, exchange, keys) in [
         (EVENTS_QUEUE, EVENTS_EXCHANGE, &EVENTS_BINDINGS[..]),
@@ -74,6 +79,14 @@ pub async fn declare(channel: &Channel, retry_delays: &[Duration]) -> lapin::Res
         }
     }
     Ok(())
+}
+
+/// Declares [`NOTIFICATIONS_EXCHANGE`], what the relay publishes to (also declared with the
+/// rest by [`declare`]).
+pub async fn declare_notifications(channel: &Channel) -> lapin::Result<()> {
+    // Topic, so an app binds what it wants (`recording.#`, `recording.ready`, `#`); durable, so
+    // the apps' bindings outlive a broker restart.
+    declare_exchange(channel, NOTIFICATIONS_EXCHANGE, ExchangeKind::Topic).await
 }
 
 /// What a queue holds, asked without changing it.

@@ -805,6 +805,7 @@ async fn final_checks(
         format!("{ready} ready / {rows} rows / {assets} assets of {with_assets} recordings"),
         ready == expected && rows == expected && assets == expected && with_assets == expected,
     ));
+    notification_check(&db, expected, report).await?;
     let halls = traffics.iter().map(|t| t.rooms).sum::<usize>() + 1;
     let viewers = size.viewers_per_room as i32;
     let finished: i64 = db
@@ -861,6 +862,41 @@ async fn final_checks(
         format!("0 / 0 / {poisoned}"),
         format!("{events} / {commands_left} / {dead}"),
         events == 0 && commands_left == 0 && dead == poisoned,
+    ));
+    Ok(())
+}
+
+/// One `recording.ready` written per ready recording, whatever was repeated, replayed or killed
+/// on the way, and every one relayed (the relay gets a few seconds to finish its last batch).
+async fn notification_check(
+    db: &tokio_postgres::Client,
+    expected: i64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let count = || async {
+        let row = db
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE o.relayed_at IS NULL)
+                     FROM notification_outbox o JOIN recordings r
+                         ON o.notification_id = 'recording.ready:' || r.egress_id
+                     WHERE r.status = 'ready' AND r.egress_id NOT LIKE 'EG\\_fake%'",
+                &[],
+            )
+            .await?;
+        anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut counts = count().await?;
+    while counts.1 > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        counts = count().await?;
+    }
+    let (told, waiting) = counts;
+    report.check(Check::new(
+        "one recording.ready per ready recording, all relayed",
+        format!("{expected} / 0 waiting"),
+        format!("{told} / {waiting} waiting"),
+        told == expected && waiting == 0,
     ));
     Ok(())
 }

@@ -18,6 +18,7 @@ mod ingestor_pool;
 mod ingestor_vectors;
 mod ingestor_webhooks;
 mod migrations;
+mod notifications;
 mod observability;
 mod processor_lifecycle;
 mod processor_outcomes;

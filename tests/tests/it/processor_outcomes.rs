@@ -250,6 +250,18 @@ async fn an_unconfigured_bucket_is_dead_lettered_once_and_completed_by_a_replay_
     assert_eq!(row["storage_bucket"], other.profile.bucket.as_str());
     assert_eq!(test.database.assets("EG_elsewhere").await.len(), 1);
     dead_letters(&test, 0).await;
+    // Waiting in the dead-letter queue told nothing; the replay told ready, once.
+    let told = test
+        .database
+        .count(
+            "SELECT count(*) FROM notification_outbox WHERE notification_id LIKE '%:EG_elsewhere'",
+        )
+        .await;
+    let ready = test
+        .database
+        .count("SELECT count(*) FROM notification_outbox WHERE notification_id = 'recording.ready:EG_elsewhere'")
+        .await;
+    assert_eq!((told, ready), (1, 1));
 }
 
 #[tokio::test]

@@ -68,6 +68,21 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
             .await
             .expect("stop request");
     }
+    // Relayed notifications go after the retention; one not relayed yet stays however old.
+    for (id, created, relayed) in [
+        ("N_old", past, Some(past)),
+        ("N_new", past, Some(kept)),
+        ("N_waiting", past, None),
+    ] {
+        client
+            .execute(
+                "INSERT INTO notification_outbox (notification_id, type, body, created_at, relayed_at)
+                 VALUES ($1, 'room.finished', '{}', to_timestamp($2), to_timestamp($3))",
+                &[&id, &created, &relayed],
+            )
+            .await
+            .expect("notification");
+    }
 
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     let pruner = Pruner {
@@ -81,7 +96,8 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
         Pruned {
             events: 1201,
             commands: 1,
-            stop_requests: 1
+            stop_requests: 1,
+            notifications: 1,
         }
     );
     let left = |sql: &'static str| {
@@ -102,6 +118,10 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
     assert_eq!(
         left("SELECT room_name FROM room_stop_requests").await,
         ["new-room"]
+    );
+    assert_eq!(
+        left("SELECT notification_id FROM notification_outbox ORDER BY id").await,
+        ["N_new", "N_waiting"]
     );
     assert_eq!(pruner.prune().await.expect("again"), Pruned::default());
 

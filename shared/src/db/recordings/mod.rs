@@ -7,10 +7,12 @@ mod write;
 
 use std::fmt;
 
-pub use read::{events, final_before, find, list, AppliedEvent, Filter, Recording};
+pub use read::{
+    details, events, final_before, find, list, AppliedEvent, Filter, Recording, RecordingDetails,
+};
 pub use write::{
     apply, delete, fail_forgotten, note_waiting, requested, take_stale, unfinished_in_room,
-    Applied, EgressUpdate, Requested, StoredFile,
+    Applied, EgressUpdate, Requested, Standing, StoredFile,
 };
 
 use crate::redact::redact_json;

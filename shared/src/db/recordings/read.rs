@@ -6,6 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
 use super::{redacted_json, Status};
+use crate::db::assets::{self, Asset};
 use crate::db::prepared;
 use crate::redact::redact_opt;
 
@@ -88,6 +89,29 @@ impl Recording {
     pub fn is_final(&self) -> bool {
         self.status.is_final()
     }
+}
+
+/// A recording with its files: what `GET /api/v1/recordings/{egress_id}` answers and what
+/// every `recording.*` notification carries as its `data` (CONTRACTS §8).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RecordingDetails {
+    #[serde(flatten)]
+    pub recording: Recording,
+    pub assets: Vec<Asset>,
+}
+
+/// The recording of `egress_id` with its files, if there is one.
+pub async fn details(
+    client: &impl GenericClient,
+    egress_id: &str,
+) -> Result<Option<RecordingDetails>, Error> {
+    let Some(recording) = find(client, egress_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(RecordingDetails {
+        assets: assets::of_recording(client, egress_id).await?,
+        recording,
+    }))
 }
 
 /// Which recordings to list; newest first.

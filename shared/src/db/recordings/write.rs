@@ -47,19 +47,43 @@ pub struct EgressUpdate {
     pub processed: bool,
 }
 
-/// The row as it is after an update that applied.
+/// Where a recording stands: its status, and whether nothing more is to be done for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub status: Status,
+    pub processed: bool,
+}
+
+/// The row as it is after an update that applied, and where it stood before (`None`: the
+/// update created it). The two say which transition it made (`notifications::transition`).
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub id: i64,
+    pub egress_id: String,
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
+    pub before: Option<Standing>,
+    pub after: Standing,
 }
 
-/// Applies `update` if it moves the recording forward; `None` if it changed nothing.
+/// Applies `update` if it moves the recording forward; `None` if it changed nothing. In a
+/// transaction, the row stays locked from reading where it stood to the write, so `before` is
+/// exact however many processors apply events of the egress at once; outside one, it may be
+/// stale (the outbox's notification ids still keep a transition from being reported twice).
 pub async fn apply(
     client: &impl GenericClient,
     update: &EgressUpdate,
 ) -> Result<Option<Applied>, Error> {
+    let before = prepared::query_opt(
+        client,
+        "SELECT status, is_processed FROM recordings WHERE egress_id = $1 FOR UPDATE",
+        &[&update.egress_id],
+    )
+    .await?
+    .map(|row| Standing {
+        status: row.get(0),
+        processed: row.get(1),
+    });
     let file = update.file.as_ref();
     let row = prepared::query_opt(
         client,
@@ -95,7 +119,7 @@ pub async fn apply(
                AND (recording_status_rank(EXCLUDED.status) > recording_status_rank(r.status)
                     OR (EXCLUDED.status = r.status
                         AND EXCLUDED.egress_updated_ns > r.egress_updated_ns))
-             RETURNING id, stream_id, user_id",
+             RETURNING id, stream_id, user_id, status, is_processed",
         &[
             &update.egress_id,
             &update.room_name,
@@ -121,8 +145,14 @@ pub async fn apply(
     .await?;
     Ok(row.map(|row| Applied {
         id: row.get(0),
+        egress_id: update.egress_id.clone(),
         stream_id: row.get(1),
         user_id: row.get(2),
+        before,
+        after: Standing {
+            status: row.get(3),
+            processed: row.get(4),
+        },
     }))
 }
 
@@ -236,12 +266,12 @@ pub async fn take_stale(
 }
 
 /// Fails a recording LiveKit no longer knows, unless its end was seen: a `stopped` recording
-/// waits for its files, which forgetting the egress does not make absent.
+/// waits for its files, which forgetting the egress does not make absent. `true` if it failed it.
 pub async fn fail_forgotten(
     client: &impl GenericClient,
     egress_id: &str,
     reason: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     prepared::execute(
         client,
         "UPDATE recordings SET status = 'failed', error = $2, updated_at = now()
@@ -249,18 +279,19 @@ pub async fn fail_forgotten(
         &[&egress_id, &reason],
     )
     .await
-    .map(drop)
+    .map(|failed| failed > 0)
 }
 
-/// Deletes the recording's row (its assets go with it); `false` if there was none.
-pub async fn delete(client: &impl GenericClient, egress_id: &str) -> Result<bool, Error> {
-    let deleted = prepared::execute(
+/// Deletes the recording's row (its assets go with it); its room's name, `None` if there was
+/// none.
+pub async fn delete(client: &impl GenericClient, egress_id: &str) -> Result<Option<String>, Error> {
+    let deleted = prepared::query_opt(
         client,
-        "DELETE FROM recordings WHERE egress_id = $1",
+        "DELETE FROM recordings WHERE egress_id = $1 RETURNING room_name",
         &[&egress_id],
     )
     .await?;
-    Ok(deleted > 0)
+    Ok(deleted.map(|row| row.get(0)))
 }
 
 /// Notes on a recording that is not final why it waits: `error` names the cause, and
