@@ -22,7 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roo
 # The integration tests spend their time waiting on the broker, the database and timers, and
 # each has a vhost, database and bucket of its own: eight at once take 55 s where two (one per
 # core, libtest's default here) took 86 s; more than eight gain nothing, the longest test being
-# the bound (docs/benchmarks.md, "Where a test run's time goes").
+# the bound (docs/benchmarks.md, "Where a cold test run's time went").
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 echo "test: building and running the tests (target dir $CARGO_TARGET_DIR)" >&2
 output="$(mktemp)"
