@@ -391,4 +391,20 @@ mod tests {
         assert!(parse_expiry("8d").is_err());
         assert_eq!(parse_expiry("7d"), Ok(MAX_PRESIGN));
     }
+
+    #[test]
+    fn a_status_filter_names_one_of_the_seven_or_is_refused_before_anything_runs() {
+        use clap::Parser;
+        let list = |status: &str| {
+            crate::args::Cli::try_parse_from(["roomtape", "recordings", "list", "--status", status])
+        };
+        assert!(list("ready").is_ok());
+        let error = list("done").expect_err("not a status").to_string();
+        assert!(
+            error.contains(
+                "\"done\" is not one of starting, active, stopping, stopped, ready, failed, aborted"
+            ),
+            "{error}"
+        );
+    }
 }

@@ -182,4 +182,11 @@ fn the_pool_follows_the_concurrency_unless_set() {
         error.to_string(),
         "configuration: PROCESSOR_CONCURRENCY is invalid: must be at least 1"
     );
+    // A pool of no connections would leave every query waiting forever.
+    let error = ProcessorSettings::from_env(&processor_env(&[("DATABASE_POOL_SIZE", "0")]))
+        .expect_err("zero");
+    assert_eq!(
+        error.to_string(),
+        "configuration: DATABASE_POOL_SIZE is invalid: must be at least 1"
+    );
 }
