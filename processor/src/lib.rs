@@ -3,7 +3,8 @@
 //!
 //! `worker` runs a queue and settles each message, by the `error` a handler fails with;
 //! `events` and `commands` are the two queues' handlers; `egress` is the recording lifecycle
-//! (it fails with its own error, which `error` takes in); `reconcile` asks LiveKit about
+//! (it fails with its own error, which `error` takes in) and `probe` opens a finished egress's
+//! files before it is `ready`; `reconcile` asks LiveKit about
 //! recordings whose webhooks never came; `db` holds the queries on the processor's own tables;
 //! `config` its settings.
 
@@ -16,6 +17,7 @@ pub mod events;
 pub mod gauges;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod reconcile;
 pub mod retention;
 pub mod startup;

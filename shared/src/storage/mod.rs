@@ -1,7 +1,7 @@
 //! Object storage: the buckets recordings are written to (R2, Storj, any S3 server), one client
 //! per storage profile. Everything roomtape does to an object is here: HEAD (is the recording
-//! there, how big), its public URL, a presigned GET, DELETE, and (for `roomtape simulate`) PUT
-//! and whether a bucket exists.
+//! there, how big), ranged GETs (the recording probe), its public URL, a presigned GET, DELETE,
+//! and (for `roomtape simulate`) PUT and whether a bucket exists.
 
 mod client;
 
@@ -180,6 +180,47 @@ impl ObjectStore {
                     .is_some_and(HeadObjectError::is_not_found);
                 classify("HEAD", profile, key, error, not_found)
             })
+    }
+
+    /// Bytes `start..start + len` of `key` (a ranged GET; fewer at the object's end). What the
+    /// recording probe reads instead of the whole file.
+    pub async fn get_range(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let unavailable = |reason: String, source: Box<dyn std::error::Error + Send + Sync>| {
+            StorageError::Unavailable {
+                operation: "GET",
+                bucket: profile.bucket.clone(),
+                key: key.to_owned(),
+                reason,
+                source,
+            }
+        };
+        let last = start.saturating_add(len.max(1)).saturating_sub(1);
+        let answer = self
+            .client_for(profile)
+            .get_object()
+            .bucket(&profile.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{last}"))
+            .send()
+            .await
+            .map_err(|error| {
+                let not_found = error
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
+                classify("GET", profile, key, error, not_found)
+            })?;
+        let body = answer
+            .body
+            .collect()
+            .await
+            .map_err(|error| unavailable("the body broke off".to_owned(), Box::new(error)))?;
+        Ok(body.into_bytes().to_vec())
     }
 
     /// Whether `profile`'s bucket exists (HEAD on the bucket).
