@@ -39,6 +39,9 @@ pub struct ProcessorSettings {
     /// `PROCESSOR_STUCK_AFTER` (default `1h`): a recording not final and unchanged this long
     /// counts in the `roomtape_recordings_stuck` gauge.
     pub stuck_after: Duration,
+    /// `RECORDING_PROBE` (default true): each finished file is opened (ranged reads) before
+    /// its recording is `ready`; off, a HEAD is all (as before the probe, for comparison).
+    pub probe: bool,
     /// `COMMAND_START_DEADLINE` (default `20s`).
     pub command_start_deadline: Duration,
     /// `COMMAND_FILEPATH_TEMPLATE` (default `recordings/{room_name}/{time}`).
@@ -81,6 +84,7 @@ impl ProcessorSettings {
                 Duration::from_secs(7 * 24 * 3600)
             ),
             stuck_after: env.duration_or("PROCESSOR_STUCK_AFTER", Duration::from_secs(3600)),
+            probe: env.flag_or("RECORDING_PROBE", true),
             command_start_deadline: command_start_deadline(env),
             filepath_template: FilepathTemplate::from_env(env),
             reply_queues: env.patterns_or("COMMAND_REPLY_QUEUES", "amq.gen-*"),

@@ -18,6 +18,7 @@ pub struct ProcessorMetrics {
     handle_seconds: Family<Labels, Histogram>,
     lag_seconds: Family<Labels, Histogram>,
     head_seconds: Histogram,
+    probe_seconds: Histogram,
     in_flight: Family<Labels, Gauge>,
     relayed: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
@@ -49,6 +50,12 @@ impl ProcessorMetrics {
                 registry,
                 "head_seconds",
                 "Latency of HEAD requests to the bucket",
+                Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            ),
+            probe_seconds: registered(
+                registry,
+                "probe_seconds",
+                "Time to probe one finished file (its ranged reads and checks)",
                 Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             ),
             in_flight: registered(
@@ -95,6 +102,10 @@ impl ProcessorMetrics {
 
     pub fn head(&self, took: Duration) {
         self.head_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn probe(&self, took: Duration) {
+        self.probe_seconds.observe(took.as_secs_f64());
     }
 
     /// A notification of type `kind` was relayed (committed as such).

@@ -87,6 +87,7 @@ impl Application {
             pool.clone(),
             ObjectStore::new(&settings.storage),
             processor_metrics.clone(),
+            settings.probe,
         );
         let events = Arc::new(EventProcessor::new(
             pool.clone(),

@@ -143,8 +143,12 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
-    let lifecycle =
-        EgressLifecycle::new(pool.clone(), ObjectStore::new(&settings.storage), metrics);
+    let lifecycle = EgressLifecycle::new(
+        pool.clone(),
+        ObjectStore::new(&settings.storage),
+        metrics,
+        settings.probe,
+    );
     EventProcessor::new(pool, lifecycle, settings.auto_record, settings.concurrency)
 }
 

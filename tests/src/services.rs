@@ -71,6 +71,9 @@ impl TestEnv {
             ("INGESTOR_BIND", "127.0.0.1:0".to_owned()),
             ("PROCESSOR_BIND", "127.0.0.1:0".to_owned()),
             ("RETRY_DELAYS", "100ms,200ms".to_owned()),
+            // Most tests upload placeholder bytes where the recording goes; the probe's own
+            // tests (it/probe.rs) upload real media and turn it on.
+            ("RECORDING_PROBE", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

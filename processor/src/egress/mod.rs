@@ -10,7 +10,10 @@
 //!                                  ─▶ streams only ───────────────▶ write stopped, processed
 //!                                  ─▶ no result ──────────────────▶ write failed
 //!                                  ─▶ HEAD each file/playlist ─▶ empty ────▶ write failed
-//!                                                             ─▶ all there ─▶ ready + assets
+//!                                                             ─▶ all there ─▶ probe each ─▶
+//!                                          unplayable (cut, no index, tracks or length wrong) ─▶
+//!                                          write failed `unplayable: why`; plays ─▶ ready +
+//!                                          assets, the probe's report in `metadata.probe`
 //!                                                             ─▶ missing / bucket error ─▶
 //!                                       write stopped + why, retry later; after the last retry
 //!                                       [`EgressLifecycle::given_up`]: missing → failed; the
@@ -19,7 +22,7 @@
 //! ```
 //!
 //! Only causes that stay true are final: the file absent after every retry, a zero-byte file,
-//! LiveKit's own failure. An outage of the bucket, the database, the broker or LiveKit never
+//! a file that does not play ([`crate::probe`]), LiveKit's own failure. An outage of the bucket, the database, the broker or LiveKit never
 //! writes `failed`.
 
 pub mod plan;
@@ -34,10 +37,15 @@ use roomtape_shared::redact::redact;
 use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
 use roomtape_shared::Chain;
 use serde_json::Value;
+use std::time::Instant;
 
 use crate::db::webhook_events;
 use crate::metrics::ProcessorMetrics;
+use crate::probe::{self, Expected, MediaReport, ObjectSource, ProbeError};
 use plan::{EgressPlan, ReportedFile, Results, PLAYLIST_CONTENT_TYPE};
+
+/// The key of the first file's [`MediaReport`] in the recording's `metadata`.
+pub const PROBE: &str = "probe";
 
 /// Why a finished egress's files could not be confirmed in their bucket.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +54,8 @@ pub enum FilesUnconfirmed {
     /// once the configuration is fixed.
     #[error("bucket {bucket:?} of egress {egress_id} is not a configured storage profile")]
     UnknownBucket { bucket: String, egress_id: String },
-    /// Not there yet, the bucket could not answer, or the bucket does not exist (a
-    /// configuration fault, given up at once like an unknown bucket).
+    /// Not there yet, the bucket could not answer (to a HEAD or to the probe's reads), or the
+    /// bucket does not exist (a configuration fault, given up at once like an unknown bucket).
     #[error("recording file not confirmed")]
     Storage(#[from] StorageError),
 }
@@ -122,14 +130,17 @@ pub struct EgressLifecycle {
     pool: Pool,
     objects: ObjectStore,
     metrics: ProcessorMetrics,
+    /// Whether finished files are probed before `ready` (`RECORDING_PROBE`).
+    probe: bool,
 }
 
 impl EgressLifecycle {
-    pub fn new(pool: Pool, objects: ObjectStore, metrics: ProcessorMetrics) -> Self {
+    pub fn new(pool: Pool, objects: ObjectStore, metrics: ProcessorMetrics, probe: bool) -> Self {
         Self {
             pool,
             objects,
             metrics,
+            probe,
         }
     }
 
@@ -266,8 +277,9 @@ impl EgressLifecycle {
         metadata
     }
 
-    /// HEADs every file: the recording is ready with one asset per file, or failed if a file
-    /// is empty. A file that cannot be confirmed is an error, retried later.
+    /// HEADs every file, then probes each: the recording is ready with one asset per file, or
+    /// failed if a file is empty or does not play. A file that cannot be confirmed or read is
+    /// an error, retried later.
     async fn verified(&self, plan: &EgressPlan) -> Result<RecordingChange, LifecycleError> {
         let bucket = plan.bucket.as_deref();
         let profile = self
@@ -290,7 +302,49 @@ impl EgressLifecycle {
             );
             return Ok(RecordingChange::update(plan::failed(plan, reason)));
         }
-        Ok(ready(plan, profile, &checked))
+        let mut reports = Vec::new();
+        for (file, object) in checked.iter().filter(|_| self.probe) {
+            match self.probed(plan, profile, file, object).await {
+                Ok(report) => reports.push(report),
+                Err(ProbeError::Unplayable(why)) => {
+                    let reason =
+                        format!("unplayable: {why} (s3://{}/{})", profile.bucket, file.key);
+                    return Ok(RecordingChange::update(plan::failed(plan, reason)));
+                }
+                Err(ProbeError::Storage(error)) => {
+                    return Err(FilesUnconfirmed::Storage(error).into())
+                }
+            }
+        }
+        Ok(ready(plan, profile, &checked, reports.first()))
+    }
+
+    /// Opens `file` as a player would and checks it is the recording asked for.
+    async fn probed(
+        &self,
+        plan: &EgressPlan,
+        profile: &StorageProfile,
+        file: &ReportedFile,
+        object: &ObjectInfo,
+    ) -> Result<MediaReport, ProbeError> {
+        let started = Instant::now();
+        let size = u64::try_from(object.size_bytes).unwrap_or_default();
+        let report = match file.playlist {
+            true => probe::hls::probe(&self.objects, profile, &file.key, size).await,
+            false => {
+                let mut source = ObjectSource::new(&self.objects, profile, &file.key, size);
+                probe::probe_file(&mut source).await
+            }
+        };
+        self.metrics.probe(started.elapsed());
+        let report = report?;
+        let expected = Expected {
+            video: plan.tracks.video,
+            audio: plan.tracks.audio,
+            duration_seconds: file.duration_seconds,
+        };
+        expected.check(&report).map_err(ProbeError::Unplayable)?;
+        Ok(report)
     }
 }
 
@@ -299,6 +353,7 @@ fn ready(
     plan: &EgressPlan,
     profile: &StorageProfile,
     checked: &[(&ReportedFile, ObjectInfo)],
+    probed: Option<&MediaReport>,
 ) -> RecordingChange {
     let assets = checked
         .iter()
@@ -319,6 +374,9 @@ fn ready(
             recordings::STORAGE_PROFILE.into(),
             profile.name.clone().into(),
         );
+        if let Some(report) = probed.and_then(|r| serde_json::to_value(r).ok()) {
+            map.insert(PROBE.into(), report);
+        }
     }
     RecordingChange {
         update: EgressUpdate {

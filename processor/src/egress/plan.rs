@@ -53,6 +53,33 @@ pub struct EgressPlan {
     pub endpoint: Option<String>,
     /// The files are in LiveKit's backup bucket, not ours.
     pub backup_storage_used: bool,
+    pub tracks: WantedTracks,
+}
+
+/// The tracks the egress request asked its files to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WantedTracks {
+    pub video: bool,
+    pub audio: bool,
+}
+
+/// A room composite or web egress records video unless it is audio-only (then audio); a track
+/// composite, video when it names a video track, else audio when it names an audio track. A
+/// participant or track egress may be either: some track is all that is asked.
+fn wanted_tracks(request: Option<&egress_info::Request>) -> WantedTracks {
+    let mixed = |audio_only: bool| WantedTracks {
+        video: !audio_only,
+        audio: audio_only,
+    };
+    match request {
+        Some(egress_info::Request::RoomComposite(r)) => mixed(r.audio_only),
+        Some(egress_info::Request::Web(r)) => mixed(r.audio_only),
+        Some(egress_info::Request::TrackComposite(r)) => WantedTracks {
+            video: !r.video_track_id.is_empty(),
+            audio: r.video_track_id.is_empty() && !r.audio_track_id.is_empty(),
+        },
+        _ => WantedTracks::default(),
+    }
 }
 
 /// LiveKit's status → ours, and whether the egress finished with files to verify.
@@ -130,6 +157,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
         bucket: bucket.flatten(),
         endpoint: endpoint.flatten(),
         backup_storage_used: info.backup_storage_used,
+        tracks: wanted_tracks(info.request.as_ref()),
     }
 }
 
@@ -350,6 +378,24 @@ mod tests {
         assert_eq!(plan.bucket.as_deref(), Some("meet"));
         assert_eq!(plan.files.len(), 1);
         assert_eq!(plan.files[0].key, "recordings/standup/a.mp4");
+        assert_eq!(
+            plan.tracks,
+            WantedTracks {
+                video: true,
+                audio: false
+            }
+        );
+        let audio_only = ENDED.replace(
+            r#""layout":"grid","#,
+            r#""layout":"grid","audioOnly":true,"#,
+        );
+        assert_eq!(
+            plan_of(&audio_only).tracks,
+            WantedTracks {
+                video: false,
+                audio: true
+            }
+        );
     }
 
     #[test]

@@ -102,13 +102,14 @@ pub async fn probe(
         .iter()
         .filter_map(|s| segment_key(key, &s.uri).map(|k| (s.uri.clone(), k)))
         .collect();
-    let answers: Vec<_> = stream::iter(keys.iter())
-        .map(|(uri, key)| async move { (uri, key, objects.head(profile, key).await.0) })
+    // Owned items: a closure over borrowed ones makes the future not `Send` for every lifetime.
+    let answers: Vec<_> = stream::iter(keys.clone())
+        .map(|(uri, key)| async move { (uri, objects.head(profile, &key).await.0) })
         .buffered(HEADS_AT_ONCE)
         .collect()
         .await;
     let mut bytes = 0u64;
-    for (uri, _, answer) in answers {
+    for (uri, answer) in answers {
         // Missing (not uploaded yet?) or the bucket not answering: tried again, like a HEAD.
         let size = answer?.size_bytes;
         if size <= 0 {

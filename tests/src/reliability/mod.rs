@@ -205,6 +205,8 @@ impl Stack {
             ("INGESTOR_BODY_TIMEOUT", "1s".into()),
             // Egresses known only from webhooks are not LiveKit's (the fake's) to confirm.
             ("RECONCILE_AFTER", "1h".into()),
+            // The egresses' files are placeholder bytes (`upload`): a HEAD is what is checked.
+            ("RECORDING_PROBE", "off".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

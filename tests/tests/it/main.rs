@@ -20,6 +20,7 @@ mod ingestor_webhooks;
 mod migrations;
 mod notifications;
 mod observability;
+mod probe;
 mod processor_lifecycle;
 mod processor_outcomes;
 mod processor_reliability;
