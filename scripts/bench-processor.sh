@@ -17,11 +17,15 @@
 #           egress_ended COMPLETE, participant_left, room_finished) straight to livekit.events
 #           with confirms;
 #   drain   starts the processor (default settings) and polls webhook_events every 250 ms until
-#           it holds every event: events/s from the first row visible to the last;
+#           it holds every event: events/s from the first row visible to the last; with
+#           BENCH_PROBE=both (the default) once with RECORDING_PROBE=off, the processor stopped
+#           and the tables emptied, then again with it on (fill and drain each time);
 #   e2e     starts the ingestor as well and sends signed webhooks of the same kind at
 #           BENCH_RATE/s for BENCH_RATE_SECONDS s (open loop); for each, the time from the 200
-#           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max;
-#           then again at BENCH_HIGH_RATE/s;
+#           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max,
+#           and per event type (egress_ended's row is written with its recording `ready`);
+#           with BENCH_PROBE=both once with the probe off and once on (the processor restarted
+#           between them); then again at BENCH_HIGH_RATE/s (probe on unless BENCH_PROBE=off);
 #   storm   with a second processor: BENCH_STORM distinct signed joins for one room through the
 #           ingestor at BENCH_STORM_CONCURRENCY connections, then their leaves; after each wave,
 #           how long after the last 200 rooms.participant_count shows all of it.
@@ -34,7 +38,8 @@
 # Knobs (environment): BENCH_EVENTS (30000), BENCH_RATE (500), BENCH_RATE_SECONDS (30),
 # BENCH_POLL_MS (5), BENCH_CONCURRENCY (64, load-generator workers), BENCH_THREADS (CPUs),
 # BENCH_PARTICIPANT_EVENTS (100000), BENCH_PARTICIPANT_ROOMS (100), BENCH_HIGH_RATE (2000),
-# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256),
+# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256), BENCH_PROBE (both: RECORDING_PROBE off,
+# then on, side by side in the drain and e2e phases; on or off: that one only),
 # and PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +55,12 @@ PARTICIPANT_ROOMS="${BENCH_PARTICIPANT_ROOMS:-100}"
 HIGH_RATE="${BENCH_HIGH_RATE:-2000}"
 STORM="${BENCH_STORM:-10000}"
 STORM_CONCURRENCY="${BENCH_STORM_CONCURRENCY:-256}"
+case "${BENCH_PROBE:-both}" in
+  both) PROBE_MODES="off on" ;;
+  on | off) PROBE_MODES="$BENCH_PROBE" ;;
+  *) echo "BENCH_PROBE must be both, on or off, not ${BENCH_PROBE}" >&2; exit 2 ;;
+esac
+probe="${PROBE_MODES##* }" # RECORDING_PROBE of the processors started (the last mode)
 READY_TIMEOUT=30 # seconds, for /readyz
 DRAIN_TIMEOUT=150
 E2E_GRACE=30 # seconds to wait for rows after the last webhook
@@ -206,7 +217,7 @@ echo "rabbitmq: $(mgmt "$MGMT/overview" | grep -o '"rabbitmq_version":"[^"]*"' |
 bench_args=(--concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" --api-secret "$API_SECRET")
 
 start_processor() { # port, log file → started_pid
-  env PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 \
+  env PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 RECORDING_PROBE="$probe" \
     RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
     "$bin/roomtape-processor" >"$2" 2>&1 &
   started_pid=$!
@@ -242,7 +253,15 @@ stop "$processor_pid"
 processor_pid=""
 psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants" >/dev/null
 
-drain_phase drain "$EVENTS" "fill$$"
+for probe in $PROBE_MODES; do
+  if [ -n "$processor_pid" ]; then # the previous mode's processor, and what it wrote
+    stop "$processor_pid"
+    processor_pid=""
+    psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants, recordings CASCADE" >/dev/null
+  fi
+  drain_phase "drain-probe-$probe" "$EVENTS" "fill$probe$$"
+  echo "  recordings: $(psql "$database_url" -qtAc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM recordings GROUP BY status) s")" | tee -a "$work/results"
+done
 
 # --- end to end at a steady rate ----------------------------------------------------------------
 log "starting the ingestor"
@@ -260,15 +279,26 @@ done
 wait_ready "$ingestor_pid" "$port" ingestor
 wait_ready "$processor_pid" "$processor_port" processor
 requests=$((RATE * RATE_SECONDS))
-log "e2e: $requests webhooks at $RATE/s to 127.0.0.1:$port"
-cpu_begin
-timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RATE" \
-  --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
-  --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$$" "${bench_args[@]}" \
-  | tee -a "$work/results"
-cpu_end e2e "$requests"
-memory processor "$processor_pid"
-memory ingestor "$ingestor_pid"
+for mode in $PROBE_MODES; do
+  if [ "$mode" != "$probe" ]; then # a processor of this mode in place of the running one
+    stop "$processor_pid"
+    probe="$mode"
+    processor_port="$(free_port)"
+    metrics="http://127.0.0.1:$processor_port/metrics"
+    start_processor "$processor_port" "$work/processor.log"
+    processor_pid=$started_pid
+    wait_ready "$processor_pid" "$processor_port" processor
+  fi
+  log "e2e-probe-$mode: $requests webhooks at $RATE/s to 127.0.0.1:$port"
+  cpu_begin
+  timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RATE" \
+    --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
+    --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$mode$$" --label "e2e-probe-$mode" \
+    "${bench_args[@]}" | tee -a "$work/results"
+  cpu_end "e2e-probe-$mode" "$requests"
+  memory processor "$processor_pid"
+  memory ingestor "$ingestor_pid"
+done
 
 requests=$((HIGH_RATE * RATE_SECONDS))
 log "e2e: $requests webhooks at $HIGH_RATE/s to 127.0.0.1:$port"

@@ -3,7 +3,7 @@
 //!
 //! Each session is nine events: `room_started`, two `participant_joined`, `egress_started`,
 //! `egress_updated` (ACTIVE), a `participant_left`, `egress_ended` (COMPLETE, with the file the
-//! processor HEADs), the other `participant_left` and `room_finished`. Sessions run
+//! processor HEADs and probes), the other `participant_left` and `room_finished`. Sessions run
 //! [`ROOMS_AT_ONCE`] at a time, their events interleaved, so consecutive messages belong to
 //! different rooms (as when many rooms are live) while each room's events keep their order.
 
@@ -20,8 +20,11 @@ pub const EVENTS_PER_ROOM: u64 = 9;
 pub const ROOMS_AT_ONCE: u64 = 50;
 /// The slot of `egress_ended`, whose file must be in the bucket first.
 const ENDED_SLOT: u64 = 6;
-/// The size of each recording file put in the bucket.
-pub const OBJECT_BYTES: usize = 1024;
+/// Each recording file put in the bucket: the video `roomtape simulate` uploads (a faststart
+/// MP4 of 4 s, 90 KB), so that a probing processor finds it playable.
+pub const RECORDING: &[u8] = include_bytes!("../../cli/assets/test-video.mp4");
+/// Its length, as its `fileResults` entry reports it.
+const RECORDING_NS: i64 = 4_000_000_000;
 
 const STARTED_NS: i64 = 1_700_000_001_000_000_000;
 const ENDED_NS: i64 = 1_700_001_801_000_000_000;
@@ -129,8 +132,8 @@ impl Mix {
         info["endedAt"] = json!(ENDED_NS.to_string());
         info["fileResults"] = json!([{
             "filename": self.key(room), "startedAt": STARTED_NS.to_string(),
-            "endedAt": ENDED_NS.to_string(), "duration": (ENDED_NS - STARTED_NS).to_string(),
-            "size": OBJECT_BYTES.to_string(),
+            "endedAt": ENDED_NS.to_string(), "duration": RECORDING_NS.to_string(),
+            "size": RECORDING.len().to_string(),
             "location": format!("{}/{}/{}", self.endpoint, self.bucket, self.key(room))}]);
         info
     }

@@ -1,5 +1,5 @@
 //! The bucket the processor HEADs: created if missing, filled with the recordings a run's
-//! `egress_ended` events report (small bodies), and emptied and deleted afterwards. PUTs and
+//! `egress_ended` events report (the simulate video), and emptied and deleted afterwards. PUTs and
 //! DELETEs go through the load loop, `concurrency` at a time.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use roomtape_shared::config::{Env, StorageProfile, StorageProfiles};
 use roomtape_shared::storage;
 
 use crate::load::{self, Plan, Target};
-use crate::mix::{Mix, OBJECT_BYTES};
+use crate::mix::{Mix, RECORDING};
 
 /// The processor's default storage profile, read from the same `S3_*` variables it reads.
 pub fn profile_from_env() -> anyhow::Result<StorageProfile> {
@@ -154,7 +154,7 @@ impl Target for Objects {
                 .bucket(bucket)
                 .key(key)
                 .content_type("video/mp4")
-                .body(ByteStream::from(vec![0_u8; OBJECT_BYTES]))
+                .body(ByteStream::from_static(RECORDING))
                 .send()
                 .await
                 .map(drop)

@@ -46,7 +46,7 @@ pub async fn fill(args: &Args) -> anyhow::Result<()> {
     println!(
         "{}: put {files} recording files ({} bytes each) in bucket {} in {:.2} s",
         args.label,
-        crate::mix::OBJECT_BYTES,
+        crate::mix::RECORDING.len(),
         profile.bucket,
         started.elapsed().as_secs_f64()
     );

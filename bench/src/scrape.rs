@@ -1,5 +1,5 @@
 //! Reads the processor's `/metrics` (Prometheus text) for what the database cannot tell: how
-//! messages ended, how many HEADs were made and how long they and the handling took.
+//! messages ended, how many HEADs and probes were made and how long they and the handling took.
 
 use anyhow::Context;
 
@@ -10,6 +10,8 @@ pub struct ProcessorMetrics {
     pub outcomes: Vec<(String, f64)>,
     pub heads: f64,
     pub head_seconds: f64,
+    pub probes: f64,
+    pub probe_seconds: f64,
     pub handled: f64,
     pub handle_seconds: f64,
 }
@@ -34,6 +36,8 @@ impl ProcessorMetrics {
             outcomes,
             heads: self.heads - before.heads,
             head_seconds: self.head_seconds - before.head_seconds,
+            probes: self.probes - before.probes,
+            probe_seconds: self.probe_seconds - before.probe_seconds,
             handled: self.handled - before.handled,
             handle_seconds: self.handle_seconds - before.handle_seconds,
         }
@@ -54,7 +58,7 @@ impl ProcessorMetrics {
             }
         };
         format!(
-            "messages: {}; handling mean {:.2} ms; HEADs {:.0}, mean {:.2} ms",
+            "messages: {}; handling mean {:.2} ms; HEADs {:.0}, mean {:.2} ms; probes {:.0}, mean {:.2} ms",
             if outcomes.is_empty() {
                 "none".to_owned()
             } else {
@@ -63,6 +67,8 @@ impl ProcessorMetrics {
             mean_ms(self.handle_seconds, self.handled),
             self.heads,
             mean_ms(self.head_seconds, self.heads),
+            self.probes,
+            mean_ms(self.probe_seconds, self.probes),
         )
     }
 }
@@ -99,6 +105,8 @@ fn parse(text: &str) -> ProcessorMetrics {
             }
             "roomtape_head_seconds_count" => metrics.heads += value,
             "roomtape_head_seconds_sum" => metrics.head_seconds += value,
+            "roomtape_probe_seconds_count" => metrics.probes += value,
+            "roomtape_probe_seconds_sum" => metrics.probe_seconds += value,
             "roomtape_handle_seconds_count" if events_queue => metrics.handled += value,
             "roomtape_handle_seconds_sum" if events_queue => metrics.handle_seconds += value,
             _ => {}

@@ -216,7 +216,8 @@ async fn storage_profiles(env: &Env, report: &mut Report) {
     }
 }
 
-/// PUT, HEAD, presigned GET and DELETE of a probe object; the public URL if there is a base.
+/// PUT, HEAD, a ranged GET (what the recording probe reads), presigned GET and DELETE of a probe
+/// object; the public URL if there is a base.
 async fn storage_profile(objects: &ObjectStore, profile: &StorageProfile, report: &mut Report) {
     let name = |step: &str| format!("storage {} {step}", profile.name);
     let fix = format!(
@@ -239,6 +240,22 @@ async fn storage_profile(objects: &ObjectStore, profile: &StorageProfile, report
             format!("{} bytes", object.size_bytes),
         ),
         Err(error) => report.fail("storage", name("head"), format!("{error}; {fix}")),
+    }
+    // What the processor's recording probe reads: ranges, not whole files.
+    let (start, len) = (9, 6);
+    match within(objects.get_range(profile, PROBE_KEY, start, len)).await {
+        Ok(bytes) if bytes.as_slice() == &PROBE_BODY[start as usize..(start + len) as usize] => {
+            report.pass("storage", name("ranged get"), "bytes 9-14 as written (the recording probe reads ranges)")
+        }
+        Ok(bytes) => report.fail(
+            "storage",
+            name("ranged get"),
+            format!(
+                "asked for 6 bytes at 9, got {} bytes: the server ignores Range, and the recording probe would read whole files",
+                bytes.len()
+            ),
+        ),
+        Err(error) => report.fail("storage", name("ranged get"), format!("{error}; {fix}")),
     }
     let presigned =
         within(objects.presigned_get(profile, PROBE_KEY, Duration::from_secs(300))).await;

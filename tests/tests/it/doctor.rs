@@ -83,6 +83,7 @@ async fn everything_up_passes_and_a_wrong_secret_fails_only_its_storage_lines() 
         [
             "storage default put",
             "storage default head",
+            "storage default ranged get",
             "storage default presigned get",
             "storage default public url",
             "storage default delete"
