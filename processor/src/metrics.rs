@@ -49,7 +49,7 @@ impl ProcessorMetrics {
             head_seconds: registered(
                 registry,
                 "head_seconds",
-                "Latency of HEAD requests to the bucket",
+                "Latency of checking a finished file in the bucket (a HEAD, or the probe's first ranged GET)",
                 Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             ),
             probe_seconds: registered(

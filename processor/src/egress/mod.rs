@@ -290,10 +290,13 @@ impl EgressLifecycle {
                 egress_id: plan.update.egress_id.clone(),
             })?;
         let mut checked = Vec::with_capacity(plan.files.len());
+        let mut first_bytes = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
-            let (result, took) = self.objects.head(profile, &file.key).await;
-            self.metrics.head(took);
+            let started = Instant::now();
+            let (result, start) = self.confirmed(profile, file).await;
+            self.metrics.head(started.elapsed());
             checked.push((file, result.map_err(FilesUnconfirmed::from)?));
+            first_bytes.push(start);
         }
         if let Some((file, _)) = checked.iter().find(|(_, object)| object.size_bytes == 0) {
             let reason = format!(
@@ -303,8 +306,9 @@ impl EgressLifecycle {
             return Ok(RecordingChange::update(plan::failed(plan, reason)));
         }
         let mut reports = Vec::new();
-        for (file, object) in checked.iter().filter(|_| self.probe) {
-            match self.probed(plan, profile, file, object).await {
+        let probing = checked.iter().zip(first_bytes).filter(|_| self.probe);
+        for ((file, object), start) in probing {
+            match self.probed(plan, profile, file, object, start).await {
                 Ok(report) => reports.push(report),
                 Err(ProbeError::Unplayable(why)) => {
                     let reason =
@@ -319,13 +323,36 @@ impl EgressLifecycle {
         Ok(ready(plan, profile, &checked, reports.first()))
     }
 
-    /// Opens `file` as a player would and checks it is the recording asked for.
+    /// Whether `file` is there, and how big: a HEAD, or when it is to be probed its first
+    /// [`probe::source::WINDOW`] bytes in a ranged GET, which says as much (one request, not
+    /// two). A GET's 404 does not say whether the key or the bucket is missing: the HEAD does.
+    async fn confirmed(
+        &self,
+        profile: &StorageProfile,
+        file: &ReportedFile,
+    ) -> (Result<ObjectInfo, StorageError>, Option<Vec<u8>>) {
+        if !self.probe || file.playlist {
+            return (self.objects.head(profile, &file.key).await.0, None);
+        }
+        let window = probe::source::WINDOW;
+        match self.objects.get_range(profile, &file.key, 0, window).await {
+            Ok(read) => (Ok(read.object), Some(read.bytes)),
+            Err(StorageError::NotFound { .. }) => {
+                (self.objects.head(profile, &file.key).await.0, None)
+            }
+            Err(error) => (Err(error), None),
+        }
+    }
+
+    /// Opens `file` as a player would (from `start`, its first bytes, when they were read) and
+    /// checks it is the recording asked for.
     async fn probed(
         &self,
         plan: &EgressPlan,
         profile: &StorageProfile,
         file: &ReportedFile,
         object: &ObjectInfo,
+        start: Option<Vec<u8>>,
     ) -> Result<MediaReport, ProbeError> {
         let started = Instant::now();
         let size = u64::try_from(object.size_bytes).unwrap_or_default();
@@ -333,6 +360,9 @@ impl EgressLifecycle {
             true => probe::hls::probe(&self.objects, profile, &file.key, size).await,
             false => {
                 let mut source = ObjectSource::new(&self.objects, profile, &file.key, size);
+                if let Some(start) = start {
+                    source = source.with_start(start);
+                }
                 probe::probe_file(&mut source).await
             }
         };

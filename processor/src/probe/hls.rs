@@ -93,7 +93,7 @@ pub async fn probe(
             "the playlist is {size} bytes, more than a recording's"
         ));
     }
-    let bytes = objects.get_range(profile, key, 0, size).await?;
+    let bytes = objects.get_range(profile, key, 0, size).await?.bytes;
     let Ok(text) = String::from_utf8(bytes) else {
         return unplayable("the playlist is not UTF-8 text");
     };
@@ -119,7 +119,7 @@ pub async fn probe(
     }
     let (video, audio) = match keys.first() {
         Some((uri, first)) => {
-            let start = objects.get_range(profile, first, 0, WINDOW).await?;
+            let start = objects.get_range(profile, first, 0, WINDOW).await?.bytes;
             match ts::codecs(&start) {
                 Some(codecs) => codecs,
                 None => {

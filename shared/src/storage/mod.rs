@@ -27,6 +27,13 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
 }
 
+/// A ranged GET's bytes, and the object they are of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRead {
+    pub bytes: Vec<u8>,
+    pub object: ObjectInfo,
+}
+
 /// Why an object operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -182,15 +189,17 @@ impl ObjectStore {
             })
     }
 
-    /// Bytes `start..start + len` of `key` (a ranged GET; fewer at the object's end). What the
-    /// recording probe reads instead of the whole file.
+    /// Bytes `start..start + len` of `key` (a ranged GET; fewer at the object's end), and what
+    /// a HEAD would have said of the object (its whole size from `Content-Range`). What the
+    /// recording probe reads instead of the whole file; its first read stands for the HEAD.
+    /// An empty object (which no range fits, 416) reads as no bytes of size 0.
     pub async fn get_range(
         &self,
         profile: &StorageProfile,
         key: &str,
         start: u64,
         len: u64,
-    ) -> Result<Vec<u8>, StorageError> {
+    ) -> Result<RangeRead, StorageError> {
         let unavailable = |reason: String, source: Box<dyn std::error::Error + Send + Sync>| {
             StorageError::Unavailable {
                 operation: "GET",
@@ -208,29 +217,62 @@ impl ObjectStore {
             .key(key)
             .range(format!("bytes={start}-{last}"))
             .send()
-            .await
-            .map_err(|error| {
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error)
+                if start == 0
+                    && error
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 416) =>
+            {
+                return Ok(RangeRead {
+                    bytes: Vec::new(),
+                    object: ObjectInfo {
+                        size_bytes: 0,
+                        content_type: None,
+                        etag: None,
+                    },
+                });
+            }
+            Err(error) => {
                 let not_found = error
                     .as_service_error()
                     .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
-                classify("GET", profile, key, error, not_found)
-            })?;
-        let whole_object = answer.content_range().is_none();
+                return Err(classify("GET", profile, key, error, not_found));
+            }
+        };
+        let total = answer
+            .content_range()
+            .and_then(|range| range.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse::<i64>().ok());
+        let mut object = ObjectInfo {
+            size_bytes: total.unwrap_or_default(),
+            content_type: answer.content_type().map(str::to_owned),
+            etag: answer.e_tag().map(|e| e.trim_matches('"').to_owned()),
+        };
         let body = answer
             .body
             .collect()
             .await
             .map_err(|error| unavailable("the body broke off".to_owned(), Box::new(error)))?
             .into_bytes();
-        if !whole_object {
-            return Ok(body.to_vec());
+        if total.is_some() {
+            return Ok(RangeRead {
+                bytes: body.to_vec(),
+                object,
+            });
         }
         // A server that ignores Range sends all of it: the range, cut out of that.
+        object.size_bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let from = usize::try_from(start).unwrap_or(usize::MAX).min(body.len());
         let to = usize::try_from(last.saturating_add(1))
             .unwrap_or(usize::MAX)
             .min(body.len());
-        Ok(body[from..to.max(from)].to_vec())
+        Ok(RangeRead {
+            bytes: body[from..to.max(from)].to_vec(),
+            object,
+        })
     }
 
     /// Whether `profile`'s bucket exists (HEAD on the bucket).

@@ -342,3 +342,69 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
     let row = final_row(&test, "EG_hls_late").await;
     assert_eq!(row["status"], "ready", "{row}");
 }
+
+#[tokio::test]
+async fn an_empty_or_missing_file_fails_as_without_the_probe() {
+    let test = TestEnv::new().await;
+    let _processor = probing_processor(&test).await;
+    let row = recorded(&test, "EG_empty", "a.mp4", b"", false).await;
+    assert_eq!(row["status"], "failed", "{row}");
+    assert!(
+        error_of(&row).contains("is empty (0 bytes)"),
+        "{}",
+        error_of(&row)
+    );
+    let missing = egress(&test, "EG_missing", "a.mp4");
+    publish(
+        &test,
+        &ended(&missing, "EV_missing", 1, false),
+        "EV_missing",
+    )
+    .await;
+    let row = final_row(&test, "EG_missing").await;
+    assert_eq!(row["status"], "failed", "{row}");
+    let error = error_of(&row);
+    assert!(error.contains("EG_missing/a.mp4 does not exist"), "{error}");
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+}
+
+#[tokio::test]
+async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
+    let test = TestEnv::new().await;
+    let s3 = &test.bucket.profile.endpoint;
+    let target = format!(
+        "{}:{}",
+        s3.host_str().expect("host"),
+        s3.port_or_known_default().expect("port")
+    );
+    let proxy = roomtape_tests::proxy::TcpProxy::start(target).await;
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let env = test.env_with(&[
+        ("RECORDING_PROBE", "on"),
+        ("S3_ENDPOINT", &endpoint),
+        ("RETRY_DELAYS", "1s,1s,1s,1s"),
+    ]);
+    let processor = spawn_processor(&env).await;
+    wait_ready(&processor).await;
+    let egress = egress(&test, "EG_outage", "a.mp4");
+    test.bucket.put(&egress.key, FASTSTART, "video/mp4").await;
+    proxy.cut();
+    publish(
+        &test,
+        &ended(&egress, "EV_outage", FASTSTART.len(), false),
+        "EV_outage",
+    )
+    .await;
+    let waiting = eventually(Duration::from_secs(10), "a note of the outage", || async {
+        let row = test.database.recording("EG_outage").await?;
+        error_of(&row)
+            .contains("waiting for the recording's files")
+            .then_some(row)
+    })
+    .await;
+    assert_eq!(waiting["status"], "stopped", "{waiting}");
+    proxy.restore();
+    let row = final_row(&test, "EG_outage").await;
+    assert_eq!(row["status"], "ready", "{row}");
+    assert_eq!(row["metadata"]["probe"]["container"], "mp4");
+}
