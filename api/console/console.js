@@ -31,6 +31,8 @@
     notice: $("notice"),
     rooms: $("rooms"),
     roomsEmpty: $("rooms-empty"),
+    endpoints: $("endpoints"),
+    endpointList: $("endpoint-list"),
     filters: $("filters"),
     recordings: $("recordings"),
     recordingsEmpty: $("recordings-empty"),
@@ -518,6 +520,42 @@
     ui.roomsEmpty.hidden = rooms.length > 0;
   }
 
+  // An endpoint counts as failing once it has dead-lettered deliveries, or one it has been
+  // retrying for longer than this.
+  const RETRYING_FOR_S = 60;
+
+  /** Endpoints whose notifications are not getting through; the panel hides when none is. */
+  async function loadEndpoints() {
+    let page;
+    try {
+      page = await api("GET", "/api/v1/notifications?status=failed&limit=1");
+    } catch (error) {
+      // Tokens that may not read deployment-wide records see no panel rather than an error.
+      if (error instanceof ApiFailure && error.status === 403) {
+        ui.endpoints.hidden = true;
+        return;
+      }
+      throw error;
+    }
+    const failing = page.endpoints.filter(
+      (e) => e.failed > 0 || e.oldest_pending_seconds > RETRYING_FOR_S,
+    );
+    ui.endpointList.replaceChildren(
+      ...failing.map((e) => {
+        const item = el("li", "endpoint");
+        item.dataset.endpoint = e.endpoint;
+        item.dataset.testid = "endpoint";
+        item.append(
+          el("strong", "endpoint-name", e.endpoint),
+          el("span", "endpoint-counts", `${e.failed} failed, ${e.pending} pending`),
+          el("span", "endpoint-error", e.last_error || ""),
+        );
+        return item;
+      }),
+    );
+    ui.endpoints.hidden = failing.length === 0;
+  }
+
   /** A random (v4) UUID for Idempotency-Key. */
   function newKey() {
     // randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere,
@@ -565,7 +603,7 @@
   async function refreshAll({ reset }) {
     state.refreshing = true;
     try {
-      await Promise.all([loadRecordings({ reset }), loadRooms()]);
+      await Promise.all([loadRecordings({ reset }), loadRooms(), loadEndpoints()]);
       markRecordingRooms();
       ui.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {

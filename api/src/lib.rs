@@ -8,6 +8,7 @@ pub mod control;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod query;
 pub mod recordings;

@@ -10,7 +10,9 @@ use roomtape_shared::db::recordings::{Recording, Status};
 use crate::control::{ControlAnswer, StartRequest};
 use crate::db::Room;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::notifications::NotificationsPage;
 use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
+use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +30,7 @@ use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
         crate::control::start,
         crate::control::stop,
         crate::rooms::list,
+        crate::notifications::list,
         document,
         healthz,
         readyz,
@@ -45,7 +48,11 @@ use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
         ErrorBody,
         ErrorDetail,
         StartRequest,
-        ControlAnswer
+        ControlAnswer,
+        NotificationsPage,
+        Delivery,
+        DeliveryStatus,
+        EndpointHealth
     )),
     modifiers(&BearerAuth)
 )]

@@ -22,7 +22,7 @@ use crate::config::ApiSettings;
 use crate::control::{self, Control};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
-use crate::{openapi, recordings, rooms};
+use crate::{notifications, openapi, recordings, rooms};
 
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -147,6 +147,7 @@ impl Application {
                             web::post().to(control::stop),
                         )
                         .route("/rooms", web::get().to(rooms::list))
+                        .route("/notifications", web::get().to(notifications::list))
                         .route("/openapi.json", web::get().to(openapi::document)),
                 )
                 .configure(ops::configure)

@@ -10,6 +10,7 @@
 //! | `library` | [`library`] | recordings for operators and the API: list, show, link, delete |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
 //! | `http`    | [`http`]    | `/healthz`, `/readyz`, `/metrics` on actix-web              |
+//! | `notify`  | [`notify`]  | Standard Webhooks: sign and POST a notification             |
 
 #[cfg(feature = "auth")]
 pub mod auth;
@@ -27,6 +28,8 @@ pub mod library;
 #[cfg(feature = "livekit")]
 pub mod livekit;
 pub mod metrics;
+#[cfg(feature = "notify")]
+pub mod notify;
 pub mod queue;
 pub mod redact;
 pub mod shutdown;

@@ -19,6 +19,7 @@ mod ingestor_vectors;
 mod ingestor_webhooks;
 mod migrations;
 mod notifications;
+mod notify_endpoints;
 mod observability;
 mod processor_lifecycle;
 mod processor_outcomes;
