@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::apps::{spawn_api, wait_ready};
+use roomtape_shared::clock::Clock;
+
+use crate::apps::{spawn_api_with_clock, wait_ready};
 use crate::{TestApp, TestEnv};
 
 pub const READ: &str = "read-token-1";
@@ -18,13 +20,18 @@ pub struct Api {
 impl Api {
     /// The API on the test's services; `extra` settings override the defaults.
     pub async fn start(test: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        Self::start_with_clock(test, extra, Clock::System).await
+    }
+
+    /// The API whose LiveKit tokens are checked against `clock`.
+    pub async fn start_with_clock(test: &TestEnv, extra: &[(&str, &str)], clock: Clock) -> Self {
         let tokens = format!("viewer:{READ}:read,admin:{WRITE}:write");
         let mut settings = vec![
             ("API_TOKENS", tokens.as_str()),
             ("API_CORS_ORIGINS", ALLOWED_ORIGIN),
         ];
         settings.extend_from_slice(extra);
-        let app = spawn_api(&test.env_with(&settings));
+        let app = spawn_api_with_clock(&test.env_with(&settings), clock);
         wait_ready(&app).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
