@@ -211,6 +211,8 @@
     ui.who.textContent = parts.join(" · ");
     ui.recordingsPanel.hidden = !may("read");
     ui.roomsPanel.hidden = !(may("rooms") || room);
+    // Without roomList, the one room the token is for, live or not.
+    $("rooms-title").textContent = may("rooms") ? "Live rooms" : "Your room";
     // A one-room token reads that room only: the filter says so and cannot be changed.
     const roomFilter = ui.filters.elements.room;
     roomFilter.disabled = Boolean(room);

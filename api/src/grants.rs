@@ -138,7 +138,7 @@ impl VideoGrant {
 impl Permissions {
     /// `Ok` when the token may do `action`.
     pub fn check(&self, action: Action<'_>) -> Result<(), Denied> {
-        let (grant_, join_reads) = match self {
+        let (video, join_reads) = match self {
             Self::Static(Scope::Write) => return Ok(()),
             Self::Static(Scope::Read) => {
                 return match action {
@@ -149,7 +149,7 @@ impl Permissions {
             Self::LiveKit { grant, join_reads } => (grant, *join_reads),
         };
         match action {
-            Action::Start(room) | Action::Stop(room) if grant_.records(room) => Ok(()),
+            Action::Start(room) | Action::Stop(room) if video.records(room) => Ok(()),
             Action::Start(room) => Err(grant(
                 format!("starting a recording of room {room:?}"),
                 format!("roomRecord (with room {room:?} or none)"),
@@ -159,8 +159,8 @@ impl Permissions {
                 format!("roomRecord (with room {room:?} or none)"),
             )),
             Action::Read(room, status) => {
-                let joined = grant_.joins(room, join_reads) && status == Status::Ready;
-                if grant_.records(room) || grant_.administers(room) || joined {
+                let joined = video.joins(room, join_reads) && status == Status::Ready;
+                if video.records(room) || video.administers(room) || joined {
                     Ok(())
                 } else {
                     Err(grant(
@@ -170,9 +170,9 @@ impl Permissions {
                 }
             }
             Action::ListRoom(room)
-                if grant_.records(room)
-                    || grant_.administers(room)
-                    || grant_.joins(room, join_reads) =>
+                if video.records(room)
+                    || video.administers(room)
+                    || video.joins(room, join_reads) =>
             {
                 Ok(())
             }
@@ -180,12 +180,12 @@ impl Permissions {
                 format!("listing the recordings of room {room:?}"),
                 read_needed(room, Status::Ready, join_reads),
             )),
-            Action::Delete(room) if grant_.administers(room) => Ok(()),
+            Action::Delete(room) if video.administers(room) => Ok(()),
             Action::Delete(room) => Err(grant(
                 format!("deleting a recording of room {room:?}"),
                 format!("roomAdmin with room {room:?}"),
             )),
-            Action::ListRooms if grant_.room_list => Ok(()),
+            Action::ListRooms if video.room_list => Ok(()),
             Action::ListRooms => Err(grant("listing the rooms", "roomList")),
         }
     }
@@ -217,19 +217,19 @@ impl Permissions {
             ready_only: false,
         };
         let Self::LiveKit {
-            grant: g,
+            grant: video,
             join_reads,
         } = self
         else {
             return Ok(every);
         };
-        match &g.room {
-            None if g.room_record => Ok(every),
-            Some(room) if g.room_record || g.room_admin => Ok(Readable {
+        match &video.room {
+            None if video.room_record => Ok(every),
+            Some(room) if video.room_record || video.room_admin => Ok(Readable {
                 room: Some(room.clone()),
                 ready_only: false,
             }),
-            Some(room) if g.room_join && *join_reads => Ok(Readable {
+            Some(room) if video.room_join && *join_reads => Ok(Readable {
                 room: Some(room.clone()),
                 ready_only: true,
             }),
@@ -255,18 +255,18 @@ impl Permissions {
                 Capability::Rooms,
             ],
             Self::Static(Scope::Read) => vec![Capability::Read, Capability::Rooms],
-            Self::LiveKit { grant: g, .. } => {
+            Self::LiveKit { grant: video, .. } => {
                 let mut can = Vec::new();
                 if self.readable().is_ok() {
                     can.push(Capability::Read);
                 }
-                if g.room_record {
+                if video.room_record {
                     can.extend([Capability::Start, Capability::Stop]);
                 }
-                if g.room_admin && g.room.is_some() {
+                if video.room_admin && video.room.is_some() {
                     can.push(Capability::Delete);
                 }
-                if g.room_list {
+                if video.room_list {
                     can.push(Capability::Rooms);
                 }
                 can
@@ -297,7 +297,7 @@ fn read_needed(room: &str, status: Status, join_reads: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Action::{Delete, ListRooms, Read, Start, Stop};
+    use Action::{Delete, ListRoom, ListRooms, Read, Start, Stop};
     use Status::{Failed, Ready};
 
     fn livekit(grant: serde_json::Value) -> Permissions {
@@ -324,34 +324,36 @@ mod tests {
             Read(R2, Ready),
             Delete(R2),
             ListRooms,
+            ListRoom(R1),
+            ListRoom(R2),
         ];
         #[rustfmt::skip]
-        let table: [(&str, Permissions, [bool; 9]); 11] = [
-            //                                   start stop  read  readF del   start2 read2 del2  rooms
+        let table: [(&str, Permissions, [bool; 11]); 11] = [
+            //                                   start stop  read  readF del   start2 read2 del2  rooms list1 list2
             ("static write", Permissions::Static(Scope::Write),
-                                                 [true, true, true, true, true, true,  true, true, true]),
+                                                 [true, true, true, true, true, true,  true, true, true, true,true]),
             ("static read", Permissions::Static(Scope::Read),
-                                                 [false,false,true, true, false,false, true, false,true]),
+                                                 [false,false,true, true, false,false, true, false,true, true,true]),
             ("roomRecord", livekit(json!({"roomRecord": true})),
-                                                 [true, true, true, true, false,true,  true, false,false]),
+                                                 [true, true, true, true, false,true,  true, false,false, true,true]),
             ("roomRecord r1", livekit(json!({"roomRecord": true, "room": R1})),
-                                                 [true, true, true, true, false,false, false,false,false]),
+                                                 [true, true, true, true, false,false, false,false,false, true,false]),
             ("roomAdmin r1", livekit(json!({"roomAdmin": true, "room": R1})),
-                                                 [false,false,true, true, true, false, false,false,false]),
+                                                 [false,false,true, true, true, false, false,false,false, true,false]),
             ("roomAdmin, no room", livekit(json!({"roomAdmin": true})),
-                                                 [false,false,false,false,false,false, false,false,false]),
+                                                 [false,false,false,false,false,false, false,false,false, false,false]),
             ("roomJoin r1", livekit(json!({"roomJoin": true, "room": R1})),
-                                                 [false,false,true, false,false,false, false,false,false]),
+                                                 [false,false,true, false,false,false, false,false,false, true,false]),
             ("roomJoin, no room", livekit(json!({"roomJoin": true})),
-                                                 [false,false,false,false,false,false, false,false,false]),
+                                                 [false,false,false,false,false,false, false,false,false, false,false]),
             ("roomList", livekit(json!({"roomList": true, "room": ""})),
-                                                 [false,false,false,false,false,false, false,false,true]),
+                                                 [false,false,false,false,false,false, false,false,true, false,false]),
             ("no grant", livekit(json!({})),
-                                                 [false,false,false,false,false,false, false,false,false]),
+                                                 [false,false,false,false,false,false, false,false,false, false,false]),
             ("roomJoin r1, reads off", Permissions::LiveKit {
                 grant: serde_json::from_value(json!({"roomJoin": true, "room": R1})).expect("grant"),
                 join_reads: false },
-                                                 [false,false,false,false,false,false, false,false,false]),
+                                                 [false,false,false,false,false,false, false,false,false, false,false]),
         ];
         for (name, permissions, expected) in table {
             for (action, allowed) in actions.iter().zip(expected) {
