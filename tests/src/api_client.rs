@@ -3,9 +3,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use roomtape_processor::events::EventProcessor;
 use roomtape_shared::clock::Clock;
 
 use crate::apps::{spawn_api_with_clock, wait_ready};
+use crate::fixtures::Egress;
+use crate::outbox::handle;
 use crate::{TestApp, TestEnv};
 
 pub const READ: &str = "read-token-1";
@@ -86,4 +89,23 @@ pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
     };
     (status, body)
+}
+
+/// A ready recording of `room` whose file holds `bytes`, made by the processor's event handler
+/// from LiveKit's egress events.
+pub async fn ready_recording(
+    test: &TestEnv,
+    processor: &EventProcessor,
+    id: &str,
+    room: &str,
+    bytes: &[u8],
+) {
+    let egress = Egress::new(id, room, &test.bucket.profile);
+    test.bucket.put(&egress.key, bytes, "video/mp4").await;
+    for body in [
+        egress.started(&format!("EV_s_{id}")),
+        egress.ended(&format!("EV_e_{id}")),
+    ] {
+        handle(processor, &body).await.expect("applied");
+    }
 }
