@@ -3,7 +3,7 @@
 //! LiveKit key pair). A handler asks for one extractor:
 //!
 //! - [`Caller`]: either kind; the handler then checks its action with [`Caller::check`] or
-//!   narrows a list with [`Caller::readable`] (the rules are in [`crate::grants`]);
+//!   narrows a list with [`Caller::narrow`] (the rules are in [`crate::grants`]);
 //! - [`ReadAccess`] / [`WriteAccess`]: static tokens only (a LiveKit token is 403), of scope
 //!   read or write; a route that must not take LiveKit tokens asks for one of these.
 //!
