@@ -8,6 +8,7 @@
 //! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings`, `assets`, outbox |
 //! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
 //! | `library` | [`library`] | recordings for operators and the API: list, show, link, delete |
+//! | `auth`    | [`auth`], [`token`] | HS256 keys, webhook signing, LiveKit token verification |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
 //! | `http`    | [`http`]    | `/healthz`, `/readyz`, `/metrics` on actix-web              |
 //! | `notify`  | [`notify`]  | Standard Webhooks: sign and POST a notification             |
@@ -36,5 +37,7 @@ pub mod shutdown;
 #[cfg(feature = "storage")]
 pub mod storage;
 pub mod telemetry;
+#[cfg(feature = "auth")]
+pub mod token;
 
 pub use error_chain::Chain;

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_control;
+mod api_livekit_tokens;
 mod broker;
 mod cli;
 mod commands;
