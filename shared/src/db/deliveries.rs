@@ -186,8 +186,10 @@ pub struct Delivery {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// When the next attempt is due, while `pending`.
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When it was delivered, or dead-lettered.
-    pub finished_at: Option<DateTime<Utc>>,
+    /// When an attempt got a 2xx.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When the schedule was spent (`failed`).
+    pub dead_lettered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -206,7 +208,12 @@ impl Delivery {
             last_attempt_at: row.get("last_attempt_at"),
             next_attempt_at: (status == DeliveryStatus::Pending)
                 .then(|| row.get("next_attempt_at")),
-            finished_at: row.get("finished_at"),
+            delivered_at: (status == DeliveryStatus::Delivered)
+                .then(|| row.get("finished_at"))
+                .flatten(),
+            dead_lettered_at: (status == DeliveryStatus::Failed)
+                .then(|| row.get("finished_at"))
+                .flatten(),
             created_at: row.get("created_at"),
         }
     }
