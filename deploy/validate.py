@@ -112,11 +112,14 @@ def without_comments(text: str) -> str:
 
 
 def config_sources() -> list[Path]:
-    """The shared sections, and each binary's own settings (in its crate)."""
+    """The shared sections, the notification endpoints' (`NOTIFY_*`), and each binary's own
+    settings (in its crate)."""
     config = ROOT / "shared" / "src" / "config"
-    return [p for p in sorted(config.glob("*.rs")) if p.name != "tests.rs"] + [
-        ROOT / crate / "src" / "config.rs" for crate in ("api", "ingestor", "processor")
-    ]
+    return (
+        [p for p in sorted(config.glob("*.rs")) if p.name != "tests.rs"]
+        + [ROOT / "shared" / "src" / "notify" / "settings.rs"]
+        + [ROOT / crate / "src" / "config.rs" for crate in ("api", "ingestor", "processor")]
+    )
 
 
 def documented_variables() -> set[str]:

@@ -28,7 +28,11 @@
 #           between them); then again at BENCH_HIGH_RATE/s (probe on unless BENCH_PROBE=off);
 #   storm   with a second processor: BENCH_STORM distinct signed joins for one room through the
 #           ingestor at BENCH_STORM_CONCURRENCY connections, then their leaves; after each wave,
-#           how long after the last 200 rooms.participant_count shows all of it.
+#           how long after the last 200 rooms.participant_count shows all of it;
+#   notify  the drain again (fresh tables, BENCH_EVENTS events, the probe as last set), now with an HTTP endpoint
+#           (`roomtape-bench sink`) in NOTIFY_ENDPOINTS taking every recording.ready: the drain
+#           rate beside the plain drain's, and for each notification the time from the
+#           transaction that made the recording ready to the endpoint's receipt.
 # Each measured phase reports where the machine's CPU went (processor, ingestor, RabbitMQ,
 # PostgreSQL, s3s-fs, the load generator, anything else). Then everything started here is stopped
 # and the vhost, database and bucket are removed. Only 127.0.0.1 is contacted; about a minute of
@@ -85,7 +89,7 @@ export LIVEKIT_API_KEY="$API_KEY" LIVEKIT_API_SECRET="$API_SECRET" AMQP_URL="$am
   S3_ACCESS_KEY_ID="$ROOMTAPE_TEST_S3_ACCESS_KEY" S3_SECRET_ACCESS_KEY="$ROOMTAPE_TEST_S3_SECRET_KEY"
 
 work="$(mktemp -d)"
-processor_pid="" processor2_pid="" ingestor_pid="" created_db="" created_vhost="" created_bucket=""
+processor_pid="" processor2_pid="" ingestor_pid="" sink_pid="" created_db="" created_vhost="" created_bucket=""
 stop() { # pid
   if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
     kill -TERM "$1" 2>/dev/null || true
@@ -97,6 +101,7 @@ cleanup() {
   stop "$ingestor_pid"
   stop "$processor_pid"
   stop "$processor2_pid"
+  stop "$sink_pid"
   [ -z "$created_vhost" ] || mgmt -X DELETE "$MGMT/vhosts/$VHOST" >/dev/null 2>&1 || true
   [ -z "$created_db" ] || psql "$admin_url" -qtAc "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null 2>&1 || true
   [ -z "$created_bucket" ] || "$bin/roomtape-bench" clean-bucket >/dev/null 2>&1 || log "could not remove bucket $BUCKET"
@@ -216,8 +221,9 @@ echo "rabbitmq: $(mgmt "$MGMT/overview" | grep -o '"rabbitmq_version":"[^"]*"' |
   "$(psql "$admin_url" -qtAc 'SHOW synchronous_commit')"
 bench_args=(--concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KEY" --api-secret "$API_SECRET")
 
+processor_env=() # extra settings of the processors started next (the notify phase's endpoint)
 start_processor() { # port, log file → started_pid
-  env PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 RECORDING_PROBE="$probe" \
+  env "${processor_env[@]}" PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 RECORDING_PROBE="$probe" \
     RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
     "$bin/roomtape-processor" >"$2" 2>&1 &
   started_pid=$!
@@ -326,6 +332,33 @@ cpu_end storm $((2 * STORM))
 memory processor "$processor_pid"
 memory "second processor" "$processor2_pid"
 memory ingestor "$ingestor_pid"
+
+# --- the drain with notifications POSTed to an HTTP endpoint ------------------------------------
+stop "$ingestor_pid"; stop "$processor_pid"; stop "$processor2_pid"
+ingestor_pid="" processor_pid="" processor2_pid=""
+psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants, recordings, assets,
+  notification_deliveries, notification_outbox CASCADE" >/dev/null
+ready=$((EVENTS / 9)) # one recording per room session of nine events
+"$bin/roomtape-bench" sink --requests "$ready" --timeout $((DRAIN_TIMEOUT + 60)) --label notify \
+  >"$work/sink.out" &
+sink_pid=$!
+deadline=$((SECONDS + READY_TIMEOUT))
+until grep -q '^port ' "$work/sink.out" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || { log "the sink did not say its port"; exit 1; }
+  sleep 0.1
+done
+sink_port="$(awk '/^port / { print $2; exit }' "$work/sink.out")"
+processor_env=(NOTIFY_ENDPOINTS=bench "NOTIFY_BENCH_URL=http://127.0.0.1:$sink_port/hooks"
+  NOTIFY_BENCH_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw NOTIFY_BENCH_EVENTS=recording.ready)
+drain_phase drain-notify "$EVENTS" "note$$"
+wait "$sink_pid" || { cat "$work/sink.out"; log "not every recording.ready reached the endpoint"; exit 1; }
+sink_pid=""
+grep -v '^port ' "$work/sink.out" | tee -a "$work/results"
+# Beside the drain of the same probe setting without an endpoint.
+awk -v base="drain-probe-$probe: " 'index($0, base) == 1 { phase = "drain" } /^drain-notify: / { phase = "notify" }
+  /throughput/ { for (i = 1; i <= NF; i++) if ($i == "throughput") rate[phase] = $(i + 1) }
+  END { if (rate["drain"] > 0) printf "drain rate with notifications: %.0f vs %.0f events/s without, ratio %.2f\n",
+    rate["notify"], rate["drain"], rate["notify"] / rate["drain"] }' "$work/results" | tee -a "$work/results"
 
 echo "processor messages by outcome:"
 curl -fsS "$metrics" | grep '^roomtape_messages_total{queue="roomtape.events"' | sed 's/^/  /' || true

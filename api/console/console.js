@@ -1,5 +1,7 @@
 // The roomtape console: lists recordings and live rooms through /api/v1 with the token the user
-// typed. Plain script, no build step. Every text from the API goes in through textContent, never
+// typed, a static API token or a LiveKit access token; /api/v1/me says what it may do, and only
+// that is shown (a one-room token sees its room, buttons only where it may act). Plain script,
+// no build step. Every text from the API goes in through textContent, never
 // innerHTML: room names and errors are whatever LiveKit and users made them.
 "use strict";
 
@@ -23,6 +25,9 @@
     app: $("app"),
     sessionActions: $("session-actions"),
     updated: $("updated"),
+    who: $("who"),
+    roomsPanel: $("rooms-panel"),
+    recordingsPanel: $("recordings-panel"),
     refresh: $("refresh"),
     signOut: $("sign-out"),
     banner: $("banner"),
@@ -31,6 +36,8 @@
     notice: $("notice"),
     rooms: $("rooms"),
     roomsEmpty: $("rooms-empty"),
+    endpoints: $("endpoints"),
+    endpointList: $("endpoint-list"),
     filters: $("filters"),
     recordings: $("recordings"),
     recordingsEmpty: $("recordings-empty"),
@@ -41,6 +48,8 @@
 
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY),
+    // GET /api/v1/me: {kind, identity, room, can}.
+    me: null,
     filters: { room: "", status: "" },
     cursor: null,
     shown: 0,
@@ -188,6 +197,31 @@
     return node;
   }
 
+  // ---- what the token may do ----------------------------------------------------------
+
+  /** Whether the token may `what` (read, start, stop, delete, rooms) somewhere. */
+  function may(what) {
+    return state.me !== null && state.me.can.includes(what);
+  }
+
+  /** Asks the API who the token is, and lays the page out for what it may do. */
+  async function loadMe() {
+    state.me = await api("GET", "/api/v1/me");
+    const { kind, identity, room } = state.me;
+    const parts = [identity || "(no identity)", kind === "livekit" ? "LiveKit token" : "API token"];
+    if (room) parts.push(`room ${room}`);
+    ui.who.textContent = parts.join(" · ");
+    ui.recordingsPanel.hidden = !may("read");
+    ui.roomsPanel.hidden = !(may("rooms") || room);
+    // Without roomList, the one room the token is for, live or not.
+    $("rooms-title").textContent = may("rooms") ? "Live rooms" : "Your room";
+    // A one-room token reads that room only: the filter says so and cannot be changed.
+    const roomFilter = ui.filters.elements.room;
+    roomFilter.disabled = Boolean(room);
+    roomFilter.value = room || "";
+    state.filters.room = room || "";
+  }
+
   // ---- signing in and out -------------------------------------------------------------
 
   function showSignIn(message) {
@@ -202,6 +236,7 @@
 
   function signOut(message) {
     state.token = null;
+    state.me = null;
     sessionStorage.removeItem(TOKEN_KEY);
     ui.notice.hidden = true;
     ui.recordings.replaceChildren();
@@ -216,7 +251,10 @@
     state.token = token;
     hideBanner();
     // The first load is the check: a token the API refuses brings the prompt back.
-    const worked = await busy(ui.signInButton, () => refreshAll({ reset: true }));
+    const worked = await busy(ui.signInButton, async () => {
+      await loadMe();
+      await refreshAll({ reset: true });
+    });
     if (worked) {
       sessionStorage.setItem(TOKEN_KEY, token);
       ui.signin.hidden = true;
@@ -268,6 +306,7 @@
       ["Started", "started"],
       ["Duration", "duration"],
       ["Size", "size"],
+      ["Requested by", "by"],
     ]) {
       const fact = el("div", "fact");
       const value = el("dd", null);
@@ -296,6 +335,13 @@
     return card;
   }
 
+  /** Who started the recording through the API (its `metadata.requested_by`). */
+  function requestedBy(recording) {
+    const by = recording.metadata && recording.metadata.requested_by;
+    if (!by || typeof by !== "object") return "—";
+    return by.identity || (by.kind === "livekit" ? "a LiveKit token" : "an API token");
+  }
+
   /** Brings `card` up to date with `recording`, keeping its player (it may be playing). */
   function fillCard(card, recording) {
     card.dataset.status = recording.status;
@@ -309,6 +355,7 @@
       started: when(recording.started_at),
       duration: clock(recording.duration_seconds),
       size: size(recording.file_size_bytes),
+      by: requestedBy(recording),
     };
     for (const value of card.querySelectorAll("dd[data-fact]")) {
       value.textContent = facts[value.dataset.fact];
@@ -327,14 +374,14 @@
     if (actions.dataset.shape === wanted) return;
     actions.dataset.shape = wanted;
     actions.replaceChildren();
-    if (ready) {
+    if (ready && may("read")) {
       const play = button("Play", "play", "primary");
       play.addEventListener("click", () => togglePlayer(card, play));
       const download = button("Download", "download");
       download.addEventListener("click", () => busy(download, () => startDownload(card)));
       actions.append(play, download);
     }
-    if (final) {
+    if (final && may("delete")) {
       const remove = button("Delete", "delete", "danger");
       remove.addEventListener("click", () => askDelete(card, remove));
       actions.append(remove);
@@ -473,11 +520,16 @@
     counts.dataset.testid = "room-counts";
     const since = el("p", "room-since");
     const actions = el("div", "actions");
-    const start = button("Start recording", "start-recording", "primary");
-    start.addEventListener("click", () => busy(start, () => startRecording(room.room_name)));
-    const stop = button("Stop recording", "stop-recording");
-    stop.addEventListener("click", () => busy(stop, () => stopRecording(room.room_name)));
-    actions.append(start, stop);
+    if (may("start")) {
+      const start = button("Start recording", "start-recording", "primary");
+      start.addEventListener("click", () => busy(start, () => startRecording(room.room_name)));
+      actions.append(start);
+    }
+    if (may("stop")) {
+      const stop = button("Stop recording", "stop-recording");
+      stop.addEventListener("click", () => busy(stop, () => stopRecording(room.room_name)));
+      actions.append(stop);
+    }
     const head = el("div", "room-head");
     head.append(name, live);
     card.append(head, counts, since, actions);
@@ -485,6 +537,8 @@
   }
 
   function fillRoomCard(card, room) {
+    // A token without roomList knows its room's name only.
+    if (room.participant_count == null) return;
     const viewers = room.participant_count === 1 ? "viewer" : "viewers";
     card.querySelector(".room-counts").textContent =
       `${room.participant_count} ${viewers} now · peak ${room.max_participants}`;
@@ -505,7 +559,14 @@
   }
 
   async function loadRooms() {
-    const rooms = await api("GET", "/api/v1/rooms?status=active");
+    const only = state.me && state.me.room;
+    let rooms = [];
+    if (may("rooms")) {
+      rooms = await api("GET", "/api/v1/rooms?status=active");
+      if (only) rooms = rooms.filter((r) => r.room_name === only);
+    } else if (only) {
+      rooms = [{ room_name: only }];
+    }
     const names = new Set(rooms.map((r) => r.room_name));
     for (const card of [...ui.rooms.children]) {
       if (!names.has(card.dataset.room)) card.remove();
@@ -516,6 +577,42 @@
       ui.rooms.append(card);
     }
     ui.roomsEmpty.hidden = rooms.length > 0;
+  }
+
+  // An endpoint counts as failing once it has dead-lettered deliveries, or one it has been
+  // retrying for longer than this.
+  const RETRYING_FOR_S = 60;
+
+  /** Endpoints whose notifications are not getting through; the panel hides when none is. */
+  async function loadEndpoints() {
+    let page;
+    try {
+      page = await api("GET", "/api/v1/notifications?status=failed&limit=1");
+    } catch (error) {
+      // Tokens that may not read deployment-wide records see no panel rather than an error.
+      if (error instanceof ApiFailure && error.status === 403) {
+        ui.endpoints.hidden = true;
+        return;
+      }
+      throw error;
+    }
+    const failing = page.endpoints.filter(
+      (e) => e.failed > 0 || e.oldest_pending_seconds > RETRYING_FOR_S,
+    );
+    ui.endpointList.replaceChildren(
+      ...failing.map((e) => {
+        const item = el("li", "endpoint");
+        item.dataset.endpoint = e.endpoint;
+        item.dataset.testid = "endpoint";
+        item.append(
+          el("strong", "endpoint-name", e.endpoint),
+          el("span", "endpoint-counts", `${e.failed} failed, ${e.pending} pending`),
+          el("span", "endpoint-error", e.last_error || ""),
+        );
+        return item;
+      }),
+    );
+    ui.endpoints.hidden = failing.length === 0;
   }
 
   /** A random (v4) UUID for Idempotency-Key. */
@@ -565,7 +662,11 @@
   async function refreshAll({ reset }) {
     state.refreshing = true;
     try {
-      await Promise.all([loadRecordings({ reset }), loadRooms()]);
+      await Promise.all([
+        may("read") ? loadRecordings({ reset }) : null,
+        loadRooms(),
+        state.me.kind === "static" ? loadEndpoints() : null,
+      ]);
       markRecordingRooms();
       ui.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {
@@ -575,7 +676,7 @@
 
   function autoRefresh() {
     // Not while a dialog asks something, nor for a hidden tab, nor on top of a running one.
-    if (!state.token || ui.app.hidden || ui.confirm.open || document.hidden || state.refreshing) {
+    if (!state.me || ui.app.hidden || ui.confirm.open || document.hidden || state.refreshing) {
       return;
     }
     refreshAll({ reset: false }).catch(report);
@@ -585,7 +686,8 @@
     event.preventDefault();
     const form = new FormData(ui.filters);
     state.filters = {
-      room: String(form.get("room") || "").trim(),
+      // A one-room token's filter is disabled, so not in the form.
+      room: (state.me && state.me.room) || String(form.get("room") || "").trim(),
       status: String(form.get("status") || ""),
     };
     state.shown = 0;
@@ -612,7 +714,9 @@
     ui.signin.hidden = true;
     ui.app.hidden = false;
     ui.sessionActions.hidden = false;
-    refreshAll({ reset: true }).catch(report);
+    loadMe()
+      .then(() => refreshAll({ reset: true }))
+      .catch(report);
   } else {
     showSignIn("");
   }

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use roomtape_shared::config::{
-    command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
-    StorageProfiles, TelemetrySettings,
+    command_start_deadline, AmqpSettings, ApiKeys, ConfigError, DatabaseSettings, Env,
+    FilepathTemplate, StorageProfiles, TelemetrySettings,
 };
 use secrecy::SecretString;
 
@@ -26,6 +26,41 @@ pub struct ApiToken {
     pub scope: Scope,
 }
 
+/// Whether and how LiveKit access tokens are accepted besides `API_TOKENS`.
+#[derive(Debug, Clone)]
+pub struct LiveKitTokens {
+    /// The LiveKit key pairs that sign them (`LIVEKIT_API_KEY`/`_SECRET`, `LIVEKIT_KEYS`);
+    /// `None`: none are accepted (`API_LIVEKIT_TOKENS=off`, or no key configured).
+    pub keys: Option<ApiKeys>,
+    /// `API_LIVEKIT_JOIN_READS` (default on): `roomJoin` reads its room's ready recordings.
+    pub join_reads: bool,
+}
+
+impl LiveKitTokens {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        roomtape_shared::settings!(Self {
+            keys: livekit_keys(env),
+            join_reads: env.flag_or("API_LIVEKIT_JOIN_READS", true),
+        })
+    }
+}
+
+/// `API_LIVEKIT_TOKENS` unset: LiveKit tokens are accepted when a LiveKit key is configured
+/// (the keys the deployment already has); `on`: a key is required; `off`: never.
+fn livekit_keys(env: &Env) -> Result<Option<ApiKeys>, ConfigError> {
+    const VAR: &str = "API_LIVEKIT_TOKENS";
+    let any_key = ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_KEYS"]
+        .into_iter()
+        .any(|var| env.get(var).is_some());
+    match env.get(VAR) {
+        None if !any_key => Ok(None),
+        None => ApiKeys::from_env(env).map(Some),
+        Some(_) => env
+            .flag_or(VAR, true)
+            .and_then(|on| on.then(|| ApiKeys::from_env(env)).transpose()),
+    }
+}
+
 /// Everything `roomtape-api` needs.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -33,6 +68,8 @@ pub struct ApiSettings {
     pub bind: SocketAddr,
     /// `API_TOKENS`: comma-separated `name:token:scope`, scope `read` or `write`.
     pub tokens: Vec<ApiToken>,
+    /// LiveKit access tokens: `API_LIVEKIT_TOKENS`, `API_LIVEKIT_JOIN_READS` and the keys.
+    pub livekit_tokens: LiveKitTokens,
     /// `API_CORS_ORIGINS`: comma-separated origins browsers may call from (default none).
     pub cors_origins: Vec<String>,
     /// `API_COMMAND_TIMEOUT` (default `30s`): how long a start or stop waits for its reply.
@@ -53,6 +90,7 @@ impl ApiSettings {
             tokens: env
                 .required("API_TOKENS")
                 .and_then(|raw| tokens(raw).map_err(|r| ConfigError::invalid("API_TOKENS", r))),
+            livekit_tokens: LiveKitTokens::from_env(env),
             cors_origins: cors_origins(env.get("API_CORS_ORIGINS").unwrap_or_default())
                 .map_err(|r| ConfigError::invalid("API_CORS_ORIGINS", r)),
             command_timeout: command_timeout(env),
@@ -219,6 +257,61 @@ mod tests {
             assert!(error.contains(var), "{var} in {error}");
         }
         assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn livekit_tokens_follow_the_keys_unless_turned_off() {
+        let keys = [
+            ("API_TOKENS", "ci:abc:read"),
+            ("LIVEKIT_API_KEY", "APIkey"),
+            ("LIVEKIT_API_SECRET", "secret"),
+        ];
+        let on = ApiSettings::from_env(&env(&keys)).expect("valid");
+        assert!(on.livekit_tokens.keys.is_some());
+        assert!(on.livekit_tokens.join_reads);
+        let none = ApiSettings::from_env(&env(&[("API_TOKENS", "ci:abc:read")])).expect("valid");
+        assert!(
+            none.livekit_tokens.keys.is_none(),
+            "no key, no LiveKit tokens"
+        );
+        let mut off = keys.to_vec();
+        off.extend([
+            ("API_LIVEKIT_TOKENS", "off"),
+            ("API_LIVEKIT_JOIN_READS", "off"),
+        ]);
+        let off = ApiSettings::from_env(&env(&off)).expect("valid");
+        assert!(off.livekit_tokens.keys.is_none());
+        assert!(!off.livekit_tokens.join_reads);
+
+        for (pairs, named) in [
+            (
+                vec![("API_TOKENS", "ci:abc:read"), ("API_LIVEKIT_TOKENS", "on")],
+                "LIVEKIT_API_KEY",
+            ),
+            (
+                vec![("API_TOKENS", "ci:abc:read"), ("LIVEKIT_API_KEY", "APIkey")],
+                "LIVEKIT_API_SECRET",
+            ),
+            (
+                vec![
+                    ("API_TOKENS", "ci:abc:read"),
+                    ("API_LIVEKIT_TOKENS", "maybe"),
+                ],
+                "API_LIVEKIT_TOKENS",
+            ),
+            (
+                vec![
+                    ("API_TOKENS", "ci:abc:read"),
+                    ("API_LIVEKIT_JOIN_READS", "sure"),
+                ],
+                "API_LIVEKIT_JOIN_READS",
+            ),
+        ] {
+            let error = ApiSettings::from_env(&env(&pairs))
+                .expect_err(named)
+                .to_string();
+            assert!(error.contains(named), "{named} in {error}");
+        }
     }
 
     #[test]

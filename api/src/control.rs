@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::auth::WriteAccess;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::grants::Action;
 
 /// The header whose value becomes the command's `message_id`, so a retried POST starts at most
 /// one recording.
@@ -90,25 +91,26 @@ pub struct ControlAnswer {
         (status = 201, description = "Started", body = ControlAnswer),
         (status = 400, description = "`invalid_request`: the message names the field", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "A read token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read token, or a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 409, description = "`already_recording`, or `cancelled` by a stop", body = ErrorBody),
         (status = 422, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
         (status = 502, description = "LiveKit refused (`egress_error`, `room_not_found`) or was not reached by the start deadline (`deadline_exceeded`)", body = ErrorBody),
         (status = 503, description = "The broker is unavailable", body = ErrorBody),
         (status = 504, description = "`no_reply`: no processor answered within API_COMMAND_TIMEOUT", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn start(
-    access: WriteAccess,
+    caller: Caller,
     control: web::Data<Control>,
     library: web::Data<Library>,
     room: web::Path<String>,
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    caller.check(Action::Start(&room))?;
     let message_id = idempotency_key(request.headers())?;
-    let command = start_command(&room, &body)?;
+    let command = start_command(&room, &body, &caller.requested_by())?;
     let template = &control.filepath_template;
     commands::parse("recording.start", &command, &control.storage, template).map_err(invalid)?;
     let reply = control
@@ -118,7 +120,7 @@ pub async fn start(
     let egress_id = accepted(reply.clone())?["egress_id"]
         .as_str()
         .map(str::to_owned);
-    tracing::info!(room = %room, egress_id = ?egress_id, token = %access.token_name, "recording started");
+    tracing::info!(room = %room, egress_id = ?egress_id, kind = ?caller.kind, identity = %caller.name(), "recording started");
     let recording = view(&library, egress_id.as_deref()).await?;
     Ok(HttpResponse::Created().json(ControlAnswer {
         recording_id: egress_id,
@@ -138,23 +140,25 @@ pub async fn start(
     responses(
         (status = 200, description = "Stopping", body = ControlAnswer),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "A read token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read token, or a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 404, description = "`not_recording`: nothing active in the room", body = ErrorBody),
         (status = 502, description = "LiveKit refused", body = ErrorBody),
         (status = 503, description = "The broker is unavailable", body = ErrorBody),
         (status = 504, description = "`no_reply`: no processor answered within API_COMMAND_TIMEOUT", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn stop(
-    access: WriteAccess,
+    caller: Caller,
     control: web::Data<Control>,
     library: web::Data<Library>,
     room: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    caller.check(Action::Stop(&room))?;
     let message_id = idempotency_key(request.headers())?;
-    let command = json!({"room_name": room.as_str()}).to_string();
+    let command =
+        json!({"room_name": room.as_str(), "requested_by": caller.requested_by()}).to_string();
     let reply = control
         .commands
         .send(
@@ -167,7 +171,7 @@ pub async fn stop(
     let reply = accepted(reply)?;
     let stopped = strings(&reply["egress_ids"]);
     let cancelled = strings(&reply["cancelled_commands"]);
-    tracing::info!(room = %room, egress_ids = ?stopped, cancelled = ?cancelled, token = %access.token_name, "recording stopped");
+    tracing::info!(room = %room, egress_ids = ?stopped, cancelled = ?cancelled, kind = ?caller.kind, identity = %caller.name(), "recording stopped");
     let (status, message) = match (stopped.first(), cancelled.is_empty()) {
         (Some(_), _) => ("stopping", "Recording stopped successfully."),
         (None, false) => ("cancelled", "A pending start was cancelled."),
@@ -201,8 +205,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_owned())
 }
 
-/// The `recording.start` message: the body's fields and the room from the path.
-fn start_command(room: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+/// The `recording.start` message: the body's fields, the room from the path, and who asked
+/// (`requested_by`, which the body cannot set).
+fn start_command(room: &str, body: &[u8], requested_by: &Value) -> Result<Vec<u8>, ApiError> {
     let request: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
     } else {
@@ -218,6 +223,7 @@ fn start_command(room: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     };
     let mut command = serde_json::to_value(request).map_err(|e| ApiError::invalid("body", e))?;
     command["room_name"] = json!(room);
+    command["requested_by"] = requested_by.clone();
     Ok(command.to_string().into_bytes())
 }
 
@@ -263,22 +269,35 @@ mod tests {
 
     #[test]
     fn a_start_body_of_the_wrong_shape_names_its_field() {
-        let error = start_command("r", br#"{"audio_only": "yes"}"#).expect_err("bad type");
+        let by = json!({});
+        let error = start_command("r", br#"{"audio_only": "yes"}"#, &by).expect_err("bad type");
         assert!(error.to_string().starts_with("audio_only: "), "{error}");
-        let error = start_command("r", br#"{"filepath": "x"}"#).expect_err("not allowed");
+        let error = start_command("r", br#"{"filepath": "x"}"#, &by).expect_err("not allowed");
         assert!(
             error.to_string().contains("unknown field `filepath`"),
             "{error}"
         );
-        let error = start_command("r", b"[1]").expect_err("not an object");
+        let error = start_command("r", b"[1]", &by).expect_err("not an object");
+        let error_forged = start_command("r", br#"{"requested_by": {}}"#, &by)
+            .expect_err("who asked is the API's to say");
+        assert!(
+            error_forged
+                .to_string()
+                .contains("unknown field `requested_by`"),
+            "{error_forged}"
+        );
         assert!(error.to_string().starts_with("body: "), "{error}");
     }
 
     #[test]
     fn the_room_comes_from_the_path_and_an_empty_body_is_all_defaults() {
+        let by = json!({"kind": "livekit", "identity": "alice"});
         let command: Value =
-            serde_json::from_slice(&start_command("class 1", b"").expect("empty body"))
+            serde_json::from_slice(&start_command("class 1", b"", &by).expect("empty body"))
                 .expect("json");
-        assert_eq!(command, json!({"room_name": "class 1"}));
+        assert_eq!(
+            command,
+            json!({"room_name": "class 1", "requested_by": {"kind": "livekit", "identity": "alice"}})
+        );
     }
 }

@@ -5,9 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use roomtape_shared::library::LibraryError;
 use roomtape_shared::queue::commands::CommandError;
+use roomtape_shared::token::TokenError;
 use roomtape_shared::Chain;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::grants::Denied;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,8 +18,12 @@ pub enum ApiError {
     MissingToken,
     #[error("the bearer token is not valid")]
     UnknownToken,
-    #[error("this token may only read")]
-    ReadOnlyToken,
+    #[error("LiveKit token refused: {0}")]
+    LiveKitToken(#[source] TokenError),
+    #[error("LiveKit token refused: its claims are not LiveKit's: {0}")]
+    LiveKitClaims(String),
+    #[error(transparent)]
+    Forbidden(#[from] Denied),
     #[error("{field}: {reason}")]
     InvalidRequest { field: String, reason: String },
     #[error(transparent)]
@@ -51,8 +58,11 @@ impl ApiError {
             Self::NotRecording(_) => (StatusCode::NOT_FOUND, "not_recording"),
             Self::NoReply(_) => (StatusCode::GATEWAY_TIMEOUT, "no_reply"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::MissingToken | Self::UnknownToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::ReadOnlyToken => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::MissingToken
+            | Self::UnknownToken
+            | Self::LiveKitToken(_)
+            | Self::LiveKitClaims(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Library(LibraryError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Library(LibraryError::NoFile(_)) => (StatusCode::NOT_FOUND, "no_file"),

@@ -1,5 +1,5 @@
 //! `roomtape-api`: the HTTP API over the recording library (list, details, download links,
-//! delete), starting and stopping recordings through the processor, and the rooms table, with bearer-token scopes, CORS, metrics and its OpenAPI document.
+//! delete), starting and stopping recordings through the processor, and the rooms table, with bearer tokens (static scopes or LiveKit access tokens and their grants), CORS, metrics and its OpenAPI document.
 
 pub mod auth;
 pub mod config;
@@ -7,7 +7,10 @@ pub mod console;
 pub mod control;
 pub mod db;
 pub mod error;
+pub mod grants;
+pub mod me;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod query;
 pub mod recordings;

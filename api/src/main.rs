@@ -1,5 +1,6 @@
 use roomtape_api::config::ApiSettings;
 use roomtape_api::startup::Application;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::Env;
 use roomtape_shared::{shutdown, telemetry};
 
@@ -14,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     };
     telemetry::init(&settings.telemetry);
     let bind = settings.bind;
-    let app = match Application::build(settings) {
+    let app = match Application::build(settings, Clock::System) {
         Ok(app) => app,
         Err(error) => {
             tracing::error!(%error, %bind, "cannot start");

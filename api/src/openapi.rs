@@ -10,14 +10,24 @@ use roomtape_shared::db::recordings::{Recording, Status};
 use crate::control::{ControlAnswer, StartRequest};
 use crate::db::Room;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::grants::Capability;
+use crate::me::Me;
+use crate::notifications::NotificationsPage;
 use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
+use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "roomtape API",
-        description = "Recordings and rooms of a LiveKit deployment. Bearer tokens: `read` \
-            (lists, details, download links) or `write` (everything)."
+        description = "Recordings and rooms of a LiveKit deployment. Bearer tokens of two kinds: \
+            the static tokens of `API_TOKENS`, `read` (lists, details, download links) or `write` \
+            (everything); and LiveKit access tokens minted by the app with a configured LiveKit \
+            key pair, whose `video` grant decides: `roomRecord` starts, stops and reads (only \
+            `room`'s when set), `roomAdmin` with `room` reads and deletes that room's recordings, \
+            `roomJoin` with `room` reads that room's ready recordings, `roomList` lists rooms. \
+            Anything else is 403 `forbidden`, naming the grant needed. `GET /api/v1/me` says \
+            what a token may do."
     ),
     paths(
         crate::recordings::room_recordings,
@@ -28,6 +38,8 @@ use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
         crate::control::start,
         crate::control::stop,
         crate::rooms::list,
+        crate::notifications::list,
+        crate::me::me,
         document,
         healthz,
         readyz,
@@ -45,7 +57,13 @@ use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
         ErrorBody,
         ErrorDetail,
         StartRequest,
-        ControlAnswer
+        ControlAnswer,
+        NotificationsPage,
+        Delivery,
+        DeliveryStatus,
+        EndpointHealth,
+        Me,
+        Capability
     )),
     modifiers(&BearerAuth)
 )]
@@ -60,7 +78,25 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A static token of API_TOKENS (scope read or write)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "livekit",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A LiveKit access token (HS256, iss = a configured LiveKit API key); \
+                         its video grant decides what it may do",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -11,8 +11,9 @@ use roomtape_shared::library::{Library, LibraryError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{ReadAccess, WriteAccess};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::grants::Action;
 use crate::query;
 
 /// How many recordings a room's list holds at most (it has no pages, as in Django).
@@ -119,17 +120,22 @@ async fn link(library: &Library, recording: &Recording) -> Result<Option<String>
     responses(
         (status = 200, description = "The room's recordings, newest first", body = [RoomRecording]),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn room_recordings(
-    _access: ReadAccess,
+    caller: Caller,
     library: web::Data<Library>,
     room: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let Some(narrowed) = caller.narrow(Some(&room), None)? else {
+        return Ok(HttpResponse::Ok().json(Vec::<RoomRecording>::new()));
+    };
     let filter = Filter {
-        room_name: Some(room.into_inner()),
+        room_name: narrowed.room,
+        status: narrowed.status,
         limit: ROOM_LIST_LIMIT,
         ..Filter::default()
     };
@@ -162,19 +168,27 @@ pub async fn room_recordings(
         (status = 200, description = "One page", body = Page),
         (status = 400, description = "A query value is invalid; the message names it", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn list(
-    _access: ReadAccess,
+    caller: Caller,
     library: web::Data<Library>,
     params: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
+    let status = params.status.as_deref().map(query::status).transpose()?;
+    let Some(narrowed) = caller.narrow(params.room.as_deref(), status)? else {
+        return Ok(HttpResponse::Ok().json(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    };
     let filter = Filter {
-        room_name: params.room,
-        status: params.status.as_deref().map(query::status).transpose()?,
+        room_name: narrowed.room,
+        status: narrowed.status,
         since: params
             .since
             .as_deref()
@@ -201,17 +215,20 @@ pub async fn list(
     responses(
         (status = 200, body = RecordingDetails),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn details(
-    _access: ReadAccess,
+    caller: Caller,
     library: web::Data<Library>,
     egress_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let details = library.details(&egress_id).await?;
+    let recording = &details.recording;
+    caller.check(Action::Read(&recording.room_name, recording.status))?;
     Ok(HttpResponse::Ok().json(RecordingDetails {
         recording: details.recording,
         assets: details.assets,
@@ -229,19 +246,22 @@ pub async fn details(
         (status = 200, description = "With `redirect=false`: the presigned URL", body = DownloadLink),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 404, description = "No such recording, or it has no file", body = ErrorBody),
         (status = 409, description = "The file is where roomtape cannot reach", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn download(
-    _access: ReadAccess,
+    caller: Caller,
     library: web::Data<Library>,
     egress_id: web::Path<String>,
     params: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let expires = query::expires(params.expires.as_deref())?;
+    let recording = library.find(&egress_id).await?;
+    caller.check(Action::Read(&recording.room_name, recording.status))?;
     let url = library.download_url(&egress_id, expires).await?;
     if params.redirect == Some(false) {
         let expires_at = Utc::now() + expires;
@@ -258,7 +278,8 @@ pub async fn download(
         .finish())
 }
 
-/// Deletes the recording's objects, then its rows. Needs a write token.
+/// Deletes the recording's objects, then its rows. Needs a write token, or a LiveKit token
+/// with `roomAdmin` for the recording's room.
 #[utoipa::path(
     delete,
     path = "/api/v1/recordings/{egress_id}",
@@ -267,22 +288,25 @@ pub async fn download(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "A read token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read token, or a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`recording_active`: not final yet", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn delete(
-    access: WriteAccess,
+    caller: Caller,
     library: web::Data<Library>,
     egress_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let recording = library.find(&egress_id).await?;
+    caller.check(Action::Delete(&recording.room_name))?;
     let deleted = library.delete(&egress_id, false, DeletedBy::Api).await?;
     tracing::info!(
         egress_id = %egress_id,
-        token = %access.token_name,
+        kind = ?caller.kind,
+        identity = %caller.name(),
         objects = deleted.objects,
         bytes = deleted.bytes,
         "recording deleted"

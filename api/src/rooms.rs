@@ -5,9 +5,10 @@ use deadpool_postgres::Pool;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::ReadAccess;
+use crate::auth::Caller;
 use crate::db::{self, Room};
 use crate::error::{ApiError, ErrorBody};
+use crate::grants::Action;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -26,15 +27,17 @@ pub struct RoomsQuery {
         (status = 200, body = [Room]),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("livekit" = []))
 )]
 pub async fn list(
-    _access: ReadAccess,
+    caller: Caller,
     pool: web::Data<Pool>,
     params: web::Query<RoomsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.check(Action::ListRooms)?;
     let status = params.status.as_deref();
     if let Some(other) = status.filter(|s| !matches!(*s, "active" | "finished")) {
         return Err(ApiError::invalid(

@@ -9,6 +9,7 @@ use actix_web::dev::Service as _;
 use actix_web::http::header;
 use actix_web::{web, App};
 use futures_util::FutureExt;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::db;
 use roomtape_shared::http::{self as ops, HttpService, OpsState, ServerOptions};
 use roomtape_shared::library::Library;
@@ -17,12 +18,12 @@ use roomtape_shared::queue::commands::CommandClient;
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::storage::ObjectStore;
 
-use crate::auth::Tokens;
+use crate::auth::Authenticator;
 use crate::config::ApiSettings;
 use crate::control::{self, Control};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
-use crate::{openapi, recordings, rooms};
+use crate::{me, notifications, openapi, recordings, rooms};
 
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -55,7 +56,8 @@ fn cors(origins: &[String]) -> Cors {
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and wires everything up. The database
     /// is connected on first use: the API starts, and `/readyz` says when it can answer.
-    pub fn build(settings: ApiSettings) -> std::io::Result<Self> {
+    /// `clock` is what LiveKit access tokens' `exp`/`nbf` are checked against.
+    pub fn build(settings: ApiSettings, clock: Clock) -> std::io::Result<Self> {
         let mut registry = metrics::registry();
         let api_metrics = ApiMetrics::register(&mut registry);
         let pool = db::pool(&settings.database).map_err(std::io::Error::other)?;
@@ -63,7 +65,14 @@ impl Application {
             pool.clone(),
             ObjectStore::new(&settings.storage),
         ));
-        let tokens = web::Data::new(Tokens::new(&settings.tokens));
+        if settings.livekit_tokens.keys.is_none() {
+            tracing::info!("LiveKit access tokens are not accepted (API_LIVEKIT_TOKENS=off, or no LiveKit key configured)");
+        }
+        let authenticator = web::Data::new(Authenticator::new(
+            &settings.tokens,
+            &settings.livekit_tokens,
+            clock,
+        ));
         let control = web::Data::new(Control {
             commands: CommandClient::new(settings.amqp.clone(), "roomtape-api"),
             storage: settings.storage.clone(),
@@ -116,7 +125,7 @@ impl Application {
                 )
                 .app_data(library.clone())
                 .app_data(pool.clone())
-                .app_data(tokens.clone())
+                .app_data(authenticator.clone())
                 .app_data(control.clone())
                 .app_data(ops_state.clone())
                 .service(
@@ -147,6 +156,8 @@ impl Application {
                             web::post().to(control::stop),
                         )
                         .route("/rooms", web::get().to(rooms::list))
+                        .route("/notifications", web::get().to(notifications::list))
+                        .route("/me", web::get().to(me::me))
                         .route("/openapi.json", web::get().to(openapi::document)),
                 )
                 .configure(ops::configure)

@@ -18,6 +18,8 @@ the processor (room sessions with a recording; the bucket is the S3_* profile's)
   storm         --requests joins through the ingestor for one room (or --participants rooms),
                 then their leaves; report how long after the last 200 the count shows them
   clean-bucket  delete every object of the bucket, then the bucket
+  sink          a notification endpoint: print its port, answer 204, and report how long after
+                its transaction each of --requests recording.ready arrived (--timeout S)
 
 options:
   --concurrency N   workers, each with one request in flight (default 64)
@@ -51,6 +53,7 @@ pub enum Mode {
     E2e,
     Storm,
     CleanBucket,
+    Sink,
 }
 
 impl Mode {
@@ -63,6 +66,7 @@ impl Mode {
             Self::E2e => "e2e",
             Self::Storm => "storm",
             Self::CleanBucket => "clean-bucket",
+            Self::Sink => "sink",
         }
     }
 }
@@ -100,6 +104,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
         Some("e2e") => Mode::E2e,
         Some("storm") => Mode::Storm,
         Some("clean-bucket") => Mode::CleanBucket,
+        Some("sink") => Mode::Sink,
         Some("-h" | "--help" | "help") | None => return Ok(None),
         Some(other) => bail!("unknown mode {other:?}\n\n{USAGE}"),
     };

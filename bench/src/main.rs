@@ -16,6 +16,7 @@ mod processor;
 mod report;
 mod scrape;
 mod sign;
+mod sink;
 mod storm;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Mode::Drain => processor::drain(&args).await,
         Mode::E2e => e2e::run(&args).await,
         Mode::Storm => storm::storm(&args).await,
+        Mode::Sink => sink::run(&args).await,
         Mode::CleanBucket => {
             let profile = objects::profile_from_env()?;
             let removed = objects::Bucket::new(&profile)

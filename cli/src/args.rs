@@ -33,6 +33,9 @@ pub enum Top {
     /// The dead-letter queue, roomtape.dead: list, show, replay, purge.
     #[command(subcommand)]
     Dlq(crate::dlq::DlqCommand),
+    /// Notifications to apps' HTTP endpoints: list, replay dead-lettered ones, test an endpoint.
+    #[command(subcommand)]
+    Notifications(crate::notifications::NotificationsCommand),
     /// Check the configuration and every service roomtape depends on.
     Doctor(crate::doctor::DoctorArgs),
     /// Play one realistic recording into a running deployment and wait until it is ready.

@@ -12,6 +12,7 @@ use roomtape_shared::config::{
 };
 use roomtape_shared::events::proto::ListEgressRequest;
 use roomtape_shared::livekit::{EgressClient, EgressError};
+use roomtape_shared::notify::{Attempt, NotifySettings};
 use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_QUEUE};
 use roomtape_shared::queue::{self, topology, topology::QueueCounts};
 use roomtape_shared::storage::{self, ObjectStore};
@@ -30,7 +31,7 @@ const PROBE_BODY: &[u8] = b"roomtape doctor probe\n";
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     /// Run a check but leave it out of the exit status (repeatable): settings, database,
-    /// broker, storage, livekit, ingestor.
+    /// broker, storage, livekit, ingestor, notify.
     #[arg(long, value_name = "CHECK")]
     skip: Vec<String>,
 }
@@ -85,6 +86,7 @@ pub async fn run(args: &DoctorArgs, env: &Env, out: &mut Output<'_>) -> Result<u
     storage_profiles(env, &mut report).await;
     livekit(env, &mut report).await;
     ingestor(env, &mut report).await;
+    notify_endpoints(env, &mut report).await;
     for check in &mut report.checks {
         check.skipped = args
             .skip
@@ -330,6 +332,39 @@ async fn livekit(env: &Env, report: &mut Report) {
             "livekit",
             format!("{}; check LIVEKIT_API_KEY and LIVEKIT_API_SECRET", Chain(&error)),
         ),
+    }
+}
+
+/// Each endpoint in NOTIFY_ENDPOINTS gets a signed `notification.test` and must answer 2xx: an
+/// app that verifies signatures also tells a wrong secret this way.
+async fn notify_endpoints(env: &Env, report: &mut Report) {
+    let settings = match NotifySettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(error) => return report.fail("notify", "notify", error.to_string()),
+    };
+    for endpoint in &settings.endpoints {
+        let name = format!("notify {}", endpoint.name);
+        match crate::notifications::send_test(&settings, endpoint).await {
+            Ok(Attempt::Delivered { status }) => report.pass(
+                "notify",
+                name,
+                format!(
+                    "{} took a signed notification.test ({status})",
+                    endpoint.url
+                ),
+            ),
+            Ok(attempt) => report.fail(
+                "notify",
+                name,
+                format!(
+                    "{} {}; if it verifies signatures, check NOTIFY_{}_SECRET",
+                    endpoint.url,
+                    attempt.problem().unwrap_or_default(),
+                    endpoint.name.to_ascii_uppercase()
+                ),
+            ),
+            Err(error) => report.fail("notify", name, Chain(&error).to_string()),
+        }
     }
 }
 

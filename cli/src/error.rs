@@ -65,6 +65,10 @@ pub enum CliError {
     },
     #[error("cannot read recordings from PostgreSQL (DATABASE_URL)")]
     DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("no endpoint {0:?} in NOTIFY_ENDPOINTS")]
+    NoEndpoint(String),
+    #[error("cannot set up the HTTP client")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("recording {egress_id} of room {room} is not ready: {reason}")]
     NotReady {
         egress_id: String,
@@ -87,7 +91,7 @@ impl CliError {
         match self {
             Self::Config(_) | Self::Metadata(_) | Self::NeedsConfirmation(_) => EXIT_USAGE,
             Self::NotConfirmed | Self::NoDeadLetter(_) | Self::NoSourceQueue(_) => EXIT_REFUSED,
-            Self::NoBucket { .. } => EXIT_USAGE,
+            Self::NoBucket { .. } | Self::NoEndpoint(_) => EXIT_USAGE,
             Self::NotReady { .. } => EXIT_REFUSED,
             Self::IngestorRefused { status, .. } if !status.is_server_error() => EXIT_REFUSED,
             Self::Library(error) => match error {

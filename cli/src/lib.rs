@@ -1,13 +1,14 @@
 //! `roomtape`: the operator tool.
 //!
 //! `args` is the command line; each subcommand has its module (`record`, `recordings`, `dlq`,
-//! `doctor`, `simulate`) with its own arguments and a `run`; `output` holds the printing
+//! `notifications`, `doctor`, `simulate`) with its own arguments and a `run`; `output` holds the printing
 //! conventions they share; `error` says what failed and which exit status that is.
 
 mod args;
 mod dlq;
 mod doctor;
 mod error;
+mod notifications;
 mod output;
 mod record;
 mod recordings;
@@ -32,6 +33,7 @@ pub async fn execute(cli: Cli, env: &Env, out: &mut (dyn Write + Send), terminal
         Top::Record(record) => record::run(record, env, cli.timeout, &mut out).await,
         Top::Recordings(command) => recordings::run(command, env, &mut out).await,
         Top::Dlq(command) => dlq::run(command, env, &mut out).await,
+        Top::Notifications(command) => notifications::run(command, env, &mut out).await,
         Top::Doctor(args) => doctor::run(args, env, &mut out).await,
         Top::Simulate(args) => simulate::run(args, env, cli.timeout, &mut out).await,
     };

@@ -8,6 +8,7 @@ use roomtape_shared::config::{
     command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
     LiveKitSettings, StorageProfiles, TelemetrySettings,
 };
+use roomtape_shared::notify::NotifySettings;
 
 /// Everything `roomtape-processor` needs.
 #[derive(Debug, Clone)]
@@ -33,8 +34,8 @@ pub struct ProcessorSettings {
     /// `RECONCILE_AFTER` (default `5m`): how long a recording must have been unchanged before
     /// it is checked.
     pub reconcile_after: Duration,
-    /// `WEBHOOK_EVENTS_RETENTION` (default `7d`): processed event ids, command records and stop
-    /// requests older than this are pruned.
+    /// `WEBHOOK_EVENTS_RETENTION` (default `7d`): processed event ids, command records, stop
+    /// requests, relayed notifications and finished deliveries older than this are pruned.
     pub webhook_events_retention: Duration,
     /// `PROCESSOR_STUCK_AFTER` (default `1h`): a recording not final and unchanged this long
     /// counts in the `roomtape_recordings_stuck` gauge.
@@ -49,6 +50,8 @@ pub struct ProcessorSettings {
     /// `COMMAND_REPLY_QUEUES` (default `amq.gen-*`): queues command replies may go to, besides
     /// RabbitMQ's direct reply-to.
     pub reply_queues: Vec<glob::Pattern>,
+    /// `NOTIFY_*`: the HTTP endpoints notifications are delivered to (CONTRACTS §8).
+    pub notify: NotifySettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -88,6 +91,7 @@ impl ProcessorSettings {
             command_start_deadline: command_start_deadline(env),
             filepath_template: FilepathTemplate::from_env(env),
             reply_queues: env.patterns_or("COMMAND_REPLY_QUEUES", "amq.gen-*"),
+            notify: NotifySettings::from_env(env),
             telemetry: TelemetrySettings::from_env(env),
         })
     }

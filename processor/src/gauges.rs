@@ -1,4 +1,4 @@
-//! Recordings, rooms and the notification outbox as the database has them, for dashboards and alerts: every processor
+//! Recordings, rooms, the notification outbox and the endpoints' deliveries as the database has them, for dashboards and alerts: every processor
 //! refreshes these gauges on an interval, so they agree across processors (query them with
 //! `max`).
 
@@ -8,8 +8,9 @@ use deadpool_postgres::Pool;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use roomtape_shared::clock::Clock;
 use roomtape_shared::db::recordings::Status;
-use roomtape_shared::db::{notifications, prepared};
+use roomtape_shared::db::{deliveries, notifications, prepared};
 use roomtape_shared::metrics::registered;
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::Chain;
@@ -27,6 +28,8 @@ pub struct StoreGauges {
     room_participants: Gauge,
     outbox_depth: Gauge,
     outbox_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
+    deliveries: Family<Vec<(&'static str, String)>, Gauge>,
+    delivery_oldest: Family<Vec<(&'static str, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl StoreGauges {
@@ -67,6 +70,18 @@ impl StoreGauges {
                 "notification_outbox_oldest_seconds",
                 "How long the oldest notification not relayed yet has waited",
                 Gauge::default(),
+            ),
+            deliveries: registered(
+                registry,
+                "notification_deliveries_stored",
+                "Deliveries to HTTP endpoints pending or dead-lettered (failed, not replayed), by endpoint and status",
+                Family::default(),
+            ),
+            delivery_oldest: registered(
+                registry,
+                "notification_delivery_oldest_pending_seconds",
+                "How long the oldest delivery not yet made has waited, by endpoint",
+                Family::default(),
             ),
         }
     }
@@ -120,6 +135,26 @@ impl StoreGauges {
         let (depth, oldest) = notifications::backlog(&client).await?;
         self.outbox_depth.set(depth);
         self.outbox_oldest.set(oldest);
+        // An endpoint with nothing pending or failed drops out rather than keep its last figures.
+        self.deliveries.clear();
+        self.delivery_oldest.clear();
+        for endpoint in deliveries::health(&client, Clock::System.now().into()).await? {
+            let label = |status: &str| {
+                vec![
+                    ("endpoint", endpoint.endpoint.clone()),
+                    ("status", status.to_owned()),
+                ]
+            };
+            self.deliveries
+                .get_or_create(&label("pending"))
+                .set(endpoint.pending);
+            self.deliveries
+                .get_or_create(&label("failed"))
+                .set(endpoint.failed);
+            self.delivery_oldest
+                .get_or_create(&vec![("endpoint", endpoint.endpoint.clone())])
+                .set(endpoint.oldest_pending_seconds);
+        }
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub struct ProcessorMetrics {
     probe_seconds: Histogram,
     in_flight: Family<Labels, Gauge>,
     relayed: Family<Vec<(&'static str, &'static str)>, Counter>,
+    deliveries: Family<Labels, Counter>,
+    delivery_seconds: Family<Labels, Histogram>,
 }
 
 impl ProcessorMetrics {
@@ -70,6 +72,20 @@ impl ProcessorMetrics {
                 "Notifications published to roomtape.notifications and marked relayed, by type",
                 Family::default(),
             ),
+            deliveries: registered(
+                registry,
+                "notification_deliveries",
+                "Attempts to POST a notification to an HTTP endpoint, by endpoint and outcome (delivered, retried, failed: dead-lettered)",
+                Family::default(),
+            ),
+            delivery_seconds: registered(
+                registry,
+                "notification_delivery_seconds",
+                "Time of one POST to an endpoint, answer or timeout included, by endpoint",
+                Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+                }),
+            ),
         };
         // Every type served from the start, at 0: a rate over it is defined before the first.
         for kind in Kind::ALL {
@@ -116,6 +132,18 @@ impl ProcessorMetrics {
             .find(|known| *known == kind)
             .unwrap_or("other");
         self.relayed.get_or_create(&vec![("type", kind)]).inc();
+    }
+
+    /// One attempt to POST to `endpoint` (a name from `NOTIFY_ENDPOINTS`, a fixed set).
+    pub fn delivery(&self, endpoint: &str, outcome: &'static str, took: Duration) {
+        let labels = vec![
+            ("endpoint", endpoint.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        self.deliveries.get_or_create(&labels).inc();
+        self.delivery_seconds
+            .get_or_create(&vec![("endpoint", endpoint.to_owned())])
+            .observe(took.as_secs_f64());
     }
 
     pub fn in_flight(&self, queue: &str) -> Gauge {

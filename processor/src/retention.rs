@@ -1,5 +1,5 @@
 //! `WEBHOOK_EVENTS_RETENTION` (CONTRACTS §6): processed event ids, command records, stop
-//! requests and relayed notifications older than it are deleted, a small batch per statement so no delete holds many row
+//! requests, finished notification deliveries and relayed notifications older than it are deleted, a small batch per statement so no delete holds many row
 //! locks or a long transaction. A recording whose events were pruned says so in its
 //! `metadata` (`events_pruned_at`), so its details do not show an empty history as if nothing
 //! had happened.
@@ -25,6 +25,7 @@ pub struct Pruned {
     pub commands: u64,
     pub stop_requests: u64,
     pub notifications: u64,
+    pub deliveries: u64,
 }
 
 /// Prunes every [`EVERY`] until shutdown.
@@ -76,13 +77,15 @@ impl Pruner {
                 &[&cutoff, &BATCH],
             )
             .await?,
-            // Unrelayed rows (`relayed_at` NULL) are never older than the cutoff.
-            notifications: batches(
+            // Pending deliveries (`finished_at` NULL) are never older than the cutoff. Before the
+            // notifications: one is kept while a delivery of it remains.
+            deliveries: batches(
                 &client,
-                &prune_older("notification_outbox", "id", "relayed_at"),
+                &prune_older("notification_deliveries", "id", "finished_at"),
                 &[&cutoff, &BATCH],
             )
             .await?,
+            notifications: batches(&client, PRUNE_OUTBOX, &[&cutoff, &BATCH]).await?,
         })
     }
 }
@@ -123,6 +126,16 @@ const PRUNE_EVENTS: &str = "WITH gone AS (
         UPDATE recordings SET metadata = metadata
                 || jsonb_build_object('events_pruned_at', to_timestamp($3))
             WHERE egress_id IN (SELECT egress_id FROM gone WHERE egress_id IS NOT NULL))
+    SELECT count(*) FROM gone";
+
+/// Relayed notifications no delivery refers to any more. Unrelayed rows (`relayed_at` NULL) are
+/// never older than the cutoff.
+const PRUNE_OUTBOX: &str = "WITH gone AS (
+        DELETE FROM notification_outbox WHERE id IN (
+            SELECT id FROM notification_outbox o WHERE relayed_at < to_timestamp($1)
+                AND NOT EXISTS (SELECT 1 FROM notification_deliveries d WHERE d.outbox_id = o.id)
+            ORDER BY relayed_at LIMIT $2)
+        RETURNING 1)
     SELECT count(*) FROM gone";
 
 /// Rows of `table` (keyed by `key`) whose `at` is before the cutoff: command records, stop

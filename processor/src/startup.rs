@@ -1,6 +1,6 @@
 //! Builds the processor from its settings: schema, database pool, buckets, LiveKit client, the
-//! two consumers (events, commands), the reconciler, the pruner, the notification relay and
-//! the ops server.
+//! two consumers (events, commands), the reconciler, the pruner, the notification relay, the
+//! endpoints' delivery workers and the ops server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use roomtape_shared::{db, metrics};
 
 use roomtape_shared::clock::Clock;
 use roomtape_shared::livekit::EgressClient;
+use roomtape_shared::notify::Poster;
 use roomtape_shared::storage::ObjectStore;
 
 use crate::commands::CommandProcessor;
@@ -23,7 +24,7 @@ use crate::egress::EgressLifecycle;
 use crate::events::EventProcessor;
 use crate::gauges::StoreGauges;
 use crate::metrics::ProcessorMetrics;
-use crate::notify::Relay;
+use crate::notify::{Deliveries, Endpoints, Relay};
 use crate::reconcile::Reconciler;
 use crate::retention::Pruner;
 use crate::worker::{self, ConsumerSettings};
@@ -42,6 +43,8 @@ pub enum StartupError {
     Bind(#[from] std::io::Error),
     #[error("cannot build the LiveKit client")]
     LiveKitClient(#[from] roomtape_shared::livekit::ClientError),
+    #[error(transparent)]
+    NotifyClient(#[from] roomtape_shared::notify::PosterError),
 }
 
 /// Whether each consumer is attached right now, for `/readyz`.
@@ -60,6 +63,7 @@ pub struct Application {
     reconciler: Reconciler,
     pruner: Pruner,
     relay: Relay,
+    deliveries: Deliveries,
     /// Read from the database on an interval, with their pool and `PROCESSOR_STUCK_AFTER`.
     gauges: (StoreGauges, Pool, Duration),
     consumer: ConsumerSettings,
@@ -117,10 +121,20 @@ impl Application {
             retention: settings.webhook_events_retention,
             clock,
         };
+        let endpoints = Endpoints::new(settings.notify.clone());
         let relay = Relay {
             pool: pool.clone(),
             amqp: settings.amqp.clone(),
             metrics: processor_metrics.clone(),
+            endpoints: endpoints.clone(),
+            clock,
+        };
+        let deliveries = Deliveries {
+            pool: pool.clone(),
+            endpoints,
+            poster: Poster::new(settings.notify.timeout)?,
+            metrics: processor_metrics.clone(),
+            clock,
         };
         let consuming = Consuming::default();
         let ops_state = web::Data::new(OpsState {
@@ -144,6 +158,7 @@ impl Application {
             reconciler,
             pruner,
             relay,
+            deliveries,
             gauges,
             consumer: ConsumerSettings {
                 amqp: settings.amqp,
@@ -184,6 +199,7 @@ impl Application {
                 self.reconciler.run(shutdown.clone()),
                 self.pruner.run(shutdown.clone()),
                 self.relay.run(shutdown.clone()),
+                self.deliveries.run(shutdown.clone()),
                 gauges.run(pool, stuck_after, shutdown)
             );
         };

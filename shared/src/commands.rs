@@ -36,6 +36,9 @@ struct StartMessage {
     stream_id: Option<String>,
     user_id: Option<String>,
     metadata: Option<Value>,
+    /// Who asked (the API sets `{"kind", "identity"}` of the caller's token); kept in the
+    /// recording's `metadata.requested_by`.
+    requested_by: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +152,7 @@ fn fields<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, InvalidComma
 }
 
 /// The fields of both commands, so an error can name its field with a `'static` name.
-const KNOWN_FIELDS: [&str; 13] = [
+const KNOWN_FIELDS: [&str; 14] = [
     "room_name",
     "layout",
     "file_format",
@@ -161,6 +164,7 @@ const KNOWN_FIELDS: [&str; 13] = [
     "stream_id",
     "user_id",
     "metadata",
+    "requested_by",
     "egress_id",
     "body",
 ];
@@ -213,11 +217,21 @@ fn start(
             .ok_or_else(|| invalid("storage", format!("unknown storage profile {name:?}")))?,
         None => storage.default_profile(),
     };
-    let metadata = match message.metadata {
+    let mut metadata = match message.metadata {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(object @ Value::Object(_)) => object,
         Some(_) => return Err(invalid("metadata", "metadata must be a JSON object")),
     };
+    match message.requested_by {
+        None | Some(Value::Null) => {}
+        Some(by @ Value::Object(_)) => metadata["requested_by"] = by,
+        Some(_) => {
+            return Err(invalid(
+                "requested_by",
+                "requested_by must be a JSON object",
+            ))
+        }
+    }
     let filepath = with_extension(
         &filepath_for(template, message.filepath, &room_name)?,
         &file_format,
@@ -313,6 +327,26 @@ mod tests {
     }
 
     #[test]
+    fn who_asked_is_kept_in_the_metadata() {
+        let body = br#"{"room_name":"r","metadata":{"course":"algebra","requested_by":"me"},
+                        "requested_by":{"kind":"livekit","identity":"alice"}}"#;
+        let Command::Start(start) = parse(
+            "recording.start",
+            body,
+            &storage(),
+            &FilepathTemplate::default(),
+        )
+        .expect("valid") else {
+            panic!("not a start");
+        };
+        assert_eq!(
+            start.metadata,
+            serde_json::json!({"course": "algebra",
+                               "requested_by": {"kind": "livekit", "identity": "alice"}})
+        );
+    }
+
+    #[test]
     fn invalid_commands_say_what_is_wrong() {
         for (kind, body, expected) in [
             (
@@ -344,6 +378,11 @@ mod tests {
                 "recording.start",
                 br#"{"room_name":"r","metadata":[1]}"#,
                 "metadata must be",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","requested_by":"alice"}"#,
+                "requested_by must be a JSON object",
             ),
             ("recording.start", b"{not json", "bad JSON"),
             (

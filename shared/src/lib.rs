@@ -8,8 +8,10 @@
 //! | `db`      | [`db`]      | PostgreSQL: pool, migrations, `recordings`, `assets`, outbox |
 //! | `storage` | [`storage`] | S3 buckets: HEAD, public URL, presigned GET, DELETE         |
 //! | `library` | [`library`] | recordings for operators and the API: list, show, link, delete |
+//! | `auth`    | [`auth`], [`token`] | HS256 keys, webhook signing, LiveKit token verification |
 //! | `livekit` | [`livekit`] | LiveKit's Egress API (Twirp) and its tokens                 |
 //! | `http`    | [`http`]    | `/healthz`, `/readyz`, `/metrics` on actix-web              |
+//! | `notify`  | [`notify`]  | Standard Webhooks: sign and POST a notification             |
 
 #[cfg(feature = "auth")]
 pub mod auth;
@@ -27,11 +29,15 @@ pub mod library;
 #[cfg(feature = "livekit")]
 pub mod livekit;
 pub mod metrics;
+#[cfg(feature = "notify")]
+pub mod notify;
 pub mod queue;
 pub mod redact;
 pub mod shutdown;
 #[cfg(feature = "storage")]
 pub mod storage;
 pub mod telemetry;
+#[cfg(feature = "auth")]
+pub mod token;
 
 pub use error_chain::Chain;

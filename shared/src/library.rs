@@ -173,7 +173,8 @@ impl Library {
         Ok(recordings::final_before(&client, cutoff).await?)
     }
 
-    async fn find(&self, egress_id: &str) -> Result<Recording, LibraryError> {
+    /// The recording of `egress_id`, without its files and events.
+    pub async fn find(&self, egress_id: &str) -> Result<Recording, LibraryError> {
         let client = self.pool.get().await?;
         recordings::find(&client, egress_id)
             .await?

@@ -3,7 +3,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::apps::{spawn_api, wait_ready};
+use roomtape_processor::events::EventProcessor;
+use roomtape_shared::clock::Clock;
+
+use crate::apps::{spawn_api_with_clock, wait_ready};
+use crate::fixtures::Egress;
+use crate::outbox::handle;
 use crate::{TestApp, TestEnv};
 
 pub const READ: &str = "read-token-1";
@@ -18,13 +23,18 @@ pub struct Api {
 impl Api {
     /// The API on the test's services; `extra` settings override the defaults.
     pub async fn start(test: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        Self::start_with_clock(test, extra, Clock::System).await
+    }
+
+    /// The API whose LiveKit tokens are checked against `clock`.
+    pub async fn start_with_clock(test: &TestEnv, extra: &[(&str, &str)], clock: Clock) -> Self {
         let tokens = format!("viewer:{READ}:read,admin:{WRITE}:write");
         let mut settings = vec![
             ("API_TOKENS", tokens.as_str()),
             ("API_CORS_ORIGINS", ALLOWED_ORIGIN),
         ];
         settings.extend_from_slice(extra);
-        let app = spawn_api(&test.env_with(&settings));
+        let app = spawn_api_with_clock(&test.env_with(&settings), clock);
         wait_ready(&app).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -79,4 +89,23 @@ pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
     };
     (status, body)
+}
+
+/// A ready recording of `room` whose file holds `bytes`, made by the processor's event handler
+/// from LiveKit's egress events.
+pub async fn ready_recording(
+    test: &TestEnv,
+    processor: &EventProcessor,
+    id: &str,
+    room: &str,
+    bytes: &[u8],
+) {
+    let egress = Egress::new(id, room, &test.bucket.profile);
+    test.bucket.put(&egress.key, bytes, "video/mp4").await;
+    for body in [
+        egress.started(&format!("EV_s_{id}")),
+        egress.ended(&format!("EV_e_{id}")),
+    ] {
+        handle(processor, &body).await.expect("applied");
+    }
 }

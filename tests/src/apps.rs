@@ -102,9 +102,14 @@ pub async fn reconciler_at(env: &Env, now_unix: u64, after: std::time::Duration)
 
 /// `roomtape-api` on a free port (whatever `API_BIND` says).
 pub fn spawn_api(env: &Env) -> TestApp {
+    spawn_api_with_clock(env, Clock::System)
+}
+
+/// `roomtape-api` whose LiveKit tokens are checked against `clock`.
+pub fn spawn_api_with_clock(env: &Env, clock: Clock) -> TestApp {
     let mut settings = ApiSettings::from_env(env).expect("api settings");
     settings.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let app = Api::build(settings).expect("build api");
+    let app = Api::build(settings, clock).expect("build api");
     running(app.port(), |shutdown| {
         tokio::spawn(app.run_until_stopped(shutdown))
     })

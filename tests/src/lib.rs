@@ -22,6 +22,7 @@ pub mod s3;
 pub mod services;
 pub mod shapes;
 pub mod wait;
+pub mod webhook_sink;
 
 pub use apps::{spawn_ingestor, spawn_processor, TestApp};
 pub use services::TestEnv;

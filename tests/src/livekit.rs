@@ -1,5 +1,6 @@
 //! Webhooks signed the way LiveKit server signs them, by us (jwt-simple) or by the official
-//! Python SDK (`livekit-api`), and helpers to send them.
+//! Python SDK (`livekit-api`), and helpers to send them; the access tokens the official SDKs
+//! minted (`tests/fixtures/livekit/access_tokens_*.json`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -127,4 +128,43 @@ pub async fn post_webhook(app: &TestApp, body: &[u8], authorization: &str) -> re
         .send()
         .await
         .expect("POST webhook")
+}
+
+/// The LiveKit fixtures, in the repository next to the scripts that write them.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/livekit");
+
+/// An access token an official SDK minted at a fixed instant, to present at `verify_at`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MintedToken {
+    pub name: String,
+    /// The key pair that signed it.
+    pub api_key: String,
+    pub api_secret: String,
+    pub verify_at: u64,
+    pub token: String,
+}
+
+/// The committed access token `name` (see `tests/fixtures/livekit/README.md`).
+pub fn access_token(name: &str) -> MintedToken {
+    ["access_tokens_python.json", "access_tokens_node.json"]
+        .iter()
+        .flat_map(|file| {
+            let path = format!("{FIXTURES}/{file}");
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "cannot read the access tokens {path}: {e}; they are committed, and \
+                     tests/fixtures/livekit/crosscheck.sh mints them again"
+                )
+            });
+            serde_json::from_str::<Vec<MintedToken>>(&text)
+                .unwrap_or_else(|e| panic!("{path} is not a list of access tokens: {e}"))
+        })
+        .find(|minted| minted.name == name)
+        .unwrap_or_else(|| panic!("no access token {name} in {FIXTURES}"))
+}
+
+/// `LIVEKIT_KEYS` with the key pair of the app that minted the access tokens.
+pub fn app_keys() -> String {
+    let app = access_token("node_room_join_r1");
+    format!("{}: {}", app.api_key, app.api_secret)
 }

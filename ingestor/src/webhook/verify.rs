@@ -8,34 +8,26 @@
 //! [`Authenticated::check_body`] then compares it with the bytes read. Only that turns request
 //! bytes into a [`VerifiedBody`].
 //!
-//! The HMAC is `hmac` + `sha2`, not jwt-simple: jwt-simple computes HS256 with the pure-Rust
-//! `hmac-sha256` crate whatever its features, while `sha2` uses the CPU's SHA instructions
-//! (detected at run time) and a keyed HMAC state can be prepared once per key. The token is
-//! decoded into stack buffers: nothing here allocates per request.
+//! The token itself is checked by [`TokenVerifier`], shared with the API's LiveKit access
+//! tokens; this adds the body hash. The claims are decoded into a stack buffer: nothing here
+//! allocates per request.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::ApiKeys;
-use secrecy::ExposeSecret;
+use roomtape_shared::token::{TokenError, TokenVerifier};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Clock skew allowed on `exp`, `nbf` and `iat`, as LiveKit's Go, Python and Rust SDKs allow.
-pub const LEEWAY_SECS: u64 = 60;
-
-/// The largest decoded JWT header and claims set accepted. LiveKit's are under 250 bytes; the
-/// bound keeps decoding on the stack.
-const MAX_PART_BYTES: usize = 2048;
-
-type HmacSha256 = Hmac<Sha256>;
+/// The largest decoded claims set accepted. LiveKit's are under 250 bytes; the bound keeps
+/// decoding on the stack.
+const MAX_CLAIMS_BYTES: usize = 2048;
 
 /// Why a request is not authentic. Each is answered 401; the variant is the metrics reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,6 +75,20 @@ impl VerifyError {
     }
 }
 
+impl From<TokenError> for VerifyError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Malformed => Self::Malformed,
+            TokenError::UnknownKey => Self::UnknownKey,
+            TokenError::WrongAlgorithm => Self::WrongAlgorithm,
+            TokenError::BadSignature => Self::BadSignature,
+            TokenError::Expired => Self::Expired,
+            TokenError::NotYetValid => Self::NotYetValid,
+            TokenError::MissingExpiry => Self::MissingExpiry,
+        }
+    }
+}
+
 /// A token whose signature, key and validity period have been checked; the body it covers has
 /// not been read yet.
 #[derive(Debug)]
@@ -125,62 +131,24 @@ impl VerifiedBody {
     }
 }
 
+/// The claim a webhook token adds to LiveKit's registered ones.
 #[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct Claims<'a> {
-    #[serde(borrow, default)]
-    iss: Option<Cow<'a, str>>,
+struct BodyClaim<'a> {
     #[serde(borrow, default)]
     sha256: Option<Cow<'a, str>>,
-    // NumericDate may be fractional (RFC 7519 §2).
-    exp: Option<f64>,
-    nbf: Option<f64>,
-    iat: Option<f64>,
-}
-
-/// One configured key: its name (shared by every request it signs) and its HMAC state with the
-/// secret already absorbed, cloned per request instead of re-keyed.
-struct Key {
-    name: Arc<str>,
-    mac: HmacSha256,
 }
 
 /// Verifies webhook tokens against the configured keys.
+#[derive(Debug)]
 pub struct Verifier {
-    keys: HashMap<String, Key>,
-    clock: Clock,
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("keys", &self.keys.keys().collect::<Vec<_>>())
-            .field("clock", &self.clock)
-            .finish()
-    }
+    tokens: TokenVerifier,
 }
 
 impl Verifier {
     pub fn new(keys: &ApiKeys, clock: Clock) -> Self {
-        let keys = keys
-            .keys()
-            .filter_map(|name| {
-                let secret = keys.secret_for(name)?.expose_secret().as_bytes();
-                // HMAC takes a key of any length (LiveKit's development secret is 6 bytes).
-                let mac = HmacSha256::new_from_slice(secret).ok()?;
-                let key = Key {
-                    name: Arc::from(name),
-                    mac,
-                };
-                Some((name.to_owned(), key))
-            })
-            .collect();
-        Self { keys, clock }
+        Self {
+            tokens: TokenVerifier::new(keys, clock),
+        }
     }
 
     /// Checks the token in `authorization` (the raw header value): shape, algorithm, key,
@@ -190,36 +158,10 @@ impl Verifier {
             .map(strip_bearer)
             .filter(|t| !t.is_empty())
             .ok_or(VerifyError::MissingToken)?;
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
-        let (header, claims) = signing_input
-            .split_once('.')
-            .ok_or(VerifyError::Malformed)?;
-        if claims.contains('.') {
-            return Err(VerifyError::Malformed);
-        }
-
-        let mut header_buf = [0; MAX_PART_BYTES];
-        let header: Header = decode_json(header, &mut header_buf)?;
-        if header.alg != "HS256" {
-            return Err(VerifyError::WrongAlgorithm);
-        }
-        let mut claims_buf = [0; MAX_PART_BYTES];
-        let claims: Claims = decode_json(claims, &mut claims_buf)?;
-        // `iss` is read before verification only to choose the key to verify with: a token
-        // whose signature verifies under it was issued by that key's holder.
-        let issuer = claims.iss.as_deref().ok_or(VerifyError::UnknownKey)?;
-        let key = self.keys.get(issuer).ok_or(VerifyError::UnknownKey)?;
-
-        let mut tag = [0; 32];
-        let tag_len = URL_SAFE_NO_PAD
-            .decode_slice(signature, &mut tag)
-            .map_err(|_| VerifyError::BadSignature)?;
-        let mut mac = key.mac.clone();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&tag[..tag_len])
-            .map_err(|_| VerifyError::BadSignature)?;
-
-        self.check_times(&claims)?;
+        let mut claims_buf = [0; MAX_CLAIMS_BYTES];
+        let verified = self.tokens.verify(token, &mut claims_buf)?;
+        let claims: BodyClaim =
+            serde_json::from_slice(verified.claims).map_err(|_| VerifyError::Malformed)?;
         let claimed = claims.sha256.ok_or(VerifyError::MissingBodyHash)?;
         let mut body_sha256 = [0; 32];
         match STANDARD.decode_slice(claimed.as_bytes(), &mut body_sha256) {
@@ -227,36 +169,10 @@ impl Verifier {
             _ => return Err(VerifyError::MalformedBodyHash),
         }
         Ok(Authenticated {
-            api_key: key.name.clone(),
+            api_key: verified.api_key,
             body_sha256,
         })
     }
-
-    fn check_times(&self, claims: &Claims) -> Result<(), VerifyError> {
-        // Whole seconds, as the clock and LiveKit's tokens are.
-        let now = self.clock.now_unix() as f64;
-        let leeway = LEEWAY_SECS as f64;
-        let expires = claims.exp.ok_or(VerifyError::MissingExpiry)?;
-        if now > expires + leeway {
-            return Err(VerifyError::Expired);
-        }
-        let starts = [claims.nbf, claims.iat].into_iter().flatten();
-        if starts.into_iter().any(|at| at > now + leeway) {
-            return Err(VerifyError::NotYetValid);
-        }
-        Ok(())
-    }
-}
-
-/// Decodes one base64url part of a token into `buf` and parses it, borrowing from `buf`.
-fn decode_json<'a, T: Deserialize<'a>>(
-    part: &str,
-    buf: &'a mut [u8; MAX_PART_BYTES],
-) -> Result<T, VerifyError> {
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(part, buf)
-        .map_err(|_| VerifyError::Malformed)?;
-    serde_json::from_slice(&buf[..len]).map_err(|_| VerifyError::Malformed)
 }
 
 fn strip_bearer(header: &str) -> &str {
@@ -269,10 +185,14 @@ fn strip_bearer(header: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
     use roomtape_shared::auth::{body_sha256, WebhookSigner};
     use roomtape_shared::config::Env;
 
     use super::*;
+
+    type HmacSha256 = Hmac<Sha256>;
 
     const NOW: u64 = 1_700_000_000;
 

@@ -190,7 +190,7 @@ impl CommandProcessor {
     async fn now_ms(&self, client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
         match self.clock {
             Clock::System => progress::now_ms(client).await,
-            Clock::FixedUnix(seconds) => Ok(seconds.saturating_mul(1000)),
+            clock => Ok(clock.now_unix_ms()),
         }
     }
 }

@@ -198,6 +198,20 @@ impl Env {
         }
     }
 
+    /// Comma-separated durations (`5s,1m,2h`), `none` for an empty list, else those of
+    /// `default` (an empty value counts as unset, as everywhere).
+    pub fn durations_or(&self, name: &str, default: &str) -> Result<Vec<Duration>, ConfigError> {
+        let raw = self.get(name).unwrap_or(default);
+        if raw.eq_ignore_ascii_case("none") {
+            return Ok(Vec::new());
+        }
+        raw.split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| humantime::parse_duration(d).map_err(|e| ConfigError::invalid(name, e)))
+            .collect()
+    }
+
     /// Like [`Env::duration_or`], for waits that cannot be zero.
     pub fn positive_duration_or(
         &self,

@@ -1,7 +1,8 @@
 //! PostgreSQL: the connection pool, the embedded schema migrations, and the queries on
-//! `recordings`, `assets` and `notification_outbox` that every process needs.
+//! `recordings`, `assets`, `notification_outbox` and `notification_deliveries` that every process needs.
 
 pub mod assets;
+pub mod deliveries;
 mod migrate;
 pub mod notifications;
 pub mod prepared;

@@ -5,26 +5,13 @@
 use clap::Parser;
 use reqwest::{header, Method, StatusCode};
 use roomtape_cli::{execute, Cli};
-use roomtape_processor::events::EventProcessor;
-use roomtape_tests::api_client::{Api, ALLOWED_ORIGIN, READ, WRITE};
+use roomtape_tests::api_client::{ready_recording as ready, Api, ALLOWED_ORIGIN, READ, WRITE};
 use roomtape_tests::apps::{counter_sum, event_processor, metrics_text};
 use roomtape_tests::fixtures::{participant_event, room_event, Egress};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::shapes::{assert_has_recording_fields, assert_recording, RECORDING_FIELDS};
 use roomtape_tests::TestEnv;
 use serde_json::Value;
-
-/// A ready recording of `room` whose file holds `bytes`.
-async fn ready(test: &TestEnv, processor: &EventProcessor, id: &str, room: &str, bytes: &[u8]) {
-    let egress = Egress::new(id, room, &test.bucket.profile);
-    test.bucket.put(&egress.key, bytes, "video/mp4").await;
-    for body in [
-        egress.started(&format!("EV_s_{id}")),
-        egress.ended(&format!("EV_e_{id}")),
-    ] {
-        handle(processor, &body).await.expect("applied");
-    }
-}
 
 fn ids(items: &Value, field: &str) -> Vec<String> {
     items
@@ -379,6 +366,7 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
         "/api/v1/recordings/{egress_id}",
         "/api/v1/recordings/{egress_id}/download",
         "/api/v1/rooms",
+        "/api/v1/me",
         "/api/v1/openapi.json",
         "/healthz",
         "/readyz",
@@ -391,6 +379,18 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
     }
     assert!(document["paths"]["/api/v1/recordings/{egress_id}"]["delete"].is_object());
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+    // LiveKit access tokens: a scheme of their own, on every route that takes them.
+    let livekit = &document["components"]["securitySchemes"]["livekit"];
+    assert_eq!(livekit["bearerFormat"], "JWT", "{livekit}");
+    let security = &document["paths"]["/api/v1/recordings"]["get"]["security"];
+    assert_eq!(
+        security,
+        &serde_json::json!([{"bearer": []}, {"livekit": []}])
+    );
+    let me = &document["components"]["schemas"]["Me"]["properties"];
+    for field in ["kind", "identity", "room", "can"] {
+        assert!(me[field].is_object(), "{field} in {me}");
+    }
     // The recording's schema is derived from the one type the API and the CLI serialize.
     let schema = &document["components"]["schemas"]["Recording"];
     for field in RECORDING_FIELDS {

@@ -2,7 +2,9 @@
 //! `deploy/local/services.sh`), driven over the DevTools protocol with chromiumoxide, against
 //! the API, the ingestor and the processor on the real services. A wrong token is refused in
 //! the page; a recording made ready by its webhooks appears, plays from its presigned URL and
-//! is deleted; at phone width nothing scrolls sideways; a refused start is shown. Each step's
+//! is deleted; at phone width nothing scrolls sideways; a read token gets no button it may not
+//! use and a refused start is shown; a one-room
+//! LiveKit `roomJoin` token sees its room and no button it may not use. Each step's
 //! screenshot goes to `$CARGO_TARGET_DIR/console-screenshots/`; with
 //! `ROOMTAPE_DOCS_SCREENSHOT=1` the desktop one also replaces `docs/console.png`.
 
@@ -19,10 +21,12 @@ use chromiumoxide::Page;
 use futures_util::StreamExt;
 use reqwest::{header, StatusCode};
 use roomtape_shared::clock::Clock;
-use roomtape_tests::apps::{spawn_api, wait_ready};
+use roomtape_tests::api_client::ready_recording;
+use roomtape_tests::apps::{event_processor, spawn_api, spawn_api_with_clock, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::{participant_event, room_event, Egress, STARTED_NS};
-use roomtape_tests::livekit::{post_webhook, sign_webhook};
+use roomtape_tests::livekit::{access_token, app_keys, post_webhook, sign_webhook};
+use roomtape_tests::outbox::handle;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{eventually, spawn_ingestor, spawn_processor, TestApp, TestEnv};
 use serde::de::DeserializeOwned;
@@ -492,21 +496,29 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
         "the page scrolls sideways at 390 px: {scroll_width} > {inner_width}"
     );
 
-    // A read token may not start a recording: the refusal is shown, the button works again.
+    // A read token: the rooms and recordings, and no button it may not use (its /api/v1/me).
     let start = format!("[data-testid=room][data-room=\"{ROOM}\"] [data-testid=start-recording]");
-    sign_in_again(&page, READ, &start).await;
-    click(&page, &start).await;
+    click(&page, "[data-testid=sign-out]").await;
+    sign_in(&page, READ).await;
     wait_until(
         &page,
-        "the refusal of the start",
+        "the rooms and the failed recording for the read token",
         &format!(
-            "(() => {{ const b = document.querySelector('[data-testid=error-banner]'); \
-               return !b.hidden && /HTTP 403/.test(b.textContent) \
-                 && !document.querySelector('{start}').disabled; }})()"
+            "document.querySelector('[data-testid=room][data-room=\"{ROOM}\"]') !== null \
+             && document.querySelector('{}') !== null",
+            card(FAILED)
         ),
     )
     .await;
-    shots.take(&page, "07-refused-start").await;
+    let buttons: Vec<String> = eval(
+        &page,
+        "[...new Set([...document.querySelectorAll('#recordings button, #rooms button')] \
+           .map(b => b.dataset.testid))].sort()",
+    )
+    .await;
+    // The failed recording offered Delete to the write token; no ready one is left to play.
+    assert_eq!(buttons, Vec::<String>::new(), "no Start, Stop or Delete");
+    shots.take(&page, "07-read-token").await;
     assert!(livekit.calls("StartRoomCompositeEgress").is_empty());
 
     // A write token: the room recording already says so; another room starts and stops.
@@ -514,9 +526,13 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     click(&page, &start).await;
     wait_until(
         &page,
-        "the room already recording",
-        "(() => { const b = document.querySelector('[data-testid=error-banner]'); \
-           return !b.hidden && b.textContent.includes('already_recording'); })()",
+        "the room already recording, shown, and the button working again",
+        &format!(
+            "(() => {{ const b = document.querySelector('[data-testid=error-banner]'); \
+               return !b.hidden && b.textContent.includes('already_recording') \
+                 && /HTTP 409/.test(b.textContent) \
+                 && !document.querySelector('{start}').disabled; }})()"
+        ),
     )
     .await;
     let start =
@@ -569,6 +585,87 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     for path in &shots.taken {
         println!("screenshot: {}", path.display());
     }
+}
+
+#[tokio::test]
+async fn a_one_room_livekit_token_sees_that_room_and_no_button_it_may_not_use() {
+    let chromium = Chromium::launch().await;
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    // The token (minted by livekit-server-sdk) joins room r1.
+    let join = access_token("node_room_join_r1");
+    for body in [
+        room_event("room_started", "EV_r1", "r1", "RM_r1"),
+        room_event("room_started", "EV_r2", "r2", "RM_r2"),
+    ] {
+        handle(&processor, &body).await.expect("applied");
+    }
+    ready_recording(&test, &processor, READY, "r1", VIDEO).await;
+    ready_recording(&test, &processor, LIVE, "r2", VIDEO).await;
+    let failed = Egress::new(FAILED, "r1", &test.bucket.profile);
+    handle(&processor, &failed.failed("EV_failed", "AccessDenied"))
+        .await
+        .expect("applied");
+    let keys = app_keys();
+    let env = test.env_with(&[
+        ("API_TOKENS", &format!("admin:{WRITE}:write")),
+        ("LIVEKIT_KEYS", &keys),
+    ]);
+    let api = spawn_api_with_clock(&env, Clock::FixedUnix(join.verify_at));
+    wait_ready(&api).await;
+    let mut shots = Screenshots::new();
+
+    let page = chromium
+        .browser
+        .new_page("about:blank")
+        .await
+        .expect("a tab");
+    viewport(&page, 1280, 900, false).await;
+    page.goto(api.url("/")).await.expect("open the console");
+    sign_in(&page, &join.token).await;
+    wait_until(
+        &page,
+        "r1's ready recording and the room",
+        &format!(
+            "document.querySelector('{} [data-testid=status-badge]')?.textContent === 'ready' \
+             && document.querySelector('[data-testid=room][data-room=\"r1\"]') !== null",
+            card(READY)
+        ),
+    )
+    .await;
+    shots.take(&page, "10-one-room-livekit-token").await;
+
+    let shown: (Vec<String>, Vec<String>) = eval(
+        &page,
+        "[[...document.querySelectorAll('[data-testid=room]')].map(r => r.dataset.room), \
+          [...document.querySelectorAll('[data-testid=recording]')].map(r => r.dataset.egressId)]",
+    )
+    .await;
+    assert_eq!(
+        shown,
+        (vec!["r1".to_owned()], vec![READY.to_owned()]),
+        "(rooms, recordings) shown"
+    );
+    let buttons: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('#recordings button, #rooms button')].map(b => b.dataset.testid)",
+    )
+    .await;
+    assert_eq!(
+        buttons,
+        ["play", "download"],
+        "no Delete, no Start, no Stop"
+    );
+    let (who, filter, disabled): (String, String, bool) = eval(
+        &page,
+        "[document.querySelector('[data-testid=who]').textContent, \
+          document.querySelector('[data-testid=filter-room]').value, \
+          document.querySelector('[data-testid=filter-room]').disabled]",
+    )
+    .await;
+    assert_eq!(who, "alice · LiveKit token · room r1");
+    assert_eq!((filter.as_str(), disabled), ("r1", true));
+    chromium.close().await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_control;
+mod api_livekit_tokens;
 mod broker;
 mod cli;
 mod commands;
@@ -19,6 +20,7 @@ mod ingestor_vectors;
 mod ingestor_webhooks;
 mod migrations;
 mod notifications;
+mod notify_endpoints;
 mod observability;
 mod probe;
 mod processor_lifecycle;

@@ -1,6 +1,7 @@
 //! `WEBHOOK_EVENTS_RETENTION`: on a controlled clock, exactly the processed event ids, command
-//! records and stop requests older than the retention are pruned (more than one batch of
-//! them), and a recording whose events went says so.
+//! records, stop requests, finished notification deliveries and relayed notifications older
+//! than the retention are pruned (more than one batch of them), a notification stays while a
+//! delivery of it is pending, and a recording whose events went says so.
 
 use std::time::Duration;
 
@@ -68,11 +69,14 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
             .await
             .expect("stop request");
     }
-    // Relayed notifications go after the retention; one not relayed yet stays however old.
+    // Relayed notifications go after the retention; one not relayed yet stays however old, and
+    // so does one whose delivery to an endpoint is still pending.
     for (id, created, relayed) in [
         ("N_old", past, Some(past)),
         ("N_new", past, Some(kept)),
         ("N_waiting", past, None),
+        ("N_delivered_long_ago", past, Some(past)),
+        ("N_still_delivering", past, Some(past)),
     ] {
         client
             .execute(
@@ -82,6 +86,24 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
             )
             .await
             .expect("notification");
+    }
+
+    // Finished deliveries go after the retention; a pending one stays however old.
+    for (notification, status, finished) in [
+        ("N_delivered_long_ago", "delivered", Some(past)),
+        ("N_new", "failed", Some(kept)),
+        ("N_still_delivering", "pending", None),
+    ] {
+        client
+            .execute(
+                "INSERT INTO notification_deliveries
+                     (outbox_id, endpoint, status, next_attempt_at, finished_at, created_at)
+                 SELECT id, 'app', $2, to_timestamp($4), to_timestamp($3), to_timestamp($4)
+                     FROM notification_outbox WHERE notification_id = $1",
+                &[&notification, &status, &finished, &past],
+            )
+            .await
+            .expect("delivery");
     }
 
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
@@ -97,7 +119,8 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
             events: 1201,
             commands: 1,
             stop_requests: 1,
-            notifications: 1,
+            notifications: 2,
+            deliveries: 1,
         }
     );
     let left = |sql: &'static str| {
@@ -121,7 +144,11 @@ async fn pruning_removes_exactly_what_is_older_than_the_retention() {
     );
     assert_eq!(
         left("SELECT notification_id FROM notification_outbox ORDER BY id").await,
-        ["N_new", "N_waiting"]
+        ["N_new", "N_waiting", "N_still_delivering"]
+    );
+    assert_eq!(
+        left("SELECT o.notification_id FROM notification_deliveries d JOIN notification_outbox o ON o.id = d.outbox_id ORDER BY d.id").await,
+        ["N_new", "N_still_delivering"]
     );
     assert_eq!(pruner.prune().await.expect("again"), Pruned::default());
 

@@ -1,6 +1,8 @@
 //! The relay of notifications (CONTRACTS §8): what the outbox (`notification_outbox`) holds is
 //! published, after the transaction that wrote it committed, to `roomtape.notifications`,
-//! persistent and confirmed, routing key = its type, `message_id` = its notification id.
+//! persistent and confirmed, routing key = its type, `message_id` = its notification id; and
+//! each HTTP endpoint that wants it gets a delivery (`notification_deliveries`), added in the
+//! transaction that marks it relayed.
 //!
 //! A batch is taken with `FOR UPDATE SKIP LOCKED` (every processor runs a relay; each takes
 //! rows the others do not hold), published one by one, marked relayed, and committed. A relay
@@ -14,7 +16,9 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel};
+use roomtape_shared::clock::Clock;
 use roomtape_shared::config::AmqpSettings;
+use roomtape_shared::db::deliveries;
 use roomtape_shared::db::notifications::{self, Pending};
 use roomtape_shared::queue::reconnect::{run_reconnecting, Backoff, Established};
 use roomtape_shared::queue::topology::{self, NOTIFICATIONS_EXCHANGE};
@@ -22,6 +26,7 @@ use roomtape_shared::queue::{self, publish_confirmed, Outgoing, PublishError, CO
 use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::Chain;
 
+use super::Endpoints;
 use crate::metrics::ProcessorMetrics;
 
 /// How often an idle relay looks for notifications.
@@ -55,6 +60,9 @@ pub struct Relay {
     pub pool: Pool,
     pub amqp: AmqpSettings,
     pub metrics: ProcessorMetrics,
+    pub endpoints: Endpoints,
+    /// What time the deliveries it adds are due.
+    pub clock: Clock,
 }
 
 impl Relay {
@@ -96,8 +104,8 @@ impl Relay {
         result.map_err(|error| Chain(&error).to_string())
     }
 
-    /// Takes a batch, publishes it, marks it relayed and commits; returns its size. On a failure
-    /// the transaction rolls back and the rows wait for the next session.
+    /// Takes a batch, publishes it, adds its deliveries, marks it relayed and commits; returns
+    /// its size. On a failure the transaction rolls back and the rows wait for the next session.
     pub async fn relay_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
@@ -108,9 +116,21 @@ impl Relay {
         for notification in &batch {
             publish(channel, notification).await?;
         }
+        let (outbox_ids, endpoints): (Vec<i64>, Vec<&str>) = batch
+            .iter()
+            .flat_map(|n| self.endpoints.wanting(&n.kind).map(move |e| (n.id, e)))
+            .unzip();
+        if !outbox_ids.is_empty() {
+            let now = self.clock.now().into();
+            deliveries::add(&transaction, &outbox_ids, &endpoints, now).await?;
+        }
         let ids: Vec<i64> = batch.iter().map(|n| n.id).collect();
         notifications::mark_relayed(&transaction, &ids).await?;
         transaction.commit().await?;
+        let woken: std::collections::BTreeSet<&str> = endpoints.into_iter().collect();
+        for endpoint in woken {
+            self.endpoints.wake(endpoint);
+        }
         for notification in &batch {
             self.metrics.relayed(&notification.kind);
         }
