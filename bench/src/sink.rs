@@ -61,7 +61,11 @@ fn report(label: &str, seen: &[(SystemTime, Duration)], expected: u64) {
         (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default().as_secs_f64(),
         _ => 0.0,
     };
-    let rate = if span > 0.0 { seen.len() as f64 / span } else { 0.0 };
+    let rate = if span > 0.0 {
+        seen.len() as f64 / span
+    } else {
+        0.0
+    };
     println!(
         "{label}: {} of {expected} recording.ready received, {rate:.0}/s; from the transaction to the endpoint, ms: p50 {:.0}, p90 {:.0}, p99 {:.0}, max {:.0}",
         seen.len(),
