@@ -338,9 +338,7 @@ stop "$ingestor_pid"; stop "$processor_pid"; stop "$processor2_pid"
 ingestor_pid="" processor_pid="" processor2_pid=""
 psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants, recordings, assets,
   notification_deliveries, notification_outbox CASCADE" >/dev/null
-ready=$((EVENTS / 9)) # one recording per room session of nine events
-"$bin/roomtape-bench" sink --requests "$ready" --timeout $((DRAIN_TIMEOUT + 60)) --label notify \
-  >"$work/sink.out" &
+"$bin/roomtape-bench" sink --timeout $((DRAIN_TIMEOUT + 60)) --label notify >"$work/sink.out" &
 sink_pid=$!
 deadline=$((SECONDS + READY_TIMEOUT))
 until grep -q '^port ' "$work/sink.out" 2>/dev/null; do
@@ -351,9 +349,13 @@ sink_port="$(awk '/^port / { print $2; exit }' "$work/sink.out")"
 processor_env=(NOTIFY_ENDPOINTS=bench "NOTIFY_BENCH_URL=http://127.0.0.1:$sink_port/hooks"
   NOTIFY_BENCH_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw NOTIFY_BENCH_EVENTS=recording.ready)
 drain_phase drain-notify "$EVENTS" "note$$"
-wait "$sink_pid" || { cat "$work/sink.out"; log "not every recording.ready reached the endpoint"; exit 1; }
+wait "$sink_pid" || { cat "$work/sink.out"; log "no recording.ready reached the endpoint"; exit 1; }
 sink_pid=""
 grep -v '^port ' "$work/sink.out" | tee -a "$work/results"
+ready="$(psql "$database_url" -qtAc "SELECT count(*) FROM recordings WHERE status = 'ready'")"
+received="$(awk -F'received=' '/^RESULT label=notify / { split($2, v, " "); print v[1] }' "$work/sink.out")"
+echo "  recordings ready: $ready, recording.ready received by the endpoint: $received" | tee -a "$work/results"
+[ "$received" = "$ready" ] || { log "the endpoint received $received recording.ready for $ready ready recordings"; exit 1; }
 # Beside the drain of the same probe setting without an endpoint.
 awk -v base="drain-probe-$probe: " 'index($0, base) == 1 { phase = "drain" } /^drain-notify: / { phase = "notify" }
   /throughput/ { for (i = 1; i <= NF; i++) if ($i == "throughput") rate[phase] = $(i + 1) }

@@ -19,7 +19,8 @@ the processor (room sessions with a recording; the bucket is the S3_* profile's)
                 then their leaves; report how long after the last 200 the count shows them
   clean-bucket  delete every object of the bucket, then the bucket
   sink          a notification endpoint: print its port, answer 204, and report how long after
-                its transaction each of --requests recording.ready arrived (--timeout S)
+                its transaction each recording.ready arrived; stops 5 s after the last
+                (--timeout S: at most this long for the first)
 
 options:
   --concurrency N   workers, each with one request in flight (default 64)
