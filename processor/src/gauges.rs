@@ -30,11 +30,14 @@ pub struct StoreGauges {
     outbox_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     deliveries: Family<Vec<(&'static str, String)>, Gauge>,
     delivery_oldest: Family<Vec<(&'static str, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// The configured endpoints (`NOTIFY_ENDPOINTS`): each reads 0 when nothing of it waits.
+    endpoints: Vec<String>,
 }
 
 impl StoreGauges {
-    pub fn register(registry: &mut Registry) -> Self {
+    pub fn register(registry: &mut Registry, endpoints: Vec<String>) -> Self {
         Self {
+            endpoints,
             recordings: registered(
                 registry,
                 "recordings",
@@ -135,25 +138,29 @@ impl StoreGauges {
         let (depth, oldest) = notifications::backlog(&client).await?;
         self.outbox_depth.set(depth);
         self.outbox_oldest.set(oldest);
-        // An endpoint with nothing pending or failed drops out rather than keep its last figures.
+        // A configured endpoint with nothing pending or failed reads 0; one no longer configured
+        // shows only while deliveries of it remain.
+        let health = deliveries::health(&client, Clock::System.now().into()).await?;
         self.deliveries.clear();
         self.delivery_oldest.clear();
-        for endpoint in deliveries::health(&client, Clock::System.now().into()).await? {
+        let configured = self.endpoints.iter().map(|name| (name.clone(), 0, 0, 0.0));
+        let stored = health
+            .into_iter()
+            .map(|h| (h.endpoint, h.pending, h.failed, h.oldest_pending_seconds));
+        for (endpoint, pending, failed, oldest) in configured.chain(stored) {
             let label = |status: &str| {
                 vec![
-                    ("endpoint", endpoint.endpoint.clone()),
+                    ("endpoint", endpoint.clone()),
                     ("status", status.to_owned()),
                 ]
             };
             self.deliveries
                 .get_or_create(&label("pending"))
-                .set(endpoint.pending);
-            self.deliveries
-                .get_or_create(&label("failed"))
-                .set(endpoint.failed);
+                .set(pending);
+            self.deliveries.get_or_create(&label("failed")).set(failed);
             self.delivery_oldest
-                .get_or_create(&vec![("endpoint", endpoint.endpoint.clone())])
-                .set(endpoint.oldest_pending_seconds);
+                .get_or_create(&vec![("endpoint", endpoint.clone())])
+                .set(oldest);
         }
         Ok(())
     }

@@ -134,6 +134,18 @@ impl ProcessorMetrics {
         self.relayed.get_or_create(&vec![("type", kind)]).inc();
     }
 
+    /// Serves `endpoint`'s outcomes from the start, at 0: a rate over them is defined before
+    /// the first attempt.
+    pub fn delivery_outcomes_at_zero(&self, endpoint: &str) {
+        for outcome in ["delivered", "retried", "failed"] {
+            let labels = vec![
+                ("endpoint", endpoint.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ];
+            drop(self.deliveries.get_or_create(&labels));
+        }
+    }
+
     /// One attempt to POST to `endpoint` (a name from `NOTIFY_ENDPOINTS`, a fixed set).
     pub fn delivery(&self, endpoint: &str, outcome: &'static str, took: Duration) {
         let labels = vec![

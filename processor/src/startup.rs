@@ -82,7 +82,15 @@ impl Application {
         let mut registry = metrics::registry();
         let processor_metrics = ProcessorMetrics::register(&mut registry);
         let gauges = (
-            StoreGauges::register(&mut registry),
+            StoreGauges::register(
+                &mut registry,
+                settings
+                    .notify
+                    .endpoints
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect(),
+            ),
             pool.clone(),
             settings.stuck_after,
         );

@@ -56,6 +56,9 @@ impl Deliveries {
     /// Delivers until `shutdown`; attempts in flight then finish (within `NOTIFY_TIMEOUT`) and
     /// their outcomes are recorded.
     pub async fn run(self, shutdown: Shutdown) {
+        for endpoint in &self.endpoints.settings.endpoints {
+            self.metrics.delivery_outcomes_at_zero(&endpoint.name);
+        }
         let workers = self.endpoints.settings.endpoints.iter().map(|endpoint| {
             let worker = Worker {
                 shared: Arc::new(self.clone()),

@@ -37,7 +37,16 @@ fn served_names(page: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_roomtape_metric_the_dashboards_and_alerts_use_is_served() {
     let test = TestEnv::new().await;
-    let env = test.env_with(&[("API_TOKENS", "ops:observability-test-token:read")]);
+    // An HTTP endpoint configured (never called here): its labelled families show at 0.
+    let env = test.env_with(&[
+        ("API_TOKENS", "ops:observability-test-token:read"),
+        ("NOTIFY_ENDPOINTS", "app"),
+        ("NOTIFY_APP_URL", "http://127.0.0.1:9/hooks"),
+        (
+            "NOTIFY_APP_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+    ]);
     let ingestor = spawn_ingestor(&env, Clock::System);
     let processor = spawn_processor(&env).await;
     let api = spawn_api(&env);
