@@ -183,6 +183,10 @@ fn print_list(out: &mut Output<'_>, health: &[deliveries::EndpointHealth], list:
         );
     }
     out.line("");
+    if list.is_empty() {
+        out.line("no deliveries match");
+        return;
+    }
     let rows = list
         .iter()
         .map(|d| {
