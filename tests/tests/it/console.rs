@@ -669,6 +669,60 @@ async fn a_one_room_livekit_token_sees_that_room_and_no_button_it_may_not_use() 
 }
 
 #[tokio::test]
+async fn the_console_shows_an_endpoint_whose_notifications_are_dead_lettered() {
+    let chromium = Chromium::launch().await;
+    let test = TestEnv::new().await;
+    let _processor = event_processor(&test.env()).await; // the schema
+    let client = test.database.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO notification_outbox (notification_id, type, body, relayed_at)
+                 VALUES ('recording.ready:EG_x', 'recording.ready', '{}', now());
+             INSERT INTO notification_deliveries
+                 (outbox_id, endpoint, status, attempts, next_attempt_at, last_status,
+                  last_error, last_attempt_at, finished_at)
+                 SELECT id, 'billing', 'failed', 7, now(), 503,
+                        'answered 503: <b>down</b> for maintenance', now(), now()
+                 FROM notification_outbox",
+        )
+        .await
+        .expect("a dead-lettered delivery");
+    let api = spawn_api(&test.env_with(&[("API_TOKENS", &format!("admin:{WRITE}:write"))]));
+    wait_ready(&api).await;
+    let page = chromium
+        .browser
+        .new_page("about:blank")
+        .await
+        .expect("a tab");
+    page.goto(api.url("/")).await.expect("open the console");
+    viewport(&page, 390, 844, true).await;
+    sign_in(&page, WRITE).await;
+    wait_until(
+        &page,
+        "the failing endpoints panel",
+        "document.querySelector('[data-testid=endpoints]')?.hidden === false",
+    )
+    .await;
+    let shown: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('[data-testid=endpoint]')].map(e => e.textContent)",
+    )
+    .await;
+    // The count of dead-lettered deliveries, and the error as text, never as markup.
+    assert_eq!(
+        shown,
+        ["billing1 failed, 0 pendinganswered 503: <b>down</b> for maintenance"]
+    );
+    let sideways: bool = eval(
+        &page,
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth",
+    )
+    .await;
+    assert!(!sideways, "no sideways scroll at 390 px");
+    chromium.close().await;
+}
+
+#[tokio::test]
 async fn the_console_is_served_without_a_token_and_with_its_security_headers() {
     let test = TestEnv::new().await;
     let api = spawn_api(&test.env_with(&[("API_TOKENS", "admin:a-token:write")]));
