@@ -350,7 +350,7 @@ async fn notify_endpoints(env: &Env, report: &mut Report) {
                 name,
                 format!(
                     "{} took a signed notification.test ({status})",
-                    endpoint.url
+                    endpoint.shown_url()
                 ),
             ),
             Ok(attempt) => report.fail(
@@ -358,7 +358,7 @@ async fn notify_endpoints(env: &Env, report: &mut Report) {
                 name,
                 format!(
                     "{} {}; if it verifies signatures, check NOTIFY_{}_SECRET",
-                    endpoint.url,
+                    endpoint.shown_url(),
                     attempt.problem().unwrap_or_default(),
                     endpoint.name.to_ascii_uppercase()
                 ),

@@ -118,7 +118,11 @@ async fn test(env: &Env, name: &str, out: &mut Output<'_>) -> Result<u8, CliErro
         let detail = attempt
             .problem()
             .unwrap_or_else(|| format!("answered {}", attempt.status().unwrap_or_default()));
-        out.check(delivered, &format!("{name} ({})", endpoint.url), detail);
+        out.check(
+            delivered,
+            &format!("{name} ({})", endpoint.shown_url()),
+            detail,
+        );
     }
     Ok(if delivered { EXIT_OK } else { EXIT_REFUSED })
 }

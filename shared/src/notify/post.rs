@@ -123,8 +123,10 @@ fn describe(error: &reqwest::Error) -> String {
     crate::redact::redact(&format!("{what}{cause}")).into_owned()
 }
 
+/// The start of an answer, with anything credential-shaped redacted (it is stored and shown).
 fn excerpt(answer: &str) -> String {
-    let trimmed = answer.trim();
+    let redacted = crate::redact::redact(answer);
+    let trimmed = redacted.trim();
     match trimmed.char_indices().nth(ANSWER_EXCERPT) {
         Some((cut, _)) => format!("{}…", &trimmed[..cut]),
         None => trimmed.to_owned(),

@@ -37,6 +37,11 @@ impl Endpoint {
     pub fn wants(&self, kind: &str) -> bool {
         self.events.iter().any(|pattern| pattern.matches(kind))
     }
+
+    /// The URL as it may be printed: a token in its query is redacted.
+    pub fn shown_url(&self) -> String {
+        crate::redact::redact(self.url.as_str()).into_owned()
+    }
 }
 
 impl NotifySettings {
@@ -161,6 +166,26 @@ mod tests {
             ("NOTIFY_RETRY_DELAYS", "1s, 2s"),
         ]);
         let settings = NotifySettings::from_env(&env).expect("valid");
+        let with_token = Env::from_pairs([
+            ("NOTIFY_ENDPOINTS", "app"),
+            (
+                "NOTIFY_APP_URL",
+                "https://app.example/hooks?token=s3cr3t-value",
+            ),
+            ("NOTIFY_APP_SECRET", SECRET),
+        ]);
+        let shown = NotifySettings::from_env(&with_token)
+            .expect("valid")
+            .endpoints[0]
+            .shown_url();
+        assert!(
+            shown.starts_with("https://app.example/hooks?token="),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t-value"),
+            "a token in the URL is not printed: {shown}"
+        );
         let once = Env::from_pairs([("NOTIFY_RETRY_DELAYS", "none")]);
         assert_eq!(
             NotifySettings::from_env(&once).expect("valid").attempts(),
