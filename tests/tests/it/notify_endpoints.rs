@@ -89,6 +89,31 @@ async fn wait_delivery(test: &TestEnv, egress_id: &str, status: &str) -> i32 {
     .await
 }
 
+/// Waits until attempt `attempts` of `recording.ready:<egress_id>` was refused and its retry
+/// scheduled: the clock may only move on once the retry's due time was taken from it.
+async fn wait_retry_scheduled(test: &TestEnv, egress_id: &str, attempts: i32) {
+    let id = format!("recording.ready:{egress_id}");
+    eventually(
+        Duration::from_secs(20),
+        "the retry to be scheduled",
+        || async {
+            let client = test.database.client().await;
+            let row = client
+                .query_opt(
+                    "SELECT 1 FROM notification_deliveries d
+                     JOIN notification_outbox o ON o.id = d.outbox_id
+                     WHERE o.notification_id = $1 AND d.status = 'pending'
+                       AND d.attempts = $2 AND d.last_error IS NOT NULL",
+                    &[&id, &attempts],
+                )
+                .await
+                .expect("delivery");
+            row.map(drop)
+        },
+    )
+    .await;
+}
+
 async fn wait_count(sink: &WebhookSink, count: usize) {
     eventually(
         Duration::from_secs(20),
@@ -186,10 +211,12 @@ async fn refusals_are_retried_on_the_schedule_with_one_id_each_signed_at_its_own
     record_until_ready(&test, "EG_retry").await;
 
     wait_count(&sink, 1).await;
+    wait_retry_scheduled(&test, "EG_retry", 1).await;
     tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(sink.count(), 1, "not retried before its time on the clock");
     time.advance(Duration::from_secs(5));
     wait_count(&sink, 2).await;
+    wait_retry_scheduled(&test, "EG_retry", 2).await;
     tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(sink.count(), 2, "the second retry waits 10 minutes");
     time.advance(Duration::from_secs(600));
@@ -280,6 +307,7 @@ async fn a_spent_schedule_is_dead_lettered_listed_and_replayed_once_the_endpoint
     wait_ready(&processor).await;
     record_until_ready(&test, "EG_down").await;
     wait_count(&sink, 1).await;
+    wait_retry_scheduled(&test, "EG_down", 1).await;
     time.advance(Duration::from_secs(5));
     assert_eq!(wait_delivery(&test, "EG_down", "failed").await, 2);
 
