@@ -32,36 +32,14 @@ struct State {
     failures: VecDeque<&'static str>,
     /// How long the next calls take to answer (after they took effect).
     delays: VecDeque<std::time::Duration>,
-    /// How the next starts lose their answer: listed only after a lag, answered with an error.
-    lost_answers: VecDeque<LostAnswer>,
-    /// Started egresses not listed yet, with when they will be.
-    unlisted: Vec<(std::time::Instant, EgressInfo)>,
+    /// The Twirp errors the next starts answer with after LiveKit carried them out.
+    lost_answers: VecDeque<&'static str>,
+    /// Started egresses not listed until the test says so ([`FakeLiveKit::list_held`]).
+    unlisted: Vec<EgressInfo>,
     /// How many of the next starts are carried out but answered 200 with a body that is not an
     /// `EgressInfo`.
     garbled_answers: usize,
     next_id: u32,
-}
-
-/// A start that LiveKit carries out but whose answer is lost.
-#[derive(Debug, Clone, Copy)]
-struct LostAnswer {
-    /// The Twirp error it answers with.
-    code: &'static str,
-    /// How long after the call the egress shows in `ListEgress`.
-    listed_after: std::time::Duration,
-}
-
-impl State {
-    /// Egresses whose listing lag is over join the listed ones.
-    fn list_due(&mut self) {
-        let now = std::time::Instant::now();
-        let (due, later) = std::mem::take(&mut self.unlisted)
-            .into_iter()
-            .partition(|(at, _)| *at <= now);
-        self.unlisted = later;
-        self.egresses
-            .extend(due.into_iter().map(|(_, info): (_, EgressInfo)| info));
-    }
 }
 
 struct Keys {
@@ -150,11 +128,18 @@ impl FakeLiveKit {
     }
 
     /// The next start is carried out, but answered with the Twirp error `code` (a 5xx after
-    /// LiveKit stored the egress), and the egress shows in `ListEgress` only `listed_after`
-    /// the call.
-    pub fn lose_next_answer(&self, code: &'static str, listed_after: std::time::Duration) {
-        let lost = LostAnswer { code, listed_after };
-        self.with(|s| s.lost_answers.push_back(lost));
+    /// LiveKit stored the egress), and the egress shows in `ListEgress` only once the test
+    /// calls [`Self::list_held`]: tests say when LiveKit catches up, no wall clock does.
+    pub fn lose_next_answer(&self, code: &'static str) {
+        self.with(|s| s.lost_answers.push_back(code));
+    }
+
+    /// The egresses whose start answer was lost show in `ListEgress` from now on.
+    pub fn list_held(&self) {
+        self.with(|s| {
+            let held = std::mem::take(&mut s.unlisted);
+            s.egresses.extend(held);
+        });
     }
 
     /// The next start is carried out (and listed), but answered 200 with a body that does not
@@ -285,7 +270,6 @@ fn answer(
         return twirp_error("bad_route", "content type must be application/protobuf");
     }
     let mut state = state.lock().expect("state");
-    state.list_due();
     state.calls.push(Call {
         method: method.clone(),
         body: body.to_vec(),
@@ -322,13 +306,9 @@ fn answer(
                     .body(&b"\x0f\xff\xff"[..]);
             }
             match state.lost_answers.pop_front() {
-                Some(lost) => {
-                    let listed_at = std::time::Instant::now() + lost.listed_after;
-                    state.unlisted.push((listed_at, info));
-                    twirp_error(
-                        lost.code,
-                        "the egress started, but this answer says otherwise",
-                    )
+                Some(code) => {
+                    state.unlisted.push(info);
+                    twirp_error(code, "the egress started, but this answer says otherwise")
                 }
                 None => {
                     state.egresses.push(info.clone());

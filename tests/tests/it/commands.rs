@@ -328,14 +328,19 @@ async fn a_start_whose_answer_is_lost_is_looked_up_and_never_sent_twice() {
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
     let _processor = started(&test, &livekit, &[("RETRY_DELAYS", "300ms,1s,2s")]).await;
-    // LiveKit starts the egress, answers 500, and lists it only 1.2 s later: the first
-    // retry's lookup finds nothing.
-    livekit.lose_next_answer("internal", Duration::from_millis(1200));
+    // LiveKit starts the egress, answers 500, and lists it only once the first retry's
+    // lookup has found nothing.
+    livekit.lose_next_answer("internal");
 
-    let reply = test
-        .vhost
-        .command("recording.start", &start_command("lossy"), "cmd-lossy")
-        .await;
+    let catch_up = async {
+        looked_up(&livekit, 1).await;
+        livekit.list_held();
+    };
+    let command = start_command("lossy");
+    let (reply, ()) = tokio::join!(
+        test.vhost.command("recording.start", &command, "cmd-lossy"),
+        catch_up
+    );
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(
         egress_id(&reply),
@@ -354,9 +359,9 @@ async fn a_start_whose_answer_is_lost_is_looked_up_and_never_sent_twice() {
 async fn a_start_never_confirmed_nor_listed_is_answered_and_not_sent_again() {
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
-    let _processor = started(&test, &livekit, &[]).await; // RETRY_DELAYS=100ms,200ms
-                                                          // Listed only after every retry: the command gives up, and says why.
-    livekit.lose_next_answer("internal", Duration::from_secs(60));
+    let _processor = started(&test, &livekit, &[]).await;
+    // RETRY_DELAYS=100ms,200ms. Never listed: the command gives up, and says why.
+    livekit.lose_next_answer("internal");
 
     let reply = test
         .vhost
@@ -383,10 +388,10 @@ async fn a_processor_killed_mid_start_leaves_one_egress_which_the_next_adopts() 
     let env = test.env_with(&settings);
     let doomed = spawn_processor(&links.env(&test, &settings)).await;
     wait_ready(&doomed).await;
-    // The call hangs for 3 s; LiveKit lists the egress after 2.5 s, later than the next
-    // processor first looks.
+    // The call hangs for 3 s; LiveKit lists the egress only once the next processor has
+    // looked for it and found nothing.
     livekit.slow_next(Duration::from_secs(3), 1);
-    livekit.lose_next_answer("internal", Duration::from_millis(2500));
+    livekit.lose_next_answer("internal");
 
     let crash_and_take_over = async {
         eventually(Duration::from_secs(10), "the start to be sent", || async {
@@ -395,7 +400,10 @@ async fn a_processor_killed_mid_start_leaves_one_egress_which_the_next_adopts() 
         .await;
         doomed.kill();
         links.cut();
-        spawn_processor(&env).await
+        let next = spawn_processor(&env).await;
+        looked_up(&livekit, 1).await;
+        livekit.list_held();
+        next
     };
     let command = start_command("crashing");
     let (reply, _next) = tokio::join!(
@@ -880,6 +888,16 @@ async fn a_stop_cancels_exactly_the_starts_sent_before_it_to_the_millisecond() {
     assert_eq!(livekit.calls(START).len(), 1, "only the later start");
 }
 
+/// Waits until the processor has asked LiveKit for its egresses `times` times.
+async fn looked_up(livekit: &FakeLiveKit, times: usize) {
+    eventually(
+        Duration::from_secs(15),
+        "the egresses looked up",
+        || async { (livekit.calls("ListEgress").len() >= times).then_some(()) },
+    )
+    .await;
+}
+
 /// Waits until LiveKit has been told to stop `egress_id` (the second sweep runs 5 s after the
 /// answer).
 async fn stopped(livekit: &FakeLiveKit, egress_id: &str) {
@@ -911,8 +929,7 @@ async fn a_start_whose_egress_is_listed_only_after_the_last_look_has_it_stopped(
     let test = TestEnv::new().await;
     let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
     let _processor = started(&test, &livekit, &[]).await; // RETRY_DELAYS=100ms,200ms
-                                                          // Listed 1.5 s after the call: after the last look (~0.3 s), before the second sweep.
-    livekit.lose_next_answer("internal", Duration::from_millis(1500));
+    livekit.lose_next_answer("internal");
 
     let reply = test
         .vhost
@@ -923,6 +940,9 @@ async fn a_start_whose_egress_is_listed_only_after_the_last_look_has_it_stopped(
         )
         .await;
     assert_eq!(reply["error"]["code"], "deadline_exceeded", "{reply}");
+    // Listed only after the last look has answered; the second sweep, 5 s after the answer,
+    // finds it if the first one looked too early.
+    livekit.list_held();
     stopped(&livekit, "EG_fake1").await;
     assert_eq!(livekit.calls(START).len(), 1, "sent once");
 }
