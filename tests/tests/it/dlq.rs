@@ -140,8 +140,10 @@ async fn limit_deliveries_as_rabbitmq_4_does(test: &TestEnv) {
     .await
     .and_then(reqwest::Response::error_for_status)
     .expect("set the policy");
+    // The management API shows a queue's policy with its next statistics (every 5 s), which
+    // can take several rounds on a loaded machine.
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the policy on roomtape.dead",
         || async {
             let url = format!("{api}/api/queues/{vhost}/{DEAD_QUEUE}");
