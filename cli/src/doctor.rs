@@ -128,30 +128,51 @@ async fn database(env: &Env, report: &mut Report) {
         Ok(settings) => settings,
         Err(error) => return report.fail("database", "database", error.to_string()),
     };
-    let connected = within(settings.config.connect(tokio_postgres::NoTls)).await;
-    let (client, connection) = match connected {
+    let (client, driver) = match within(db::connect(&settings)).await {
         Ok(pair) => pair,
         Err(error) => {
-            let fix = "is PostgreSQL running, and DATABASE_URL right?";
+            let fix = "is PostgreSQL running, and DATABASE_URL and DATABASE_SCHEMA right?";
             return report.fail("database", "database", format!("{error}; {fix}"));
         }
     };
-    let driver = tokio::spawn(connection);
     let latest = db::latest_version();
+    let schema = &settings.schema;
     match within(db::applied_version(&client)).await {
-        Ok(version) if version >= latest => {
-            report.pass("database", "database", format!("reachable; schema at V{version}"))
-        }
+        Ok(version) if version >= latest => report.pass(
+            "database",
+            "database",
+            format!("reachable; schema {schema} at V{version}"),
+        ),
         Ok(version) => report.fail(
             "database",
             "database",
-            format!("schema at V{version}, this build needs V{latest}: run `roomtape-processor migrate`"),
+            format!("schema {schema} at V{version}, this build needs V{latest}: run `roomtape-processor migrate`"),
         ),
         Err(error) => report.fail("database", "database", error),
+    }
+    match within(db::session_kept(&client)).await {
+        Ok(true) if db::transaction_pooler(&settings.config) => report.fail(
+            "database",
+            "database session",
+            format!("{}; {TRANSACTION_POOLER_FIX}", TRANSACTION_POOLER_PORT),
+        ),
+        Ok(true) => report.pass("database", "database session", "kept between transactions"),
+        Ok(false) => report.fail(
+            "database",
+            "database session",
+            format!("not kept between transactions (a pooler in transaction mode?); {TRANSACTION_POOLER_FIX}"),
+        ),
+        Err(error) => report.fail("database", "database session", error),
     }
     drop(client);
     let _ = driver.await;
 }
+
+const TRANSACTION_POOLER_PORT: &str =
+    "DATABASE_URL names port 6543 of Supabase's pooler, its transaction mode";
+/// roomtape holds session advisory locks and reuses prepared statements, which a pooler in
+/// transaction mode hands to other clients' transactions.
+const TRANSACTION_POOLER_FIX: &str = "roomtape needs a direct connection or the pooler's session mode (Supabase: port 5432), since it holds session locks and prepared statements";
 
 async fn broker(env: &Env, report: &mut Report) {
     let settings = match AmqpSettings::from_env(env) {

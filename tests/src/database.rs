@@ -1,6 +1,6 @@
 //! A fresh PostgreSQL database per test, dropped afterwards.
 
-use roomtape_shared::config::DatabaseSettings;
+use roomtape_shared::config::{DatabaseSchema, DatabaseSettings};
 use tokio_postgres::NoTls;
 
 pub struct TestDatabase {
@@ -25,6 +25,7 @@ impl TestDatabase {
             settings: DatabaseSettings {
                 config,
                 pool_size: 8,
+                schema: DatabaseSchema::default(),
             },
         }
     }
@@ -102,14 +103,11 @@ impl TestDatabase {
             .collect()
     }
 
+    /// A connection in the schema of `settings` (`DATABASE_SCHEMA`).
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = self
-            .settings
-            .config
-            .connect(NoTls)
+        let (client, _driver) = roomtape_shared::db::connect(&self.settings)
             .await
             .expect("connect to test database");
-        tokio::spawn(connection);
         client
     }
 }

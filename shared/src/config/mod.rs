@@ -14,8 +14,8 @@ pub use env::{ConfigError, Env, Problems};
 pub use filepath::{key_problem, FilepathTemplate};
 pub use livekit::{ApiKeys, LiveKitSettings};
 pub use sections::{
-    command_start_deadline, ingestor_url, AmqpSettings, DatabaseSettings, LogFormat,
-    TelemetrySettings,
+    command_start_deadline, ingestor_url, AmqpSettings, DatabaseSchema, DatabaseSettings,
+    LogFormat, TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};
 

@@ -108,6 +108,55 @@ pub struct DatabaseSettings {
     /// `DATABASE_POOL_SIZE` (default 16; the processor's default leaves room for both of its
     /// consumers): connections kept open.
     pub pool_size: usize,
+    /// `DATABASE_SCHEMA` (default `public`): the schema that holds every table, function and
+    /// the migration history. Every connection sets it as its `search_path` ([`crate::db`]).
+    pub schema: DatabaseSchema,
+}
+
+/// A schema name roomtape can put in a `search_path` without quoting surprises: a lowercase
+/// PostgreSQL identifier (letters, digits, `_`; not starting with a digit or `pg_`), at most 63
+/// bytes, which PostgreSQL would otherwise truncate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSchema(String);
+
+impl DatabaseSchema {
+    pub fn new(name: &str) -> Result<Self, String> {
+        let name = name.trim();
+        let valid_start = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let valid_rest = name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if name.is_empty() || name.len() > 63 || !valid_start || !valid_rest {
+            return Err(format!(
+                "{name:?} is not a schema name roomtape accepts: 1 to 63 of a-z, 0-9 and _, not starting with a digit"
+            ));
+        }
+        if name.starts_with("pg_") {
+            return Err(format!(
+                "{name:?}: names starting with pg_ are PostgreSQL's own"
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for DatabaseSchema {
+    fn default() -> Self {
+        Self("public".to_owned())
+    }
+}
+
+impl std::fmt::Display for DatabaseSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl DatabaseSettings {
@@ -134,9 +183,15 @@ impl DatabaseSettings {
             .required("DATABASE_URL")?
             .parse()
             .map_err(|e| ConfigError::invalid("DATABASE_URL", e))?;
+        let schema = match env.get("DATABASE_SCHEMA") {
+            Some(name) => DatabaseSchema::new(name)
+                .map_err(|reason| ConfigError::invalid("DATABASE_SCHEMA", reason))?,
+            None => DatabaseSchema::default(),
+        };
         Ok(Self {
             config,
             pool_size: env.count_or("DATABASE_POOL_SIZE", pool_size)?,
+            schema,
         })
     }
 }

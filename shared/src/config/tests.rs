@@ -165,3 +165,26 @@ fn the_builder_names_every_problem_once_in_one_line_and_reads_may_use_fields_abo
         "a read that failed, even without a reason, is never taken as valid"
     );
 }
+
+#[test]
+fn database_schema_defaults_to_public_and_refuses_names_it_would_have_to_quote() {
+    let url = ("DATABASE_URL", "postgres://roomtape@127.0.0.1/roomtape");
+    let settings = DatabaseSettings::from_env(&env(&[url])).expect("default");
+    assert_eq!(settings.schema.as_str(), "public");
+    let settings =
+        DatabaseSettings::from_env(&env(&[url, ("DATABASE_SCHEMA", "roomtape")])).expect("named");
+    assert_eq!(settings.schema.as_str(), "roomtape");
+    for bad in [
+        "Roomtape",
+        "1st",
+        "room tape",
+        "x\"; DROP",
+        "pg_catalog",
+        &"a".repeat(64),
+    ] {
+        let error = DatabaseSettings::from_env(&env(&[url, ("DATABASE_SCHEMA", bad)]))
+            .expect_err(bad)
+            .to_string();
+        assert!(error.contains("DATABASE_SCHEMA"), "{bad}: {error}");
+    }
+}

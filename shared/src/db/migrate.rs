@@ -1,8 +1,6 @@
 //! Forward-only migrations from `shared/migrations`, embedded in the binary.
 
-use tokio_postgres::NoTls;
-
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSchema, DatabaseSettings};
 
 refinery::embed_migrations!("migrations");
 
@@ -18,6 +16,8 @@ pub enum MigrateError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("cannot create the schema named by DATABASE_SCHEMA")]
+    Schema(#[source] tokio_postgres::Error),
     #[error("cannot take the migration lock")]
     Lock(#[source] tokio_postgres::Error),
     #[error("a migration failed")]
@@ -57,29 +57,53 @@ pub async fn applied_version(
     Ok(row.get(0))
 }
 
-/// Applies every migration not yet applied; returns how many ran. Safe to run twice, and by two
-/// processes at once.
+/// Applies every migration not yet applied, in `DATABASE_SCHEMA` (created if missing); returns
+/// how many ran. Safe to run twice, and by two processes at once.
 pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, MigrateError> {
-    let (mut client, connection) =
-        settings
-            .config
-            .connect(NoTls)
+    let (mut client, driver) =
+        super::connect(settings)
             .await
             .map_err(|source| MigrateError::Connect {
                 address: settings.address(),
                 source,
             })?;
-    let driver = tokio::spawn(connection);
     // Session-level lock on this connection: released when it closes, even on error.
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await
         .map_err(MigrateError::Lock)?;
-    let report = migrations::runner()
-        .run_async(&mut client)
-        .await
-        .map_err(MigrateError::Migration);
+    let report = create_schema(&client, &settings.schema).await;
+    let report = match report {
+        Ok(()) => migrations::runner()
+            .run_async(&mut client)
+            .await
+            .map_err(MigrateError::Migration),
+        Err(error) => Err(error),
+    };
     drop(client);
     let _ = driver.await;
     Ok(report?.applied_migrations().len())
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS`, skipped when the schema exists so a role that may not create
+/// schemas can still migrate into one made for it.
+async fn create_schema(
+    client: &tokio_postgres::Client,
+    schema: &DatabaseSchema,
+) -> Result<(), MigrateError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema.as_str()],
+        )
+        .await
+        .map_err(MigrateError::Schema)?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await
+        .map_err(MigrateError::Schema)
 }

@@ -79,3 +79,123 @@ async fn status_cannot_take_values_outside_the_contract() {
         "{error:?}"
     );
 }
+
+/// A Supabase project's own `public.assets` (other columns, a row) and `public.rooms`.
+const SUPABASE_TABLES: &str = "
+    CREATE TABLE public.assets (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        title text NOT NULL,
+        livepeer_asset_id text,
+        user_id uuid,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO public.assets (title, livepeer_asset_id) VALUES ('my first stream', 'lp-1');
+    CREATE TABLE public.rooms (slug text PRIMARY KEY);";
+
+/// Every column of every table in `schema`, and its rows as text: what must not change.
+async fn tables_of(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let columns = client
+        .query(
+            "SELECT table_name || '.' || column_name || ' ' || data_type
+                 FROM information_schema.columns WHERE table_schema = $1
+                 ORDER BY table_name, ordinal_position",
+            &[&schema],
+        )
+        .await
+        .expect("columns");
+    let mut seen: Vec<String> = columns.iter().map(|row| row.get(0)).collect();
+    let rows = client
+        .query(
+            "SELECT a::text FROM public.assets a UNION ALL SELECT r::text FROM public.rooms r",
+            &[],
+        )
+        .await
+        .expect("rows");
+    seen.extend(rows.iter().map(|row| row.get::<_, String>(0)));
+    seen
+}
+
+#[tokio::test]
+async fn a_custom_schema_beside_supabases_own_assets_holds_everything_and_touches_nothing() {
+    use clap::Parser;
+    use roomtape_shared::clock::Clock;
+    use roomtape_tests::api_client::Api;
+    use roomtape_tests::apps::wait_ready;
+    use roomtape_tests::fixtures::Egress;
+    use roomtape_tests::livekit::{post_webhook, sign_webhook};
+    use roomtape_tests::{eventually, spawn_ingestor, spawn_processor};
+    use std::time::Duration;
+
+    let test = TestEnv::new().await;
+    let admin = test.database.client().await;
+    admin
+        .batch_execute(SUPABASE_TABLES)
+        .await
+        .expect("the project's tables");
+    let before = tables_of(&admin, "public").await;
+
+    let in_schema = [("DATABASE_SCHEMA", "roomtape")];
+    let env = test.env_with(&in_schema);
+    let ingestor = spawn_ingestor(&env, Clock::System);
+    let processor = spawn_processor(&env).await; // migrates at start-up
+    wait_ready(&ingestor).await;
+    wait_ready(&processor).await;
+    let egress = Egress::new("EG_schema", "stream-123", &test.bucket.profile);
+    test.bucket
+        .put(&egress.key, &[7u8; 4096], "video/mp4")
+        .await;
+    for body in [egress.started("EV_1"), egress.ended("EV_2")] {
+        let response =
+            post_webhook(&ingestor, body.as_bytes(), &sign_webhook(body.as_bytes())).await;
+        assert_eq!(response.status(), 200);
+    }
+    eventually(Duration::from_secs(20), "the recording ready", || async {
+        let row = admin
+            .query_opt(
+                "SELECT 1 FROM roomtape.recordings r JOIN roomtape.assets a USING (egress_id)
+                     WHERE r.egress_id = 'EG_schema' AND r.status = 'ready'",
+                &[],
+            )
+            .await
+            .expect("query");
+        row.map(|_| ())
+    })
+    .await;
+
+    assert_eq!(
+        tables_of(&admin, "public").await,
+        before,
+        "public as it was"
+    );
+    let history: i64 = admin
+        .query_one("SELECT count(*) FROM roomtape.refinery_schema_history", &[])
+        .await
+        .expect("the history is in the schema")
+        .get(0);
+    assert_eq!(usize::try_from(history).expect("count"), migration_files());
+    let functions: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'roomtape' AND p.proname LIKE 'room_%'",
+            &[],
+        )
+        .await
+        .expect("functions")
+        .get(0);
+    assert_eq!(functions, 2, "room_peak and room_present_count");
+
+    let api = Api::start(&test, &in_schema).await;
+    let (status, page) = api.get("/api/v1/recordings?room=stream-123").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"][0]["egress_id"], "EG_schema", "{page}");
+    let (status, listed) = api.get("/api/v1/rooms/stream-123/recordings/").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["recording_id"], "EG_schema", "{listed}");
+
+    let mut out = Vec::new();
+    let cli = roomtape_cli::Cli::parse_from(["roomtape", "recordings", "list", "--json"]);
+    let code = roomtape_cli::execute(cli, &env, &mut out, false).await;
+    let out = String::from_utf8(out).expect("utf-8");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("EG_schema"), "{out}");
+}
