@@ -61,6 +61,14 @@ pub struct StartRequest {
     /// Record even if the room is being recorded already.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_concurrent: Option<bool>,
+    /// The object key, within `COMMAND_FILEPATH_TEMPLATE`'s fixed prefix (default: the
+    /// template); LiveKit fills `{room_name}`, `{time}` and its other placeholders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filepath: Option<String>,
+    /// One of LiveKit's `EncodingOptionsPreset` names, such as `H264_1080P_30` (default:
+    /// LiveKit's, `H264_720P_30`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
 }
 
 /// A started or stopped recording: the Django deployment's shape.
@@ -108,27 +116,68 @@ pub async fn start(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller.check(Action::Start(&room))?;
     let message_id = idempotency_key(request.headers())?;
-    let command = start_command(&room, &body, &caller.requested_by())?;
-    let template = &control.filepath_template;
-    commands::parse("recording.start", &command, &control.storage, template).map_err(invalid)?;
-    let reply = control
-        .commands
-        .send("recording.start", &command, &message_id, control.timeout)
-        .await?;
-    let egress_id = accepted(reply.clone())?["egress_id"]
-        .as_str()
-        .map(str::to_owned);
-    tracing::info!(room = %room, egress_id = ?egress_id, kind = ?caller.kind, identity = %caller.name(), "recording started");
-    let recording = view(&library, egress_id.as_deref()).await?;
+    let started = start_recording(
+        &caller,
+        &control,
+        &library,
+        &room,
+        &message_id,
+        start_request(&body)?,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(ControlAnswer {
-        recording_id: egress_id,
-        status: reply["status"].as_str().unwrap_or("starting").to_owned(),
-        message: "Recording started successfully.".to_owned(),
-        recording,
+        recording_id: started.egress_id,
+        status: started.status,
+        message: STARTED.to_owned(),
+        recording: started.recording,
         recording_ids: Vec::new(),
     }))
+}
+
+/// What a start answers with.
+pub const STARTED: &str = "Recording started successfully.";
+
+/// A start the processor carried out.
+#[derive(Debug)]
+pub struct Started {
+    pub egress_id: Option<String>,
+    pub status: String,
+    pub recording: Option<Recording>,
+    /// The object key asked of LiveKit, with the file's extension; LiveKit fills any
+    /// placeholder left in it.
+    pub filepath: String,
+}
+
+/// Starts recording `room` for `caller` as the command `message_id`: checked against the
+/// caller's grants and validated as the processor would before anything is published.
+pub async fn start_recording(
+    caller: &Caller,
+    control: &Control,
+    library: &Library,
+    room: &str,
+    message_id: &str,
+    request: StartRequest,
+) -> Result<Started, ApiError> {
+    caller.check(Action::Start(room))?;
+    let command = start_command(room, request, &caller.requested_by())?;
+    let template = &control.filepath_template;
+    let filepath = commands::parse_start(&command, &control.storage, template)
+        .map_err(invalid)?
+        .filepath;
+    let reply = control
+        .commands
+        .send("recording.start", &command, message_id, control.timeout)
+        .await?;
+    let reply = accepted(reply)?;
+    let egress_id = reply["egress_id"].as_str().map(str::to_owned);
+    tracing::info!(room = %room, egress_id = ?egress_id, kind = ?caller.kind, identity = %caller.name(), "recording started");
+    Ok(Started {
+        recording: view(library, egress_id.as_deref()).await?,
+        status: reply["status"].as_str().unwrap_or("starting").to_owned(),
+        egress_id,
+        filepath,
+    })
 }
 
 /// Stops every active recording of the room, and cancels its pending starts.
@@ -187,7 +236,7 @@ pub async fn stop(
 }
 
 /// The `Idempotency-Key` header, or a fresh id.
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(uuid::Uuid::new_v4().to_string());
     };
@@ -205,22 +254,33 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_owned())
 }
 
-/// The `recording.start` message: the body's fields, the room from the path, and who asked
+/// A start's body: a JSON object of [`StartRequest`]'s fields; empty is all defaults.
+fn start_request(body: &[u8]) -> Result<StartRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(StartRequest::default());
+    }
+    json_object(body)
+}
+
+/// A body that must be a JSON object of `T`'s fields; an error names the field at fault.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let document: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e))?;
+    if !document.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(document).map_err(|error| {
+        let field = error.path().to_string();
+        ApiError::invalid(&field, error.into_inner())
+    })
+}
+
+/// The `recording.start` message: the request's fields, the room from the path, and who asked
 /// (`requested_by`, which the body cannot set).
-fn start_command(room: &str, body: &[u8], requested_by: &Value) -> Result<Vec<u8>, ApiError> {
-    let request: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        StartRequest::default()
-    } else {
-        let document: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e))?;
-        if !document.is_object() {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
-        }
-        serde_path_to_error::deserialize(document).map_err(|error| {
-            let field = error.path().to_string();
-            ApiError::invalid(&field, error.into_inner())
-        })?
-    };
+fn start_command(
+    room: &str,
+    request: StartRequest,
+    requested_by: &Value,
+) -> Result<Vec<u8>, ApiError> {
     let mut command = serde_json::to_value(request).map_err(|e| ApiError::invalid("body", e))?;
     command["room_name"] = json!(room);
     command["requested_by"] = requested_by.clone();
@@ -269,17 +329,16 @@ mod tests {
 
     #[test]
     fn a_start_body_of_the_wrong_shape_names_its_field() {
-        let by = json!({});
-        let error = start_command("r", br#"{"audio_only": "yes"}"#, &by).expect_err("bad type");
+        let error = start_request(br#"{"audio_only": "yes"}"#).expect_err("bad type");
         assert!(error.to_string().starts_with("audio_only: "), "{error}");
-        let error = start_command("r", br#"{"filepath": "x"}"#, &by).expect_err("not allowed");
+        let error = start_request(br#"{"room_name": "x"}"#).expect_err("not allowed");
         assert!(
-            error.to_string().contains("unknown field `filepath`"),
-            "{error}"
+            error.to_string().contains("unknown field `room_name`"),
+            "the room is the path's: {error}"
         );
-        let error = start_command("r", b"[1]", &by).expect_err("not an object");
-        let error_forged = start_command("r", br#"{"requested_by": {}}"#, &by)
-            .expect_err("who asked is the API's to say");
+        let error = start_request(b"[1]").expect_err("not an object");
+        let error_forged =
+            start_request(br#"{"requested_by": {}}"#).expect_err("who asked is the API's to say");
         assert!(
             error_forged
                 .to_string()
@@ -292,8 +351,9 @@ mod tests {
     #[test]
     fn the_room_comes_from_the_path_and_an_empty_body_is_all_defaults() {
         let by = json!({"kind": "livekit", "identity": "alice"});
+        let request = start_request(b"").expect("empty body");
         let command: Value =
-            serde_json::from_slice(&start_command("class 1", b"", &by).expect("empty body"))
+            serde_json::from_slice(&start_command("class 1", request, &by).expect("command"))
                 .expect("json");
         assert_eq!(
             command,

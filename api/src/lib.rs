@@ -8,6 +8,7 @@ pub mod control;
 pub mod db;
 pub mod error;
 pub mod grants;
+pub mod livekit_egress;
 pub mod me;
 pub mod metrics;
 pub mod notifications;

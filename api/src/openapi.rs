@@ -11,6 +11,7 @@ use crate::control::{ControlAnswer, StartRequest};
 use crate::db::Room;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::grants::Capability;
+use crate::livekit_egress::{EgressFunctionAnswer, EgressFunctionRequest};
 use crate::me::Me;
 use crate::notifications::NotificationsPage;
 use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
@@ -37,6 +38,7 @@ use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
         crate::recordings::delete,
         crate::control::start,
         crate::control::stop,
+        crate::livekit_egress::start,
         crate::rooms::list,
         crate::notifications::list,
         crate::me::me,
@@ -58,6 +60,8 @@ use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
         ErrorDetail,
         StartRequest,
         ControlAnswer,
+        EgressFunctionRequest,
+        EgressFunctionAnswer,
         NotificationsPage,
         Delivery,
         DeliveryStatus,

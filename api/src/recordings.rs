@@ -29,11 +29,12 @@ pub struct RoomRecording {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
-    /// `HH:MM:SS`.
+    /// `M:SS` under an hour (`30:00`), `H:MM:SS` from an hour on (`1:02:03`).
     pub duration_formatted: Option<String>,
     pub file_size_bytes: Option<i64>,
     pub file_format: Option<String>,
-    /// A presigned (1 h) or public URL of the file; `null` until the recording is ready.
+    /// The file's public URL when its storage profile has a public base URL, else a presigned
+    /// link that works for an hour; `null` until the recording is ready.
     pub download_url: Option<String>,
 }
 
@@ -52,6 +53,10 @@ pub struct ListQuery {
     pub room: Option<String>,
     /// Only recordings with this status.
     pub status: Option<String>,
+    /// Only recordings linked to this stream of the app.
+    pub stream_id: Option<String>,
+    /// Only recordings linked to this user of the app.
+    pub user_id: Option<String>,
     /// Created at or after: an RFC 3339 time or an age such as `7d`.
     pub since: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -77,28 +82,27 @@ pub struct DownloadLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `HH:MM:SS` of a duration in seconds.
+/// A duration as the Django deployment's pages show it: `M:SS` under an hour, `H:MM:SS` from
+/// an hour on.
 fn formatted(seconds: f64) -> String {
     // Durations are far below u64::MAX seconds; negative ones read as zero.
     let total = seconds.max(0.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}",
-        total / 3600,
-        total / 60 % 60,
-        total % 60
-    )
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    if hours == 0 {
+        format!("{minutes}:{seconds:02}")
+    } else {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    }
 }
 
-/// A link to a ready recording's file: presigned when its bucket has a profile, else the URL
-/// LiveKit reported.
+/// A link to a ready recording's file: the public URL where its storage profile has a public
+/// base, else presigned ([`Library::shared_url`]); the URL LiveKit reported when no profile
+/// reaches the file.
 async fn link(library: &Library, recording: &Recording) -> Result<Option<String>, ApiError> {
     if !matches!(recording.status, Status::Ready) {
         return Ok(None);
     }
-    match library
-        .download_url(&recording.egress_id, query::DEFAULT_EXPIRY)
-        .await
-    {
+    match library.shared_url(recording, query::DEFAULT_EXPIRY).await {
         Ok(url) => Ok(Some(url.to_string())),
         Err(
             LibraryError::NoFile(_)
@@ -195,6 +199,8 @@ pub async fn list(
             .map(|s| query::since(s, Utc::now()))
             .transpose()?,
         before_id: params.cursor.as_deref().map(query::cursor).transpose()?,
+        stream_id: params.stream_id,
+        user_id: params.user_id,
         limit: query::limit(params.limit.as_deref())?,
     };
     let recordings = library.list(&filter).await?;
@@ -320,9 +326,13 @@ mod tests {
 
     #[test]
     fn durations_read_as_clocks() {
-        assert_eq!(formatted(0.0), "00:00:00");
-        assert_eq!(formatted(61.6), "00:01:02");
-        assert_eq!(formatted(3_725.0), "01:02:05");
-        assert_eq!(formatted(-3.0), "00:00:00");
+        assert_eq!(formatted(0.0), "0:00");
+        assert_eq!(formatted(61.6), "1:02");
+        assert_eq!(formatted(1_800.0), "30:00");
+        assert_eq!(formatted(3_599.4), "59:59");
+        assert_eq!(formatted(3_600.0), "1:00:00");
+        assert_eq!(formatted(3_723.0), "1:02:03");
+        assert_eq!(formatted(36_000.0), "10:00:00");
+        assert_eq!(formatted(-3.0), "0:00");
     }
 }

@@ -22,6 +22,7 @@ use crate::auth::Authenticator;
 use crate::config::ApiSettings;
 use crate::control::{self, Control};
 use crate::error::ApiError;
+use crate::livekit_egress;
 use crate::metrics::ApiMetrics;
 use crate::{me, notifications, openapi, recordings, rooms};
 
@@ -88,6 +89,7 @@ impl Application {
             }),
         });
         let pool = web::Data::new(pool);
+        let clock = web::Data::new(clock);
         let origins = settings.cors_origins.clone();
 
         let options = ServerOptions {
@@ -127,6 +129,7 @@ impl Application {
                 .app_data(pool.clone())
                 .app_data(authenticator.clone())
                 .app_data(control.clone())
+                .app_data(clock.clone())
                 .app_data(ops_state.clone())
                 .service(
                     web::scope("/api/v1")
@@ -159,6 +162,10 @@ impl Application {
                         .route("/notifications", web::get().to(notifications::list))
                         .route("/me", web::get().to(me::me))
                         .route("/openapi.json", web::get().to(openapi::document)),
+                )
+                .route(
+                    "/functions/v1/livekit-egress",
+                    web::post().to(livekit_egress::start),
                 )
                 .configure(ops::configure)
                 .configure(crate::console::configure)

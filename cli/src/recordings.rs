@@ -29,6 +29,12 @@ pub enum RecordingsCommand {
         /// Only recordings created since: an RFC 3339 time or an age such as 7d or 12h.
         #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
+        /// Only recordings linked to this stream of the app.
+        #[arg(long)]
+        stream_id: Option<String>,
+        /// Only recordings linked to this user of the app.
+        #[arg(long)]
+        user_id: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -77,12 +83,16 @@ pub async fn run(
             room,
             status,
             since,
+            stream_id,
+            user_id,
             limit,
         } => {
             let filter = Filter {
                 room_name: room.clone(),
                 status: *status,
                 since: *since,
+                stream_id: stream_id.clone(),
+                user_id: user_id.clone(),
                 before_id: None,
                 limit: *limit,
             };

@@ -3,6 +3,7 @@
 
 pub use crate::config::FilepathTemplate;
 use crate::config::{key_problem, StorageProfile, StorageProfiles};
+use crate::events::proto::EncodingOptionsPreset;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -33,6 +34,8 @@ struct StartMessage {
     allow_concurrent: bool,
     storage: Option<String>,
     filepath: Option<String>,
+    /// One of LiveKit's `EncodingOptionsPreset` names (`H264_1080P_30`, ...).
+    preset: Option<String>,
     stream_id: Option<String>,
     user_id: Option<String>,
     metadata: Option<Value>,
@@ -58,6 +61,8 @@ pub struct Start {
     pub profile: StorageProfile,
     /// With the format's extension.
     pub filepath: String,
+    /// LiveKit's encoding preset; LiveKit's default (`H264_720P_30`) when `None`.
+    pub preset: Option<EncodingOptionsPreset>,
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
     pub metadata: Value,
@@ -107,11 +112,7 @@ pub fn parse(
 ) -> Result<Command, InvalidCommand> {
     match kind {
         "recording.start" => {
-            let body: Value = serde_json::from_slice(body)
-                .map_err(|e| invalid("body", format!("bad JSON: {e}")))?;
-            let fingerprint = fingerprint(&body);
-            let message: StartMessage = fields(body)?;
-            start(message, storage, template, fingerprint).map(|s| Command::Start(Box::new(s)))
+            parse_start(body, storage, template).map(|s| Command::Start(Box::new(s)))
         }
         "recording.stop" => {
             let body: Value = serde_json::from_slice(body)
@@ -151,8 +152,21 @@ fn fields<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, InvalidComma
     })
 }
 
+/// A `recording.start` body.
+pub fn parse_start(
+    body: &[u8],
+    storage: &StorageProfiles,
+    template: &FilepathTemplate,
+) -> Result<Start, InvalidCommand> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| invalid("body", format!("bad JSON: {e}")))?;
+    let fingerprint = fingerprint(&body);
+    let message: StartMessage = fields(body)?;
+    start(message, storage, template, fingerprint)
+}
+
 /// The fields of both commands, so an error can name its field with a `'static` name.
-const KNOWN_FIELDS: [&str; 14] = [
+const KNOWN_FIELDS: [&str; 15] = [
     "room_name",
     "layout",
     "file_format",
@@ -161,6 +175,7 @@ const KNOWN_FIELDS: [&str; 14] = [
     "allow_concurrent",
     "storage",
     "filepath",
+    "preset",
     "stream_id",
     "user_id",
     "metadata",
@@ -236,6 +251,9 @@ fn start(
         &filepath_for(template, message.filepath, &room_name)?,
         &file_format,
     );
+    let preset = non_empty(message.preset)
+        .map(|name| preset(&name))
+        .transpose()?;
     Ok(Start {
         room_name,
         layout,
@@ -244,11 +262,29 @@ fn start(
         video_only: message.video_only,
         profile: profile.clone(),
         filepath,
+        preset,
         stream_id: non_empty(message.stream_id),
         user_id: non_empty(message.user_id),
         metadata,
         allow_concurrent: message.allow_concurrent,
         fingerprint,
+    })
+}
+
+/// LiveKit's `EncodingOptionsPreset` of that name, exactly as LiveKit spells it.
+fn preset(name: &str) -> Result<EncodingOptionsPreset, InvalidCommand> {
+    EncodingOptionsPreset::from_str_name(name).ok_or_else(|| {
+        let known: Vec<&str> = (0..)
+            .map_while(|value| EncodingOptionsPreset::try_from(value).ok())
+            .map(|preset| preset.as_str_name())
+            .collect();
+        invalid(
+            "preset",
+            format!(
+                "unknown preset {name:?}; one of LiveKit's {}",
+                known.join(", ")
+            ),
+        )
     })
 }
 

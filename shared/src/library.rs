@@ -116,6 +116,28 @@ impl Library {
         Ok(self.objects.presigned_get(profile, key, expires).await?)
     }
 
+    /// A URL of the recording's file to hand to people: its public URL when the storage
+    /// profile has a public base (`S3_PUBLIC_BASE_URL`, R2's custom domain), which does not
+    /// expire and a CDN can cache; else a presigned GET that works for `expires`.
+    pub async fn shared_url(
+        &self,
+        recording: &Recording,
+        expires: Duration,
+    ) -> Result<Url, LibraryError> {
+        let (profile, key) = self
+            .file_of(recording)?
+            .ok_or_else(|| LibraryError::NoFile(recording.egress_id.clone()))?;
+        let public = profile
+            .public_base_url
+            .is_some()
+            .then(|| crate::storage::public_url(profile, key))
+            .flatten();
+        match public {
+            Some(url) => Ok(url),
+            None => Ok(self.objects.presigned_get(profile, key, expires).await?),
+        }
+    }
+
     /// Deletes the recording's objects, then its rows. A recording that is not final is refused
     /// unless `force`; so is one whose files roomtape cannot reach. The objects are every file
     /// and asset, everything the egress reported writing, and what lies under a prefix it owns

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use roomtape_shared::events::proto::{
-    egress_info, encoded_file_output, EgressInfo, EncodedFileOutput, EncodedFileType,
-    RoomCompositeEgressRequest, S3Upload,
+    egress_info, encoded_file_output, room_composite_egress_request, EgressInfo, EncodedFileOutput,
+    EncodedFileType, RoomCompositeEgressRequest, S3Upload,
 };
 use secrecy::ExposeSecret;
 
@@ -43,6 +43,9 @@ pub fn room_composite(start: &Start, command_id: &str) -> RoomCompositeEgressReq
             output: Some(encoded_file_output::Output::S3(s3)),
             ..EncodedFileOutput::default()
         }],
+        options: start
+            .preset
+            .map(|preset| room_composite_egress_request::Options::Preset(preset.into())),
         ..RoomCompositeEgressRequest::default()
     }
 }

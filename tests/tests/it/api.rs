@@ -33,7 +33,8 @@ async fn recordings_are_listed_paged_and_shown() {
     handle(&processor, &failed.failed("EV_f", "AccessDenied"))
         .await
         .expect("applied");
-    let api = Api::start(&test, &[]).await;
+    // Without a public base URL, a room's list links each file with a presigned URL.
+    let api = Api::start(&test, &[("S3_PUBLIC_BASE_URL", "")]).await;
 
     // The Django deployment's shape, newest first.
     let (status, room) = api.get("/api/v1/rooms/algebra/recordings/").await;
@@ -56,8 +57,12 @@ async fn recordings_are_listed_paged_and_shown() {
     }
     assert_eq!(first["status"], "ready");
     assert_eq!(first["file_size_bytes"], 10);
-    assert_eq!(first["duration_formatted"], "00:30:00");
+    assert_eq!(
+        first["duration_formatted"], "30:00",
+        "as the Django pages show it"
+    );
     let link = first["download_url"].as_str().expect("a download url");
+    assert!(link.contains("X-Amz-Signature="), "presigned: {link}");
     let bytes = reqwest::get(link).await.unwrap().bytes().await.unwrap();
     assert_eq!(&bytes[..], b"0123456789");
     // A percent-encoded room name; a recording without a file has no link.
@@ -520,5 +525,32 @@ async fn readyz_names_no_database_address() {
     assert_eq!(
         body,
         serde_json::json!({"status": "not_ready", "reason": "database unreachable"})
+    );
+}
+
+#[tokio::test]
+async fn a_rooms_list_links_the_public_url_where_the_profile_has_one() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    ready(&test, &processor, "EG_pub", "lecture", b"0123").await;
+    let long = Egress::new("EG_long", "lecture", &test.bucket.profile);
+    test.bucket.put(&long.key, b"012345", "video/mp4").await;
+    let mut ended: Value = serde_json::from_str(&long.ended("EV_e_long")).expect("json");
+    ended["egressInfo"]["fileResults"][0]["duration"] = "3723000000000".into();
+    for body in [long.started("EV_s_long"), ended.to_string()] {
+        handle(&processor, &body).await.expect("applied");
+    }
+    // S3_PUBLIC_BASE_URL is https://media.example.com/rec in every test.
+    let api = Api::start(&test, &[]).await;
+
+    let (status, room) = api.get("/api/v1/rooms/lecture/recordings/").await;
+    assert_eq!(status, StatusCode::OK, "{room}");
+    assert_eq!(ids(&room, "recording_id"), ["EG_long", "EG_pub"]);
+    assert_eq!(room[0]["duration_formatted"], "1:02:03");
+    let key = Egress::new("EG_pub", "lecture", &test.bucket.profile).key;
+    assert_eq!(
+        room[1]["download_url"],
+        format!("https://media.example.com/rec/{key}"),
+        "the public URL, not a presigned one"
     );
 }

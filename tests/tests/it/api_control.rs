@@ -137,7 +137,31 @@ async fn bad_requests_are_refused_naming_the_field_and_publish_nothing() {
             "storage: unknown storage profile",
         ),
         (r#"{"metadata": [1]}"#, None, "metadata: "),
-        (r#"{"filepath": "../x"}"#, None, "unknown field `filepath`"),
+        (
+            r#"{"filepath": "elsewhere/{room_name}"}"#,
+            None,
+            "filepath: must start with \"recordings/\" (COMMAND_FILEPATH_TEMPLATE)",
+        ),
+        (
+            r#"{"filepath": "recordings/../x"}"#,
+            None,
+            "filepath: must not have . or .. segments",
+        ),
+        (
+            r#"{"preset": "H264_4K"}"#,
+            None,
+            "preset: unknown preset \"H264_4K\"; one of LiveKit's H264_720P_30, ",
+        ),
+        (
+            r#"{"preset": "h264_720p_30"}"#,
+            None,
+            "preset: unknown preset",
+        ),
+        (
+            r#"{"room_name": "other"}"#,
+            None,
+            "unknown field `room_name`",
+        ),
         ("{not json", None, "body: "),
         ("", Some(" "), "Idempotency-Key: "),
     ] {
@@ -219,4 +243,37 @@ async fn no_processor_answers_504_and_the_start_is_never_carried_out_later() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(code(&body), "deadline_exceeded");
     assert!(livekit.calls(START).is_empty());
+}
+
+#[tokio::test]
+async fn a_preset_and_a_filepath_reach_livekit_as_its_enum_and_the_key() {
+    use prost::Message;
+    use roomtape_shared::events::proto::{
+        room_composite_egress_request::Options, EncodingOptionsPreset, RoomCompositeEgressRequest,
+    };
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = processor(&test, &livekit, Clock::System).await;
+    let api = Api::start(&test, &[]).await;
+
+    let body = r#"{"preset": "H264_1080P_60", "filepath": "recordings/vip/{room_name}-{time}"}"#;
+    let (status, started) = api.post(&start_path("gala"), body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let call = livekit.calls(START).pop().expect("a start");
+    let request = RoomCompositeEgressRequest::decode(call.body.as_slice()).expect("protobuf");
+    assert_eq!(
+        request.options,
+        Some(Options::Preset(EncodingOptionsPreset::H2641080p60.into()))
+    );
+    assert_eq!(
+        request.file_outputs[0].filepath,
+        "recordings/vip/{room_name}-{time}.mp4"
+    );
+
+    // Without one, LiveKit's own default: no options at all.
+    let (status, started) = api.post(&start_path("plain"), "", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let call = livekit.calls(START).pop().expect("a start");
+    let request = RoomCompositeEgressRequest::decode(call.body.as_slice()).expect("protobuf");
+    assert_eq!(request.options, None);
 }

@@ -170,7 +170,8 @@ async fn a_room_join_token_for_r1_reads_r1s_ready_recordings_and_nothing_else() 
     handle(&processor, &failed.failed("EV_failed", "AccessDenied"))
         .await
         .expect("applied");
-    let api = api(&test, &[]).await;
+    // Without a public base URL, the room's list links files with presigned URLs.
+    let api = api(&test, &[("S3_PUBLIC_BASE_URL", "")]).await;
     let join_r1 = token("node_room_join_r1").token;
 
     let (status, me) = get(&api, "/api/v1/me", &join_r1).await;
@@ -394,4 +395,107 @@ async fn bad_tokens_are_401_other_grants_get_what_they_name_and_static_tokens_ar
     let (status, body) = get(&off, "/api/v1/me", &join_r1).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(message(&body), "the bearer token is not valid");
+}
+
+/// The Supabase deployment's start function, at its path and in its shape.
+async fn egress_function(api: &Api, token: &str, body: &str) -> (StatusCode, Value) {
+    answer(
+        api.request(Method::POST, "/functions/v1/livekit-egress", Some(token))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_supabase_start_function_answers_in_its_shape_under_the_token_rules() {
+    use prost::Message;
+    use roomtape_shared::events::proto::RoomCompositeEgressRequest;
+    let test = TestEnv::new().await;
+    let livekit = FakeLiveKit::start(API_KEY, API_SECRET);
+    let _processor = processor(&test, &livekit).await;
+    let api = api(&test, &[]).await;
+    let minted = token("python_room_record_r1");
+
+    let (status, started) = egress_function(
+        &api,
+        &minted.token,
+        r#"{"roomName": "r1", "streamId": "5b1f-stream"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    // The API's clock stands at the fixtures' `verify_at` (see `api`).
+    let now = token("node_room_join_r1").verify_at;
+    let at = chrono::DateTime::from_timestamp(i64::try_from(now).expect("time"), 0)
+        .expect("time")
+        .format("%Y-%m-%dT%H%M%S");
+    let filename = format!("recordings/r1/{at}.mp4");
+    let egress_id = started["egressId"].as_str().expect("egressId").to_owned();
+    assert_eq!(
+        started,
+        json!({"success": true, "egressId": egress_id, "filename": filename,
+               "message": "Recording started successfully."})
+    );
+    let call = livekit
+        .calls("StartRoomCompositeEgress")
+        .pop()
+        .expect("a start");
+    let request = RoomCompositeEgressRequest::decode(call.body.as_slice()).expect("protobuf");
+    assert_eq!(request.room_name, "r1");
+    assert_eq!(
+        request.file_outputs[0].filepath, filename,
+        "the file the answer names"
+    );
+    let recording = test.database.recording(&egress_id).await.expect("a row");
+    assert_eq!(recording["stream_id"], "5b1f-stream");
+    assert_eq!(
+        recording["user_id"], "recorder-bot",
+        "the streamer's token identity"
+    );
+
+    // Lists by the app's stream and user.
+    let (_, by_stream) = get(
+        &api,
+        "/api/v1/recordings?stream_id=5b1f-stream",
+        &minted.token,
+    )
+    .await;
+    assert_eq!(egress_ids(&by_stream["items"]), [egress_id.as_str()]);
+    let (_, by_user) = get(
+        &api,
+        "/api/v1/recordings?user_id=recorder-bot",
+        &minted.token,
+    )
+    .await;
+    assert_eq!(egress_ids(&by_user["items"]), [egress_id.as_str()]);
+    let (_, nobody) = get(&api, "/api/v1/recordings?stream_id=other", &minted.token).await;
+    assert_eq!(nobody["items"], json!([]));
+
+    // Another room, a token without roomRecord, bad bodies: refused, nothing started.
+    assert_forbidden(
+        &egress_function(&api, &minted.token, r#"{"roomName": "r2"}"#).await,
+        "roomRecord",
+    );
+    let join = token("node_room_join_r1").token;
+    assert_forbidden(
+        &egress_function(&api, &join, r#"{"roomName": "r1"}"#).await,
+        "roomRecord",
+    );
+    for (body, field) in [
+        (r#"{"roomName": " "}"#, "roomName: roomName is required"),
+        (r#"{"streamId": "s"}"#, "missing field `roomName`"),
+        (
+            r#"{"roomName": "r1", "room": "r1"}"#,
+            "unknown field `room`",
+        ),
+        (r#"["r1"]"#, "body: must be a JSON object"),
+    ] {
+        let (status, refused) = egress_function(&api, &minted.token, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {refused}");
+        assert!(message(&refused).contains(field), "{body}: {refused}");
+    }
+    assert_eq!(livekit.calls("StartRoomCompositeEgress").len(), 1);
 }

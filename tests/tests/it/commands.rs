@@ -563,33 +563,55 @@ async fn auto_record_starts_one_recording_per_room_session() {
             .publish(EVENTS_EXCHANGE, "room.started", body.as_bytes(), id)
             .await;
     }
-    let with_metadata = r#"{"event":"room_started","room":{"sid":"RM_c","name":"private","metadata":"{\"record\": true}"},"id":"EV_4"}"#;
-    test.vhost
-        .publish(
-            EVENTS_EXCHANGE,
-            "room.started",
-            with_metadata.as_bytes(),
+    // By metadata, and by name with metadata: the app's stream and user come along.
+    for (id, room, metadata) in [
+        (
             "EV_4",
-        )
-        .await;
+            "private",
+            r#"{"record": true, "stream_id": "st-1", "user_id": "u-1"}"#,
+        ),
+        ("EV_5", "class-8", r#"{"stream_id": "st-2", "user_id": 7}"#),
+    ] {
+        let body = json!({"event": "room_started", "id": id,
+                          "room": {"sid": format!("RM_{id}"), "name": room, "metadata": metadata}})
+        .to_string();
+        test.vhost
+            .publish(EVENTS_EXCHANGE, "room.started", body.as_bytes(), id)
+            .await;
+    }
 
-    eventually(
+    let rooms_seen = eventually(
         Duration::from_secs(20),
-        "recordings for class-7 and private",
+        "recordings for class-7, class-8 and private",
         || async {
             let client = test.database.client().await;
-            let rooms: Vec<String> = client
-                .query("SELECT room_name FROM recordings ORDER BY room_name", &[])
+            let rooms: Vec<(String, Option<String>, Option<String>)> = client
+                .query(
+                    "SELECT room_name, stream_id, user_id FROM recordings ORDER BY room_name",
+                    &[],
+                )
                 .await
                 .expect("query")
                 .iter()
-                .map(|r| r.get(0))
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
-            (rooms == ["class-7", "private"]).then_some(())
+            (rooms.len() == 3).then_some(rooms)
         },
     )
     .await;
-    // Wait until all three start commands (class-7 twice, private once) were handled.
+    let linked = |stream: &str, user: &str| (Some(stream.to_owned()), Some(user.to_owned()));
+    assert_eq!(
+        rooms_seen
+            .iter()
+            .map(|(room, stream, user)| (room.as_str(), (stream.clone(), user.clone())))
+            .collect::<Vec<_>>(),
+        [
+            ("class-7", (None, None)),
+            ("class-8", linked("st-2", "7")),
+            ("private", linked("st-1", "u-1")),
+        ]
+    );
+    // Wait until all four start commands (class-7 twice, class-8 and private once) were handled.
     eventually(
         Duration::from_secs(10),
         "every auto-record command to be handled",
@@ -600,13 +622,13 @@ async fn auto_record_starts_one_recording_per_room_session() {
                 &[r#"queue="roomtape.commands""#],
             )
             .await;
-            (handled >= 3.0).then_some(())
+            (handled >= 4.0).then_some(())
         },
     )
     .await;
     assert_eq!(
         livekit.calls(START).len(),
-        2,
+        3,
         "one per matching room session"
     );
 }

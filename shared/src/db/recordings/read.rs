@@ -119,6 +119,9 @@ pub async fn details(
 pub struct Filter {
     pub room_name: Option<String>,
     pub status: Option<Status>,
+    /// The app's stream and user the recording is linked to.
+    pub stream_id: Option<String>,
+    pub user_id: Option<String>,
     /// Created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only recordings older than the one with this id (the cursor of the previous page).
@@ -134,7 +137,9 @@ pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Re
                AND ($2::text IS NULL OR status = $2)
                AND ($3::timestamptz IS NULL OR created_at >= $3)
                AND ($4::bigint IS NULL OR id < $4)
-             ORDER BY id DESC LIMIT $5"
+               AND ($5::text IS NULL OR stream_id = $5)
+               AND ($6::text IS NULL OR user_id = $6)
+             ORDER BY id DESC LIMIT $7"
     );
     let rows = prepared::query(
         client,
@@ -144,6 +149,8 @@ pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Re
             &filter.status.map(Status::as_str),
             &filter.since,
             &filter.before_id,
+            &filter.stream_id,
+            &filter.user_id,
             &filter.limit,
         ],
     )
