@@ -39,6 +39,9 @@ pub struct StartArgs {
     /// Object key template, e.g. recordings/{room_name}/{time}.
     #[arg(long)]
     pub filepath: Option<String>,
+    /// LiveKit's encoding preset, e.g. H264_1080P_30 (default: LiveKit's, H264_720P_30).
+    #[arg(long)]
+    pub preset: Option<String>,
     #[arg(long)]
     pub stream_id: Option<String>,
     #[arg(long)]
@@ -100,6 +103,7 @@ fn request(record: &Record) -> Result<(&'static str, Value, String), CliError> {
                 ("file_format", &args.file_format),
                 ("storage", &args.storage),
                 ("filepath", &args.filepath),
+                ("preset", &args.preset),
                 ("stream_id", &args.stream_id),
                 ("user_id", &args.user_id),
             ] {
@@ -220,6 +224,8 @@ mod tests {
             "webm",
             "--stream-id",
             "s1",
+            "--preset",
+            "H264_1080P_60",
             "--metadata",
             r#"{"course":"algebra"}"#,
             "--id",
@@ -231,6 +237,7 @@ mod tests {
         assert_eq!(body["layout"], "grid");
         assert_eq!(body["file_format"], "webm");
         assert_eq!(body["stream_id"], "s1");
+        assert_eq!(body["preset"], "H264_1080P_60");
         assert_eq!(body["metadata"]["course"], "algebra");
         assert!(body.get("storage").is_none());
     }
