@@ -1,11 +1,11 @@
 //! Object storage: the buckets recordings are written to (R2, Storj, any S3 server), one client
 //! per storage profile. Everything roomtape does to an object is here: HEAD (is the recording
-//! there, how big), ranged GETs (the recording probe), its public URL, a presigned GET, DELETE,
-//! and (for `roomtape simulate`) PUT and whether a bucket exists.
+//! there, how big), ranged GETs (the recording probe), LIST, its public URL, a presigned GET,
+//! DELETE, PUT (thumbnails, and `roomtape simulate`) and whether a bucket exists.
 
 mod client;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
@@ -132,6 +132,29 @@ impl ObjectStore {
             );
         }
         Ok(keys)
+    }
+
+    /// The first `count` keys under `prefix` in `profile`'s bucket, in the bucket's (byte) order.
+    pub async fn first_keys(
+        &self,
+        profile: &StorageProfile,
+        prefix: &str,
+        count: i32,
+    ) -> Result<Vec<String>, StorageError> {
+        let page = self
+            .client_for(profile)
+            .list_objects_v2()
+            .bucket(&profile.bucket)
+            .prefix(prefix)
+            .max_keys(count)
+            .send()
+            .await
+            .map_err(|error| classify("LIST", profile, prefix, error, false))?;
+        Ok(page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = &StorageProfile> {
@@ -320,7 +343,24 @@ impl ObjectStore {
         key: &str,
         expires: Duration,
     ) -> Result<Url, StorageError> {
-        let config = PresigningConfig::expires_in(expires)
+        self.presigned_get_from(profile, key, SystemTime::now(), expires)
+            .await
+    }
+
+    /// A GET URL for `key` signed as of `signed_at`, that works until `expires` after it: the
+    /// same arguments give the same URL, so a page that asks again within a window can keep
+    /// what its browser cached (thumbnails in a list that refreshes every few seconds).
+    pub async fn presigned_get_from(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+        signed_at: SystemTime,
+        expires: Duration,
+    ) -> Result<Url, StorageError> {
+        let config = PresigningConfig::builder()
+            .start_time(signed_at)
+            .expires_in(expires)
+            .build()
             .ok()
             .filter(|_| expires <= MAX_PRESIGN)
             .ok_or(StorageError::PresignTooLong(expires))?;
@@ -376,6 +416,32 @@ pub fn public_url(profile: &StorageProfile, key: &str) -> Option<Url> {
     });
     push_segments(&mut url, key.split('/'));
     Some(url)
+}
+
+/// The origins (`scheme://host[:port]`) a browser fetches `profile`'s objects from: its public
+/// base URL's, and its endpoint's, path-style or with the bucket as a subdomain (what presigned
+/// links use when path style is off). What the console's Content-Security-Policy allows.
+pub fn origins(profile: &StorageProfile) -> Vec<String> {
+    let mut origins: Vec<String> = profile
+        .public_base_url
+        .iter()
+        .chain([&profile.endpoint])
+        .map(|url| url.origin().ascii_serialization())
+        .collect();
+    if !profile.force_path_style {
+        let mut virtual_host = profile.endpoint.clone();
+        let host = format!(
+            "{}.{}",
+            profile.bucket,
+            profile.endpoint.host_str().unwrap_or_default()
+        );
+        if virtual_host.set_host(Some(&host)).is_ok() {
+            origins.push(virtual_host.origin().ascii_serialization());
+        }
+    }
+    origins.retain(|origin| origin != "null");
+    origins.dedup();
+    origins
 }
 
 fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
