@@ -12,8 +12,8 @@ use jwt_simple::prelude::{MACLike, VerificationOptions};
 use prost::Message;
 use roomtape_shared::auth::hs256_key;
 use roomtape_shared::events::proto::{
-    egress_info, EgressInfo, EgressStatus, FileInfo, ListEgressRequest, ListEgressResponse,
-    RoomCompositeEgressRequest, StopEgressRequest,
+    egress_info, EgressInfo, EgressStatus, FileInfo, ImagesInfo, ListEgressRequest,
+    ListEgressResponse, Room, RoomCompositeEgressRequest, StopEgressRequest, WebhookEvent,
 };
 use serde::Deserialize;
 
@@ -190,6 +190,46 @@ impl FakeLiveKit {
     }
 }
 
+impl FakeLiveKit {
+    /// [`Self::complete`], and the egress's image output wrote `images` JPEGs, reported as
+    /// LiveKit's egress reports them (a count, no prefix: where they are is in the request).
+    pub fn complete_with_images(&self, egress_id: &str, key: &str, size: i64, images: i64) {
+        self.complete(egress_id, key, size);
+        self.with(|s| {
+            let info = s
+                .egresses
+                .iter_mut()
+                .find(|e| e.egress_id == egress_id)
+                .expect("known egress");
+            info.image_results = vec![ImagesInfo {
+                image_count: images,
+                started_at: info.started_at,
+                ended_at: info.ended_at,
+                ..ImagesInfo::default()
+            }];
+        });
+    }
+
+    /// The `egress_ended` webhook LiveKit sends for the egress as it is now (protojson, as
+    /// LiveKit writes it).
+    pub fn ended_event(&self, egress_id: &str, event_id: &str) -> String {
+        let info = self.egress(egress_id).expect("known egress");
+        let event = WebhookEvent {
+            event: "egress_ended".into(),
+            room: Some(Room {
+                sid: info.room_id.clone(),
+                name: info.room_name.clone(),
+                ..Room::default()
+            }),
+            egress_info: Some(info),
+            id: event_id.into(),
+            created_at: now_ns() / 1_000_000_000,
+            ..WebhookEvent::default()
+        };
+        serde_json::to_string(&event).expect("protojson")
+    }
+}
+
 #[derive(Deserialize)]
 struct Grants {
     video: Option<VideoGrant>,
@@ -285,6 +325,13 @@ fn answer(
             };
             if request.room_name.is_empty() {
                 return twirp_error("invalid_argument", "room name required");
+            }
+            // LiveKit refuses images of a recording without video.
+            if request.audio_only && !request.image_outputs.is_empty() {
+                return twirp_error(
+                    "invalid_argument",
+                    "request has missing or invalid field: audio_only images",
+                );
             }
             state.next_id += 1;
             let info = EgressInfo {
