@@ -15,6 +15,7 @@ pub mod fake_livekit;
 pub mod fixtures;
 pub mod livekit;
 pub mod logs;
+pub mod media;
 pub mod outbox;
 pub mod proxy;
 pub mod reliability;

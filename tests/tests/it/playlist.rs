@@ -8,29 +8,10 @@ use roomtape_processor::events::EventProcessor;
 use roomtape_tests::api_client::{answer, ready_recording, Api, READ};
 use roomtape_tests::apps::event_processor;
 use roomtape_tests::fixtures::Egress;
+use roomtape_tests::media::{hls_ended, upload_hls, HLS_PLAYLIST, HLS_SEGMENTS};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::TestEnv;
-use serde_json::json;
 
-const PLAYLIST: &str = include_str!("../../fixtures/media/hls/rec.m3u8");
-const SEGMENTS: [(&str, &[u8]); 4] = [
-    (
-        "rec_00000.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00000.ts"),
-    ),
-    (
-        "rec_00001.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00001.ts"),
-    ),
-    (
-        "rec_00002.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00002.ts"),
-    ),
-    (
-        "rec_00003.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00003.ts"),
-    ),
-];
 const ROOM: &str = "lecture-hall";
 const PRIVATE: [(&str, &str); 1] = [("S3_PUBLIC_BASE_URL", "")];
 
@@ -44,26 +25,14 @@ async fn hls_recording(
     let mut egress = Egress::new(egress_id, ROOM, &test.bucket.profile);
     let folder = format!("recordings/{ROOM}/{egress_id}");
     egress.key = format!("{folder}/rec.m3u8");
-    for (name, bytes) in SEGMENTS {
-        let key = format!("{folder}/{name}");
-        test.bucket.put(&key, bytes, "video/mp2t").await;
-    }
-    test.bucket
-        .put(
-            &egress.key,
-            playlist.as_bytes(),
-            "application/vnd.apple.mpegurl",
-        )
-        .await;
-    let segments = json!({"segmentResults": [{"playlistName": egress.key,
-        "duration": "4000000000", "size": "84788", "segmentCount": "4"}]});
-    handle(
-        processor,
-        &egress.ended_with(&format!("EV_{egress_id}"), segments),
-    )
-    .await
-    .expect("applied");
+    upload_hls(&test.bucket, &egress.key, playlist.as_bytes(), None).await;
+    let ended = hls_ended(&egress, &format!("EV_{egress_id}"));
+    handle(processor, &ended).await.expect("applied");
     folder
+}
+
+fn playlist_text() -> String {
+    String::from_utf8(HLS_PLAYLIST.to_vec()).expect("the playlist is text")
 }
 
 fn playlist_path(egress_id: &str, query: &str) -> String {
@@ -75,7 +44,7 @@ async fn an_hls_playlist_is_served_with_every_segment_signed() {
     let test = TestEnv::new().await;
     let processor = event_processor(&test.env_with(&PRIVATE)).await;
     let api = Api::start(&test, &PRIVATE).await;
-    let folder = hls_recording(&test, &processor, "EG_hls", PLAYLIST).await;
+    let folder = hls_recording(&test, &processor, "EG_hls", &playlist_text()).await;
 
     let response = api
         .send(
@@ -95,12 +64,16 @@ async fn an_hls_playlist_is_served_with_every_segment_signed() {
 
     // The tags as they were; each segment line a link to it, signed for 2 h, that opens.
     let tags: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
-    let original: Vec<&str> = PLAYLIST.lines().filter(|l| l.starts_with('#')).collect();
+    let original_text = playlist_text();
+    let original: Vec<&str> = original_text
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .collect();
     assert_eq!(tags, original);
     let links: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(links.len(), SEGMENTS.len(), "{text}");
+    assert_eq!(links.len(), HLS_SEGMENTS.len(), "{text}");
     let endpoint = test.bucket.profile.endpoint.as_str();
-    for (link, (name, bytes)) in links.iter().zip(SEGMENTS) {
+    for (link, (name, bytes)) in links.iter().zip(HLS_SEGMENTS) {
         let object = format!("{endpoint}{}/{folder}/{name}?", test.bucket.profile.bucket);
         assert!(link.starts_with(&object), "{link} is not {object}");
         assert!(link.contains("X-Amz-Expires=7200"), "{link}");
@@ -116,9 +89,9 @@ async fn what_is_not_an_hls_recording_or_leaves_its_folder_is_refused() {
     let processor = event_processor(&test.env_with(&PRIVATE)).await;
     let api = Api::start(&test, &PRIVATE).await;
     ready_recording(&test, &processor, "EG_mp4", ROOM, b"video bytes").await;
-    let outside = PLAYLIST.replace("rec_00001.ts", "../EG_other/rec_00001.ts");
+    let outside = playlist_text().replace("rec_00001.ts", "../EG_other/rec_00001.ts");
     hls_recording(&test, &processor, "EG_outside", &outside).await;
-    hls_recording(&test, &processor, "EG_fine", PLAYLIST).await;
+    hls_recording(&test, &processor, "EG_fine", &playlist_text()).await;
 
     for (path, status, code, says) in [
         (playlist_path("EG_mp4", ""), 404, "not_hls", "is not HLS"),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::fixtures::Egress;
+use roomtape_tests::media::{self, file_ended, hls_ended, HLS_PLAYLIST, HLS_SEGMENTS};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
 
@@ -17,27 +18,6 @@ const AUDIO_MP4: &[u8] = include_bytes!("../../fixtures/media/audio-only.mp4");
 const WEBM: &[u8] = include_bytes!("../../fixtures/media/video.webm");
 const OGG: &[u8] = include_bytes!("../../fixtures/media/audio.ogg");
 const FFPROBE: &str = include_str!("../../fixtures/media/ffprobe.json");
-const PLAYLIST: &[u8] = include_bytes!("../../fixtures/media/hls/rec.m3u8");
-const SEGMENTS: [(&str, &[u8]); 4] = [
-    (
-        "rec_00000.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00000.ts"),
-    ),
-    (
-        "rec_00001.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00001.ts"),
-    ),
-    (
-        "rec_00002.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00002.ts"),
-    ),
-    (
-        "rec_00003.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00003.ts"),
-    ),
-];
-/// What LiveKit reports for every fixture: 4 s.
-const FOUR_SECONDS_NS: &str = "4000000000";
 
 async fn probing_processor(test: &TestEnv) -> TestApp {
     let processor = spawn_processor(&test.env_with(&[("RECORDING_PROBE", "on")])).await;
@@ -50,16 +30,6 @@ fn egress(test: &TestEnv, egress_id: &str, name: &str) -> Egress {
     let mut egress = Egress::new(egress_id, "probe", &test.bucket.profile);
     egress.key = format!("recordings/probe/{egress_id}/{name}");
     egress
-}
-
-/// `egress_ended` for `egress`, its file `size` bytes long and 4 s as LiveKit says.
-fn ended(egress: &Egress, id: &str, size: usize, audio_only: bool) -> String {
-    let mut body: Value = serde_json::from_str(&egress.ended(id)).expect("json");
-    let info = &mut body["egressInfo"];
-    info["fileResults"][0]["duration"] = json!(FOUR_SECONDS_NS);
-    info["fileResults"][0]["size"] = json!(size.to_string());
-    info["roomComposite"]["audioOnly"] = json!(audio_only);
-    body.to_string()
 }
 
 async fn publish(test: &TestEnv, body: &str, id: &str) {
@@ -97,7 +67,12 @@ async fn recorded(
     };
     test.bucket.put(&egress.key, bytes, content_type).await;
     let id = format!("EV_{egress_id}");
-    publish(test, &ended(&egress, &id, bytes.len(), audio_only), &id).await;
+    publish(
+        test,
+        &file_ended(&egress, &id, bytes.len(), audio_only),
+        &id,
+    )
+    .await;
     final_row(test, egress_id).await
 }
 
@@ -241,30 +216,8 @@ async fn a_file_shorter_than_livekit_said_is_unplayable() {
     );
 }
 
-/// An HLS egress's `egress_ended`: its playlist, 4 segments, 4 s.
-fn hls_ended(egress: &Egress, id: &str) -> String {
-    let size: usize = SEGMENTS.iter().map(|(_, b)| b.len()).sum();
-    egress.ended_with(
-        id,
-        json!({"segmentResults": [{"playlistName": egress.key, "duration": FOUR_SECONDS_NS,
-                                   "size": size.to_string(), "segmentCount": "4"}]}),
-    )
-}
-
 async fn upload_hls(test: &TestEnv, egress: &Egress, skip: Option<&str>) {
-    test.bucket
-        .put(&egress.key, PLAYLIST, "application/vnd.apple.mpegurl")
-        .await;
-    let dir = egress
-        .key
-        .rsplit_once('/')
-        .map(|(d, _)| d)
-        .unwrap_or_default();
-    for (name, bytes) in SEGMENTS.iter().filter(|(name, _)| Some(*name) != skip) {
-        test.bucket
-            .put(&format!("{dir}/{name}"), bytes, "video/mp2t")
-            .await;
-    }
+    media::upload_hls(&test.bucket, &egress.key, HLS_PLAYLIST, skip).await;
 }
 
 #[tokio::test]
@@ -337,7 +290,11 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
         .map(|(d, _)| d)
         .unwrap_or_default();
     test.bucket
-        .put(&format!("{dir}/rec_00003.ts"), SEGMENTS[3].1, "video/mp2t")
+        .put(
+            &format!("{dir}/rec_00003.ts"),
+            HLS_SEGMENTS[3].1,
+            "video/mp2t",
+        )
         .await;
     let row = final_row(&test, "EG_hls_late").await;
     assert_eq!(row["status"], "ready", "{row}");
@@ -357,7 +314,7 @@ async fn an_empty_or_missing_file_fails_as_without_the_probe() {
     let missing = egress(&test, "EG_missing", "a.mp4");
     publish(
         &test,
-        &ended(&missing, "EV_missing", 1, false),
+        &file_ended(&missing, "EV_missing", 1, false),
         "EV_missing",
     )
     .await;
@@ -391,7 +348,7 @@ async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
     proxy.cut();
     publish(
         &test,
-        &ended(&egress, "EV_outage", FASTSTART.len(), false),
+        &file_ended(&egress, "EV_outage", FASTSTART.len(), false),
         "EV_outage",
     )
     .await;

@@ -16,6 +16,7 @@ use roomtape_tests::api_client::{Api, WRITE};
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::Egress;
+use roomtape_tests::media::{file_ended, hls_ended, upload_hls, HLS_PLAYLIST};
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
@@ -25,29 +26,8 @@ const AUDIO_MP4: &[u8] = include_bytes!("../../fixtures/media/audio-only.mp4");
 const BLACK: &[u8] = include_bytes!("../../fixtures/media/images/black.jpeg");
 const PATTERN_1S: &[u8] = include_bytes!("../../fixtures/media/images/pattern-1s.jpeg");
 const PATTERN_3S: &[u8] = include_bytes!("../../fixtures/media/images/pattern-3s.jpeg");
-const PLAYLIST: &[u8] = include_bytes!("../../fixtures/media/hls/rec.m3u8");
-const SEGMENTS: [(&str, &[u8]); 4] = [
-    (
-        "rec_00000.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00000.ts"),
-    ),
-    (
-        "rec_00001.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00001.ts"),
-    ),
-    (
-        "rec_00002.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00002.ts"),
-    ),
-    (
-        "rec_00003.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00003.ts"),
-    ),
-];
 const START: &str = "StartRoomCompositeEgress";
 const ROOM: &str = "film-club";
-/// What LiveKit reports for every fixture: 4 s.
-const FOUR_SECONDS_NS: &str = "4000000000";
 
 /// Thumbnails on, the probe on, and a bucket without a public base URL.
 const THUMBNAILS: [(&str, &str); 4] = [
@@ -89,16 +69,6 @@ async fn ready(test: &TestEnv, egress_id: &str) -> Value {
     .await
 }
 
-/// `egress_ended` of an egress started elsewhere whose file is `key`, `size` bytes and 4 s long.
-fn ended_elsewhere(egress: &Egress, id: &str, size: usize, audio_only: bool) -> String {
-    let mut body: Value = serde_json::from_str(&egress.ended(id)).expect("json");
-    let info = &mut body["egressInfo"];
-    info["fileResults"][0]["duration"] = json!(FOUR_SECONDS_NS);
-    info["fileResults"][0]["size"] = json!(size.to_string());
-    info["roomComposite"]["audioOnly"] = json!(audio_only);
-    body.to_string()
-}
-
 /// Uploads `bytes` as the file of an egress started elsewhere, ends it, and waits until it is
 /// ready.
 async fn recorded_elsewhere(
@@ -112,7 +82,7 @@ async fn recorded_elsewhere(
     let id = format!("EV_{egress_id}");
     publish(
         test,
-        &ended_elsewhere(&egress, &id, bytes.len(), audio_only),
+        &file_ended(&egress, &id, bytes.len(), audio_only),
         &id,
     )
     .await;
@@ -347,17 +317,8 @@ async fn an_egress_started_elsewhere_gets_a_frame_of_its_file_that_decodes() {
     let mut hls = Egress::new("EG_elsewhere_hls", ROOM, &test.bucket.profile);
     hls.key = format!("recordings/{ROOM}/EG_elsewhere_hls/rec.m3u8");
     let folder = format!("recordings/{ROOM}/EG_elsewhere_hls");
-    for (name, bytes) in SEGMENTS {
-        test.bucket
-            .put(&format!("{folder}/{name}"), bytes, "video/mp2t")
-            .await;
-    }
-    test.bucket
-        .put(&hls.key, PLAYLIST, "application/vnd.apple.mpegurl")
-        .await;
-    let segments = json!({"segmentResults": [{"playlistName": hls.key,
-        "duration": FOUR_SECONDS_NS, "size": "84788", "segmentCount": "4"}]});
-    publish(&test, &hls.ended_with("EV_hls", segments), "EV_hls").await;
+    upload_hls(&test.bucket, &hls.key, HLS_PLAYLIST, None).await;
+    publish(&test, &hls_ended(&hls, "EV_hls"), "EV_hls").await;
     let row = ready(&test, "EG_elsewhere_hls").await;
     let hls_thumbnail = format!("{folder}/rec.thumbnail.jpeg");
     assert_eq!(row["thumbnail_key"], hls_thumbnail.as_str(), "{row}");
