@@ -10,6 +10,7 @@
 pub mod api_client;
 pub mod apps;
 pub mod broker;
+pub mod cors_proxy;
 pub mod database;
 pub mod fake_livekit;
 pub mod fixtures;

@@ -1,10 +1,11 @@
 //! A frame of a recording roomtape did not start: ffmpeg reads it over a presigned URL (an HLS
-//! recording's segment at that time), and the JPEG is stored beside the file.
+//! recording's segment at that time), and the JPEG is stored beside the file. A time past the
+//! file's end takes its first frame.
 
 use std::time::Duration;
 
 use roomtape_shared::config::{StorageProfile, ThumbnailSettings};
-use roomtape_shared::ffmpeg::{self, Seek};
+use roomtape_shared::ffmpeg::{self, FfmpegError, Seek};
 use roomtape_shared::hls;
 
 use super::ThumbnailError;
@@ -33,7 +34,14 @@ pub async fn take(
     let url = objects
         .presigned_get(profile, &source, LINK_LIFETIME)
         .await?;
-    let jpeg = ffmpeg::frame(&settings.ffmpeg, url.as_str(), at, seek).await?;
+    let jpeg = match ffmpeg::frame(&settings.ffmpeg, url.as_str(), at, seek).await {
+        // The time is past the last frame: the length LiveKit reported (the probe off) was
+        // longer than the file's. Its first frame, rather than none.
+        Err(FfmpegError::NoJpeg) if at > 0.0 => {
+            ffmpeg::frame(&settings.ffmpeg, url.as_str(), 0.0, seek).await?
+        }
+        taken => taken?,
+    };
     let key = thumbnail_key(&file.key);
     objects.put(profile, &key, jpeg, JPEG).await?;
     Ok(key)
