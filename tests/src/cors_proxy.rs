@@ -4,9 +4,10 @@
 //! answer. The `Host` header goes through as it came, so GET links presigned for the proxy's
 //! address verify at the server (what browsers send; answers to HEAD lose their length).
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::test_server::TestServer;
 
 /// Hop-by-hop headers, and those the client and server set for themselves.
 const NOT_FORWARDED: [&str; 4] = [
@@ -19,13 +20,7 @@ const NOT_FORWARDED: [&str; 4] = [
 pub struct CorsProxy {
     /// The proxy's address, to use as the storage profile's endpoint.
     pub url: String,
-    server: ServerHandle,
-}
-
-impl Drop for CorsProxy {
-    fn drop(&mut self) {
-        drop(self.server.stop(false));
-    }
+    _server: TestServer,
 }
 
 struct Target {
@@ -40,23 +35,12 @@ impl CorsProxy {
             base: target.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(forward))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .disable_signals()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let server = TestServer::start("127.0.0.1:0", move |cfg| {
+            cfg.app_data(data.clone()).default_service(web::to(forward));
+        });
         Self {
-            url: format!("http://127.0.0.1:{port}"),
-            server: handle,
+            url: server.url(),
+            _server: server,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod reliability;
 pub mod s3;
 pub mod services;
 pub mod shapes;
+pub mod test_server;
 pub mod wait;
 pub mod webhook_sink;
 

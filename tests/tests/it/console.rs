@@ -126,6 +126,17 @@ impl Chromium {
         }
     }
 
+    /// A tab on the console at desktop width, noting Content-Security-Policy violations.
+    async fn console(&self, api: &TestApp) -> Page {
+        let page = self.browser.new_page("about:blank").await.expect("a tab");
+        page.evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
+            .await
+            .expect("install the CSP listener");
+        viewport(&page, 1280, 900, false).await;
+        page.goto(api.url("/")).await.expect("open the console");
+        page
+    }
+
     async fn close(mut self) {
         self.browser.close().await.expect("close chromium");
         self.browser.wait().await.expect("chromium exits");
@@ -362,16 +373,7 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     wait_ready(&api).await;
     let mut shots = Screenshots::new();
 
-    let page = chromium
-        .browser
-        .new_page("about:blank")
-        .await
-        .expect("a tab");
-    page.evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
-        .await
-        .expect("install the CSP listener");
-    viewport(&page, 1280, 900, false).await;
-    page.goto(api.url("/")).await.expect("open the console");
+    let page = chromium.console(&api).await;
 
     // A wrong token: the API's answer is shown, and the prompt comes back.
     sign_in(&page, "not-a-token").await;
@@ -667,16 +669,7 @@ async fn an_hls_recording_in_a_private_bucket_plays_in_the_console() {
     })
     .await;
 
-    let page = chromium
-        .browser
-        .new_page("about:blank")
-        .await
-        .expect("a tab");
-    page.evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
-        .await
-        .expect("install the CSP listener");
-    viewport(&page, 1280, 900, false).await;
-    page.goto(api.url("/")).await.expect("open the console");
+    let page = chromium.console(&api).await;
     sign_in(&page, READ).await;
     wait_until(
         &page,

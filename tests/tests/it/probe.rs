@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::fixtures::Egress;
-use roomtape_tests::media::{self, file_ended, hls_ended, HLS_PLAYLIST, HLS_SEGMENTS};
+use roomtape_tests::media::{
+    self, file_ended, final_recording, hls_ended, publish_ended, record_file, HLS_PLAYLIST,
+    HLS_SEGMENTS,
+};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
 
@@ -32,25 +34,6 @@ fn egress(test: &TestEnv, egress_id: &str, name: &str) -> Egress {
     egress
 }
 
-async fn publish(test: &TestEnv, body: &str, id: &str) {
-    test.vhost
-        .publish(EVENTS_EXCHANGE, "egress.ended", body.as_bytes(), id)
-        .await;
-}
-
-/// The recording once it is final (`ready` or `failed`).
-async fn final_row(test: &TestEnv, egress_id: &str) -> Value {
-    eventually(
-        Duration::from_secs(30),
-        &format!("{egress_id} final"),
-        || async {
-            let row = test.database.recording(egress_id).await?;
-            (row["status"] == "ready" || row["status"] == "failed").then_some(row)
-        },
-    )
-    .await
-}
-
 /// Uploads `bytes` as `name` of a fresh egress and ends it; the recording once final.
 async fn recorded(
     test: &TestEnv,
@@ -65,15 +48,7 @@ async fn recorded(
         Some("ogg") => "audio/ogg",
         _ => "video/mp4",
     };
-    test.bucket.put(&egress.key, bytes, content_type).await;
-    let id = format!("EV_{egress_id}");
-    publish(
-        test,
-        &file_ended(&egress, &id, bytes.len(), audio_only),
-        &id,
-    )
-    .await;
-    final_row(test, egress_id).await
+    record_file(test, &egress, bytes, content_type, audio_only).await
 }
 
 fn error_of(row: &Value) -> &str {
@@ -206,8 +181,8 @@ async fn a_file_shorter_than_livekit_said_is_unplayable() {
     let egress = egress(&test, "EG_short", "a.mp4");
     test.bucket.put(&egress.key, FASTSTART, "video/mp4").await;
     // LiveKit's own fixture says 30 minutes.
-    publish(&test, &egress.ended("EV_short"), "EV_short").await;
-    let row = final_row(&test, "EG_short").await;
+    publish_ended(&test, &egress.ended("EV_short"), "EV_short").await;
+    let row = final_recording(&test, "EG_short").await;
     assert_eq!(row["status"], "failed", "{row}");
     assert!(
         error_of(&row).contains("where LiveKit reported 1800.00 s"),
@@ -227,8 +202,8 @@ async fn an_hls_recording_is_ready_only_with_every_segment() {
 
     let whole = egress(&test, "EG_hls", "rec.m3u8");
     upload_hls(&test, &whole, None).await;
-    publish(&test, &hls_ended(&whole, "EV_hls"), "EV_hls").await;
-    let row = final_row(&test, "EG_hls").await;
+    publish_ended(&test, &hls_ended(&whole, "EV_hls"), "EV_hls").await;
+    let row = final_recording(&test, "EG_hls").await;
     assert_eq!(row["status"], "ready", "{row}");
     let probe = &row["metadata"]["probe"];
     assert_eq!(probe["container"], "hls");
@@ -248,8 +223,8 @@ async fn an_hls_recording_is_ready_only_with_every_segment() {
     // missing file does; it is never `ready`.
     let gappy = egress(&test, "EG_hls_gap", "rec.m3u8");
     upload_hls(&test, &gappy, Some("rec_00002.ts")).await;
-    publish(&test, &hls_ended(&gappy, "EV_hls_gap"), "EV_hls_gap").await;
-    let row = final_row(&test, "EG_hls_gap").await;
+    publish_ended(&test, &hls_ended(&gappy, "EV_hls_gap"), "EV_hls_gap").await;
+    let row = final_recording(&test, "EG_hls_gap").await;
     assert_eq!(row["status"], "failed", "{row}");
     let error = error_of(&row);
     assert!(
@@ -268,7 +243,7 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
     wait_ready(&processor).await;
     let late = egress(&test, "EG_hls_late", "rec.m3u8");
     upload_hls(&test, &late, Some("rec_00003.ts")).await;
-    publish(&test, &hls_ended(&late, "EV_hls_late"), "EV_hls_late").await;
+    publish_ended(&test, &hls_ended(&late, "EV_hls_late"), "EV_hls_late").await;
     let waiting = eventually(
         Duration::from_secs(10),
         "a note of the missing segment",
@@ -296,7 +271,7 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
             "video/mp2t",
         )
         .await;
-    let row = final_row(&test, "EG_hls_late").await;
+    let row = final_recording(&test, "EG_hls_late").await;
     assert_eq!(row["status"], "ready", "{row}");
 }
 
@@ -312,13 +287,13 @@ async fn an_empty_or_missing_file_fails_as_without_the_probe() {
         error_of(&row)
     );
     let missing = egress(&test, "EG_missing", "a.mp4");
-    publish(
+    publish_ended(
         &test,
         &file_ended(&missing, "EV_missing", 1, false),
         "EV_missing",
     )
     .await;
-    let row = final_row(&test, "EG_missing").await;
+    let row = final_recording(&test, "EG_missing").await;
     assert_eq!(row["status"], "failed", "{row}");
     let error = error_of(&row);
     assert!(error.contains("EG_missing/a.mp4 does not exist"), "{error}");
@@ -346,7 +321,7 @@ async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
     let egress = egress(&test, "EG_outage", "a.mp4");
     test.bucket.put(&egress.key, FASTSTART, "video/mp4").await;
     proxy.cut();
-    publish(
+    publish_ended(
         &test,
         &file_ended(&egress, "EV_outage", FASTSTART.len(), false),
         "EV_outage",
@@ -361,7 +336,7 @@ async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
     .await;
     assert_eq!(waiting["status"], "stopped", "{waiting}");
     proxy.restore();
-    let row = final_row(&test, "EG_outage").await;
+    let row = final_recording(&test, "EG_outage").await;
     assert_eq!(row["status"], "ready", "{row}");
     assert_eq!(row["metadata"]["probe"]["container"], "mp4");
 }

@@ -4,21 +4,20 @@
 //! recording gets none; a frame that cannot be taken leaves the recording ready without one;
 //! delete leaves no image. The bucket is private (no public base URL): the API signs the links.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use roomtape_shared::events::proto::{
     encoded_file_output, image_output, ImageCodec, ImageFileSuffix, RoomCompositeEgressRequest,
 };
-use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
 use roomtape_shared::storage;
 use roomtape_tests::api_client::{Api, WRITE};
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::Egress;
-use roomtape_tests::media::{file_ended, hls_ended, upload_hls, HLS_PLAYLIST};
+use roomtape_tests::media::{
+    final_recording, hls_ended, publish_ended, record_file, upload_hls, HLS_PLAYLIST,
+};
 use roomtape_tests::services::{API_KEY, API_SECRET};
-use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
+use roomtape_tests::{spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
 
 const VIDEO: &[u8] = include_bytes!("../../../cli/assets/test-video.mp4");
@@ -49,24 +48,11 @@ async fn api(test: &TestEnv) -> Api {
     Api::start(test, &[("S3_PUBLIC_BASE_URL", "")]).await
 }
 
-async fn publish(test: &TestEnv, body: &str, id: &str) {
-    test.vhost
-        .publish(EVENTS_EXCHANGE, "egress.ended", body.as_bytes(), id)
-        .await;
-}
-
 /// The recording once it is ready.
 async fn ready(test: &TestEnv, egress_id: &str) -> Value {
-    eventually(
-        Duration::from_secs(30),
-        &format!("{egress_id} ready"),
-        || async {
-            let row = test.database.recording(egress_id).await?;
-            assert_ne!(row["status"], "failed", "{row}");
-            (row["status"] == "ready").then_some(row)
-        },
-    )
-    .await
+    let row = final_recording(test, egress_id).await;
+    assert_eq!(row["status"], "ready", "{row}");
+    row
 }
 
 /// Uploads `bytes` as the file of an egress started elsewhere, ends it, and waits until it is
@@ -78,67 +64,15 @@ async fn recorded_elsewhere(
     audio_only: bool,
 ) -> Value {
     let egress = Egress::new(egress_id, ROOM, &test.bucket.profile);
-    test.bucket.put(&egress.key, bytes, "video/mp4").await;
-    let id = format!("EV_{egress_id}");
-    publish(
-        test,
-        &file_ended(&egress, &id, bytes.len(), audio_only),
-        &id,
-    )
-    .await;
-    ready(test, egress_id).await
+    let row = record_file(test, &egress, bytes, "video/mp4", audio_only).await;
+    assert_eq!(row["status"], "ready", "{row}");
+    row
 }
 
-async fn object(test: &TestEnv, key: &str) -> Option<(Vec<u8>, Option<String>)> {
-    let got = test
-        .bucket
-        .client
-        .get_object()
-        .bucket(&test.bucket.profile.bucket)
-        .key(key)
-        .send()
-        .await
-        .ok()?;
-    let content_type = got.content_type().map(str::to_owned);
-    let bytes = got
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec();
-    Some((bytes, content_type))
-}
-
-/// What the bucket's HEAD says the object's content type is.
-async fn head_content_type(test: &TestEnv, key: &str) -> Option<String> {
-    let head = test
-        .bucket
-        .client
-        .head_object()
-        .bucket(&test.bucket.profile.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("HEAD {key}: {e:?}"));
+/// The content type a HEAD of `key` answers.
+async fn content_type(test: &TestEnv, key: &str) -> Option<String> {
+    let head = test.bucket.head(key).await.expect("HEAD");
     head.content_type().map(str::to_owned)
-}
-
-async fn keys_under(test: &TestEnv, prefix: &str) -> Vec<String> {
-    let listing = test
-        .bucket
-        .client
-        .list_objects_v2()
-        .bucket(&test.bucket.profile.bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .expect("list");
-    listing
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect()
 }
 
 /// What ffprobe makes of `jpeg`: its one stream's codec, width and height.
@@ -244,7 +178,7 @@ async fn a_video_start_asks_for_images_and_its_second_image_becomes_the_thumbnai
     }
     let size = i64::try_from(VIDEO.len()).expect("size");
     livekit.complete_with_images(&egress_id, &key, size, 3);
-    publish(
+    publish_ended(
         &test,
         &livekit.ended_event(&egress_id, "EV_thumbs"),
         "EV_thumbs",
@@ -256,7 +190,7 @@ async fn a_video_start_asks_for_images_and_its_second_image_becomes_the_thumbnai
     let chosen = format!("{prefix}_00001.jpeg");
     assert_eq!(row["thumbnail_key"], chosen.as_str(), "{row}");
     assert_eq!(
-        head_content_type(&test, &chosen).await.as_deref(),
+        content_type(&test, &chosen).await.as_deref(),
         Some("image/jpeg")
     );
     // The API signs its link (the bucket is private); it opens to that image.
@@ -290,7 +224,7 @@ async fn a_video_start_asks_for_images_and_its_second_image_becomes_the_thumbnai
     // Delete leaves no image (nor the file).
     delete(&api, &egress_id).await;
     assert_eq!(
-        keys_under(&test, &format!("recordings/{ROOM}/")).await,
+        test.bucket.keys_under(&format!("recordings/{ROOM}/")).await,
         Vec::<String>::new()
     );
 }
@@ -306,10 +240,10 @@ async fn an_egress_started_elsewhere_gets_a_frame_of_its_file_that_decodes() {
     let thumbnail = format!("recordings/{ROOM}/EG_elsewhere.thumbnail.jpeg");
     assert_eq!(row["thumbnail_key"], thumbnail.as_str(), "{row}");
     assert_eq!(row["metadata"].get("thumbnail_error"), None, "{row}");
-    let (jpeg, _) = object(&test, &thumbnail).await.expect("the frame");
+    let jpeg = test.bucket.get(&thumbnail).await.expect("the frame");
     assert_eq!(ffprobe(&jpeg), ("mjpeg".to_owned(), 320, 240));
     assert_eq!(
-        head_content_type(&test, &thumbnail).await.as_deref(),
+        content_type(&test, &thumbnail).await.as_deref(),
         Some("image/jpeg")
     );
 
@@ -318,18 +252,18 @@ async fn an_egress_started_elsewhere_gets_a_frame_of_its_file_that_decodes() {
     hls.key = format!("recordings/{ROOM}/EG_elsewhere_hls/rec.m3u8");
     let folder = format!("recordings/{ROOM}/EG_elsewhere_hls");
     upload_hls(&test.bucket, &hls.key, HLS_PLAYLIST, None).await;
-    publish(&test, &hls_ended(&hls, "EV_hls"), "EV_hls").await;
+    publish_ended(&test, &hls_ended(&hls, "EV_hls"), "EV_hls").await;
     let row = ready(&test, "EG_elsewhere_hls").await;
     let hls_thumbnail = format!("{folder}/rec.thumbnail.jpeg");
     assert_eq!(row["thumbnail_key"], hls_thumbnail.as_str(), "{row}");
-    let (jpeg, _) = object(&test, &hls_thumbnail).await.expect("the frame");
+    let jpeg = test.bucket.get(&hls_thumbnail).await.expect("the frame");
     assert_eq!(ffprobe(&jpeg), ("mjpeg".to_owned(), 320, 240));
 
     // Delete takes the frames with the recordings.
     delete(&api, "EG_elsewhere").await;
     delete(&api, "EG_elsewhere_hls").await;
     assert_eq!(
-        keys_under(&test, &format!("recordings/{ROOM}/")).await,
+        test.bucket.keys_under(&format!("recordings/{ROOM}/")).await,
         Vec::<String>::new()
     );
 }
@@ -358,7 +292,7 @@ async fn an_audio_only_recording_gets_no_image_output_and_no_thumbnail() {
     assert_eq!(row["thumbnail_url"], Value::Null, "{row}");
     assert_eq!(row["thumbnail_key"], Value::Null, "{row}");
     assert_eq!(row["metadata"].get("thumbnail_error"), None, "{row}");
-    let keys = keys_under(&test, "recordings/").await;
+    let keys = test.bucket.keys_under("recordings/").await;
     assert_eq!(keys, [format!("recordings/{ROOM}/EG_audio.mp4")]);
 }
 
@@ -393,7 +327,7 @@ async fn a_frame_that_cannot_be_taken_leaves_the_recording_ready_without_one() {
         !error.contains("X-Amz-Signature=") || error.contains("X-Amz-Signature=[redacted]"),
         "{error}"
     );
-    let keys = keys_under(&test, "recordings/").await;
+    let keys = test.bucket.keys_under("recordings/").await;
     assert!(
         keys.iter().all(|k| !k.ends_with(".thumbnail.jpeg")),
         "{keys:?}"
