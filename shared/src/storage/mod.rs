@@ -315,8 +315,8 @@ impl ObjectStore {
         }
     }
 
-    /// Writes `body` as `key` (what an egress does; used by `roomtape simulate`). A bucket that
-    /// does not exist is `NotFound`.
+    /// Writes `body` as `key` (a thumbnail the processor took; what an egress does, for
+    /// `roomtape simulate`). A bucket that does not exist is `NotFound`.
     pub async fn put(
         &self,
         profile: &StorageProfile,
@@ -481,91 +481,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Env;
-
-    fn profiles(pairs: &[(&str, &str)]) -> StorageProfiles {
-        StorageProfiles::from_env(&Env::from_pairs(pairs.iter().copied())).expect("profiles")
-    }
-
-    #[test]
-    fn public_urls_use_the_custom_domain_and_encode_each_segment() {
-        let profiles = profiles(&[
-            ("CLOUDFLARE_R2_ACCESS_KEY_ID", "k"),
-            ("CLOUDFLARE_R2_SECRET_ACCESS_KEY", "s"),
-            ("CLOUDFLARE_R2_STORAGE_BUCKET_NAME", "meet-recordings"),
-            (
-                "CLOUDFLARE_R2_ENDPOINT_URL",
-                "https://0123456789abcdef.r2.cloudflarestorage.com",
-            ),
-            ("CLOUDFLARE_R2_CUSTOM_DOMAIN", "media.example.com"),
-        ]);
-        assert_eq!(
-            public_url(profiles.default_profile(), "recordings/standup/2023 11.mp4")
-                .expect("a plain key")
-                .as_str(),
-            "https://media.example.com/recordings/standup/2023%2011.mp4"
-        );
-    }
-
-    #[test]
-    fn without_a_public_base_urls_are_path_style_on_the_endpoint() {
-        let profiles = profiles(&[
-            ("STORJ_ACCESS_KEY_ID", "storj-key"),
-            ("STORJ_SECRET_ACCESS_KEY", "storj-secret"),
-            ("STORJ_BUCKET", "livepeer-videos"),
-            ("STORJ_ENDPOINT", "https://gateway.storjshare.io"),
-        ]);
-        let storj = profiles.get("storj").expect("named storj");
-        assert_eq!(
-            public_url(storj, "livekit-recordings/u/s_1.mp4")
-                .expect("a plain key")
-                .as_str(),
-            "https://gateway.storjshare.io/livepeer-videos/livekit-recordings/u/s_1.mp4"
-        );
-    }
-
-    #[test]
-    fn keys_a_url_would_resolve_elsewhere_get_no_public_url() {
-        let profiles = profiles(&[
-            ("S3_ENDPOINT", "https://s3.example.com"),
-            ("S3_BUCKET", "b"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]);
-        let profile = profiles.default_profile();
-        for key in ["recordings/../x.mp4", "recordings/./x.mp4", "/x.mp4", ".."] {
-            assert_eq!(public_url(profile, key), None, "{key}");
-        }
-        assert!(public_url(profile, "recordings/..x/x..mp4").is_some());
-    }
-
-    #[tokio::test]
-    async fn presigned_urls_longer_than_seven_days_are_refused() {
-        let profiles = profiles(&[
-            ("S3_ENDPOINT", "http://127.0.0.1:9"),
-            ("S3_BUCKET", "b"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]);
-        let store = ObjectStore::new(&profiles);
-        let profile = profiles.default_profile();
-        let too_long = MAX_PRESIGN + Duration::from_secs(1);
-        assert!(matches!(
-            store.presigned_get(profile, "a.mp4", too_long).await,
-            Err(StorageError::PresignTooLong(_))
-        ));
-        let url = store
-            .presigned_get(profile, "a b.mp4", Duration::from_secs(3600))
-            .await
-            .expect("presign");
-        assert!(
-            url.as_str().starts_with("http://127.0.0.1:9/b/a%20b.mp4?"),
-            "{url}"
-        );
-        assert!(url
-            .query()
-            .is_some_and(|q| q.contains("X-Amz-Expires=3600")));
-    }
-}
+mod tests;

@@ -365,6 +365,7 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
         "/api/v1/recordings",
         "/api/v1/recordings/{egress_id}",
         "/api/v1/recordings/{egress_id}/download",
+        "/api/v1/recordings/{egress_id}/playlist.m3u8",
         "/api/v1/rooms",
         "/api/v1/me",
         "/api/v1/openapi.json",
