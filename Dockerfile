@@ -2,6 +2,9 @@
 # One image with every roomtape binary; the container's command picks the process:
 #   roomtape-ingestor | roomtape-processor [run|migrate] | roomtape-api | roomtape (the CLI)
 # docker build -t roomtape .   (docker-compose.yml and deploy/kubernetes use this image)
+# and the processor's image, the same binaries plus ffmpeg (thumbnails of recordings started
+# outside roomtape):
+# docker build --target processor -t roomtape-processor .
 
 # Builder and runtime share Debian 12 (bookworm), so the binaries link the glibc they run with.
 FROM rust:1.95-slim-bookworm AS chef
@@ -32,6 +35,26 @@ FROM debian:bookworm-slim AS probe
 RUN apt-get update \
  && apt-get install -y --no-install-recommends busybox-static \
  && rm -rf /var/lib/apt/lists/*
+
+# The processor's image: Debian's ffmpeg, which takes a frame of a recording roomtape did not
+# start (README, "Thumbnails"), with the libraries it links; Debian 12 like the builder, so the
+# binaries find the glibc they were linked with. ffmpeg writes the JPEG to a pipe: the file
+# system may stay read-only. `roomtape doctor` (in the image too) checks it runs.
+FROM debian:bookworm-slim AS processor
+# Unpinned on purpose, as above: security updates replace the version within the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=probe /bin/busybox /usr/local/bin/busybox
+COPY --from=builder \
+  /src/target/release/roomtape-processor \
+  /src/target/release/roomtape \
+  /usr/local/bin/
+USER 65532:65532
+# PROCESSOR_BIND's default.
+EXPOSE 9090
+CMD ["roomtape-processor"]
 
 # distroless/cc: glibc, libgcc, CA certificates (TLS to LiveKit, R2, amqps) and a nonroot user,
 # nothing else; about 25 MiB with the binaries.

@@ -266,6 +266,13 @@ def check_compose_roomtape(check: Check, services: dict) -> dict[str, tuple[str,
 
     for name, (binary, args) in roomtape.items():
         service, at = services[name], f"{COMPOSE}: services.{name}"
+        if binary == "roomtape-processor" and args in ([], ["run"]):
+            target = (service.get("build") or {}).get("target")
+            check.expect(
+                target == PROCESSOR_STAGE,
+                f"{at}.build.target",
+                f"{target}, not the Dockerfile's {PROCESSOR_STAGE} stage (ffmpeg)",
+            )
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         check_needs(check, f"{at}.environment", binary, set(env), documented)
         check.expect(
@@ -453,7 +460,41 @@ def check_dockerfile(check: Check) -> str:
         where,
         "no dependency-caching stage (cargo-chef)",
     )
-    return f"{len(stages)} stages; {', '.join(shipped_binaries())} built and shipped"
+    check_processor_stage(check, text)
+    return (
+        f"{len(stages)} stages; {', '.join(shipped_binaries())} built and shipped; "
+        f"the {PROCESSOR_STAGE} stage with ffmpeg"
+    )
+
+
+# The Dockerfile's stage the processors run: the binaries plus ffmpeg, which takes thumbnails.
+PROCESSOR_STAGE = "processor"
+
+
+def check_processor_stage(check: Check, text: str):
+    where = f"Dockerfile: stage {PROCESSOR_STAGE}"
+    # The stage's text: from its FROM to the next FROM or the end.
+    stage_pattern = rf"^FROM\s+\S+\s+AS\s+{PROCESSOR_STAGE}\s*$(.*?)(?=^FROM\s|\Z)"
+    found = re.search(stage_pattern, text, re.M | re.S | re.I)
+    if not check.expect(found is not None, "Dockerfile", f"no {PROCESSOR_STAGE} stage"):
+        return
+    stage = found.group(1)
+    check.expect(
+        re.search(r"apt-get install[^\n]*(?:\\\n[^\n]*)*\bffmpeg\b", stage) is not None,
+        where,
+        "does not install ffmpeg (thumbnails of recordings started elsewhere need it)",
+    )
+    check.expect(
+        re.search(r"/target/release/roomtape-processor\b", stage) is not None,
+        where,
+        "roomtape-processor is not copied in",
+    )
+    user = re.findall(r"^USER\s+(\S+)", stage, re.M)
+    check.expect(
+        bool(user) and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0",
+        f"{where} USER",
+        "should be a numeric non-root user",
+    )
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------
@@ -552,6 +593,12 @@ def check_kubernetes_references(check: Check, objects: list[dict]) -> str:
                 )
                 continue
             deployments[binary] = obj
+            if binary == "roomtape-processor":
+                check.expect(
+                    "roomtape-processor" in container.get("image", ""),
+                    f"{at}.image",
+                    f"{container.get('image')}, not the processor's image (ffmpeg)",
+                )
             bind_env = {k: v for name in configmaps for k, v in configmaps[name].items()}
             port = bind_port(binary, bind_env, defaults)
             ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}

@@ -124,6 +124,30 @@ class Broken(unittest.TestCase):
     def test_a_binary_not_built(self):
         self.broken("Dockerfile", ' --bin roomtape"', '"', "Dockerfile: roomtape is not built")
 
+    def test_a_processor_image_without_ffmpeg(self):
+        self.broken(
+            "Dockerfile",
+            "--no-install-recommends ffmpeg ca-certificates",
+            "--no-install-recommends ca-certificates",
+            "Dockerfile: stage processor: does not install ffmpeg",
+        )
+
+    def test_processors_on_the_image_without_ffmpeg(self):
+        self.broken(
+            "docker-compose.yml",
+            "build: {context: ., target: processor}",
+            "build: .",
+            "services.processor-1.build.target: None, not the Dockerfile's processor stage",
+        )
+
+    def test_processor_pods_on_the_image_without_ffmpeg(self):
+        self.broken(
+            "deploy/kubernetes/processor.yaml",
+            "image: roomtape-processor",
+            "image: roomtape",
+            "not the processor's image (ffmpeg)",
+        )
+
     def test_a_probe_on_a_path_that_does_not_exist(self):
         self.broken(
             "deploy/kubernetes/api.yaml",

@@ -14,6 +14,11 @@
   const LIVE_STATUSES = new Set(["starting", "active", "stopping"]);
   // What the API deletes (CONTRACTS §7); `stopped` still waits for its files and is refused.
   const FINAL_STATUSES = new Set(["ready", "failed", "aborted"]);
+  // The vendored HLS player (api/console/vendor/hls.js), loaded the first time an HLS
+  // recording is played.
+  const HLS_PLAYER = "/console/hls.light.min.js";
+  // Presigned links live at most this long (SigV4's limit).
+  const MAX_LINK_SECONDS = 7 * 24 * 3600;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -239,7 +244,7 @@
     state.me = null;
     sessionStorage.removeItem(TOKEN_KEY);
     ui.notice.hidden = true;
-    ui.recordings.replaceChildren();
+    clearRecordings();
     ui.rooms.replaceChildren();
     showSignIn(message);
   }
@@ -278,6 +283,17 @@
     return `/api/v1/recordings?${query}`;
   }
 
+  /** Takes a card out of the page, and its HLS player with it. */
+  function removeCard(card) {
+    const video = card.querySelector("video");
+    if (video && video.hls) video.hls.destroy();
+    card.remove();
+  }
+
+  function clearRecordings() {
+    for (const card of [...ui.recordings.children]) removeCard(card);
+  }
+
   function cardOf(egressId) {
     for (const card of ui.recordings.children) {
       if (card.dataset.egressId === egressId) return card;
@@ -298,7 +314,18 @@
     names.append(room, id);
     const badge = el("span", "badge");
     badge.dataset.testid = "status-badge";
-    head.append(names, badge);
+    // A fixed slot, so rows line up whether or not a recording has a picture.
+    const thumb = el("div", "thumb");
+    const image = document.createElement("img");
+    image.alt = "";
+    image.loading = "lazy";
+    image.decoding = "async";
+    image.hidden = true;
+    image.dataset.testid = "thumbnail";
+    // A link that does not open (expired, a bucket without public reads) leaves the slot empty.
+    image.addEventListener("error", () => (image.hidden = true));
+    thumb.append(image);
+    head.append(thumb, names, badge);
 
     const facts = el("dl", "facts");
     for (const [label, key] of [
@@ -342,10 +369,34 @@
     return by.identity || (by.kind === "livekit" ? "a LiveKit token" : "an API token");
   }
 
+  /**
+   * Shows the recording's thumbnail in its row and as its player's poster. A link that has not
+   * changed is left alone: the browser keeps the image it has.
+   */
+  function fillThumbnail(card, recording) {
+    const url = recording.thumbnail_url || "";
+    const image = card.querySelector("img[data-testid=thumbnail]");
+    if (image.dataset.src === url) return;
+    image.dataset.src = url;
+    const video = card.querySelector("video");
+    if (url) {
+      image.src = url;
+      image.hidden = false;
+      video.poster = url;
+    } else {
+      image.removeAttribute("src");
+      image.hidden = true;
+      video.removeAttribute("poster");
+    }
+  }
+
   /** Brings `card` up to date with `recording`, keeping its player (it may be playing). */
   function fillCard(card, recording) {
     card.dataset.status = recording.status;
     card.dataset.id = String(recording.id);
+    card.dataset.format = recording.file_format || "";
+    card.dataset.duration = String(recording.duration_seconds || 0);
+    fillThumbnail(card, recording);
     card.querySelector(".recording-room").textContent = recording.room_name;
     const badge = card.querySelector(".badge");
     badge.textContent = recording.status;
@@ -403,13 +454,69 @@
       return;
     }
     busy(play, async () => {
-      const { url } = await link(card);
-      video.src = url;
+      if (card.dataset.format === "m3u8") {
+        await playHls(card, video);
+      } else {
+        const { url } = await link(card);
+        video.src = url;
+      }
       player.hidden = false;
       play.textContent = "Hide player";
       // Autoplay may be refused (no sound without a gesture); the controls are there then.
       video.play().catch(() => undefined);
     });
+  }
+
+  let hlsPlayer = null;
+  /** The HLS player's constructor, its script added to the page the first time. */
+  function loadHlsPlayer() {
+    if (!hlsPlayer) {
+      hlsPlayer = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = HLS_PLAYER;
+        script.addEventListener("load", () => resolve(window.Hls));
+        script.addEventListener("error", () => {
+          hlsPlayer = null;
+          reject(new ApiFailure(0, "console_error", "the HLS player did not load"));
+        });
+        document.head.append(script);
+      });
+    }
+    return hlsPlayer;
+  }
+
+  /**
+   * Plays an HLS recording through hls.js, from the API's playlist, whose segment links are
+   * presigned for the bucket (so a private bucket plays). The playlist request carries the
+   * token; the segments' links carry their own signature.
+   */
+  async function playHls(card, video) {
+    if (video.hls) return;
+    const Hls = await loadHlsPlayer();
+    if (!Hls.isSupported()) {
+      throw new ApiFailure(0, "media_error", "this browser cannot play HLS here: download it instead");
+    }
+    // Links outlive a paused or rewound viewing of the whole recording.
+    const seconds = Math.ceil(Math.max(3600, 3 * Number(card.dataset.duration)));
+    const expires = Math.min(seconds, MAX_LINK_SECONDS);
+    const egressId = encodeURIComponent(card.dataset.egressId);
+    const hls = new Hls({
+      // The Content-Security-Policy allows no workers: transmuxing runs on the page.
+      enableWorker: false,
+      xhrSetup(xhr, url) {
+        if (new URL(url, location.href).origin !== location.origin) return;
+        xhr.open("GET", url, true);
+        xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+      },
+    });
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      if (!data.fatal) return;
+      const status = data.response && data.response.code ? ` (HTTP ${data.response.code})` : "";
+      showBanner(`media_error: the HLS recording did not play: ${data.details}${status}`, "media_error");
+    });
+    hls.loadSource(`/api/v1/recordings/${egressId}/playlist.m3u8?expires=${expires}s`);
+    hls.attachMedia(video);
+    video.hls = hls;
   }
 
   async function startDownload(card) {
@@ -441,7 +548,7 @@
     busy(remove, async () => {
       const egressId = card.dataset.egressId;
       await api("DELETE", `/api/v1/recordings/${encodeURIComponent(egressId)}`);
-      card.remove();
+      removeCard(card);
       state.shown = ui.recordings.children.length;
       ui.recordingsEmpty.hidden = state.shown > 0;
       notify(`Deleted ${egressId}.`);
@@ -458,7 +565,7 @@
     if (!append) {
       for (const card of [...ui.recordings.children]) {
         const inSpan = complete || Number(card.dataset.id) >= oldest;
-        if (!wanted.has(card.dataset.egressId) && inSpan) card.remove();
+        if (!wanted.has(card.dataset.egressId) && inSpan) removeCard(card);
       }
     }
     let previous = null;
@@ -480,7 +587,7 @@
 
   async function loadRecordings({ reset }) {
     if (reset) {
-      ui.recordings.replaceChildren();
+      clearRecordings();
       state.shown = 0;
     }
     const limit = Math.min(MAX_PAGE, Math.max(PAGE_SIZE, state.shown));

@@ -66,6 +66,10 @@ impl ApiError {
             Self::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Library(LibraryError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Library(LibraryError::NoFile(_)) => (StatusCode::NOT_FOUND, "no_file"),
+            Self::Library(LibraryError::NotPlaylist { .. }) => (StatusCode::NOT_FOUND, "not_hls"),
+            Self::Library(LibraryError::InvalidPlaylist { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_playlist")
+            }
             Self::Library(LibraryError::NotFinal { .. }) => {
                 (StatusCode::CONFLICT, "recording_active")
             }
@@ -121,7 +125,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable: `unauthorized`, `forbidden`, `invalid_request`, `not_found`, `no_file`,
-    /// `recording_active`, `file_unreachable`, `unavailable`; for start and stop also
+    /// `not_hls`, `invalid_playlist`, `recording_active`, `file_unreachable`, `unavailable`; for start and stop also
     /// `already_recording`, `cancelled`, `idempotency_conflict`, `egress_error`,
     /// `room_not_found`, `deadline_exceeded`, `not_recording`, `no_reply`.
     pub code: String,

@@ -35,6 +35,7 @@ use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
         crate::recordings::list,
         crate::recordings::details,
         crate::recordings::download,
+        crate::recordings::playlist,
         crate::recordings::delete,
         crate::control::start,
         crate::control::stop,

@@ -1,5 +1,5 @@
 //! `/api/v1/recordings` and `/api/v1/rooms/{room}/recordings/`: the recording library over
-//! HTTP (list, details, download link, delete).
+//! HTTP (list, details, download link, signed HLS playlist, delete).
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -18,6 +18,8 @@ use crate::query;
 
 /// How many recordings a room's list holds at most (it has no pages, as in Django).
 const ROOM_LIST_LIMIT: i64 = 1000;
+/// What an HLS playlist is served as.
+const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// A recording in a room's list: the Django deployment's shape.
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,6 +38,9 @@ pub struct RoomRecording {
     /// The file's public URL when its storage profile has a public base URL, else a presigned
     /// link that works for an hour; `null` until the recording is ready.
     pub download_url: Option<String>,
+    /// A picture of the recording (a JPEG): its public URL, or a presigned link where the bucket
+    /// has no public base URL; `null` for audio-only recordings and until it is ready.
+    pub thumbnail_url: Option<String>,
 }
 
 /// One page of recordings, newest first.
@@ -157,6 +162,7 @@ pub async fn room_recordings(
             file_size_bytes: recording.file_size_bytes,
             file_format: recording.file_format,
             download_url,
+            thumbnail_url: recording.thumbnail_url,
         });
     }
     Ok(HttpResponse::Ok().json(items))
@@ -282,6 +288,50 @@ pub async fn download(
         .insert_header((header::LOCATION, url.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlaylistQuery {
+    /// How long each segment's link works, such as `3h` (default `1h`, at most `7d`): longer
+    /// than the recording takes to watch.
+    pub expires: Option<String>,
+}
+
+/// An HLS recording's playlist with every segment's URI a presigned GET link, so that a player
+/// (hls.js, Safari) plays it from a private bucket.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{egress_id}/playlist.m3u8",
+    tag = "recordings",
+    params(("egress_id" = String, Path, description = "LiveKit egress id"), PlaylistQuery),
+    responses(
+        (status = 200, description = "The media playlist (`application/vnd.apple.mpegurl`), each segment signed", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: a LiveKit token without the grant, which the message names", body = ErrorBody),
+        (status = 404, description = "`not_found`, `no_file`, or `not_hls`: the recording's file is not an HLS playlist", body = ErrorBody),
+        (status = 409, description = "The file is where roomtape cannot reach", body = ErrorBody),
+        (status = 422, description = "`invalid_playlist`: not a media playlist, or it names objects outside its folder", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []), ("livekit" = []))
+)]
+pub async fn playlist(
+    caller: Caller,
+    library: web::Data<Library>,
+    egress_id: web::Path<String>,
+    params: web::Query<PlaylistQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let expires = query::expires(params.expires.as_deref())?;
+    let recording = library.find(&egress_id).await?;
+    caller.check(Action::Read(&recording.room_name, recording.status))?;
+    let text = library.signed_playlist(&egress_id, expires).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(PLAYLIST_CONTENT_TYPE)
+        // Its links expire, and they are credentials: neither cached nor stored.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(text))
 }
 
 /// Deletes the recording's objects, then its rows. Needs a write token, or a LiveKit token

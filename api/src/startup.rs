@@ -20,6 +20,7 @@ use roomtape_shared::storage::ObjectStore;
 
 use crate::auth::Authenticator;
 use crate::config::ApiSettings;
+use crate::console::Console;
 use crate::control::{self, Control};
 use crate::error::ApiError;
 use crate::livekit_egress;
@@ -90,6 +91,7 @@ impl Application {
         });
         let pool = web::Data::new(pool);
         let clock = web::Data::new(clock);
+        let console = web::Data::new(Console::new(&settings.storage));
         let origins = settings.cors_origins.clone();
 
         let options = ServerOptions {
@@ -131,6 +133,7 @@ impl Application {
                 .app_data(control.clone())
                 .app_data(clock.clone())
                 .app_data(ops_state.clone())
+                .app_data(console.clone())
                 .service(
                     web::scope("/api/v1")
                         .route(
@@ -149,6 +152,10 @@ impl Application {
                         .route(
                             "/recordings/{egress_id}/download",
                             web::get().to(recordings::download),
+                        )
+                        .route(
+                            "/recordings/{egress_id}/playlist.m3u8",
+                            web::get().to(recordings::playlist),
                         )
                         .route(
                             "/rooms/{room}/start-recording/",

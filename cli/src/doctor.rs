@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roomtape_shared::config::{
     ingestor_url, AmqpSettings, DatabaseSettings, Env, LiveKitSettings, StorageProfile,
-    StorageProfiles,
+    StorageProfiles, ThumbnailSettings,
 };
 use roomtape_shared::events::proto::ListEgressRequest;
 use roomtape_shared::livekit::{EgressClient, EgressError};
@@ -16,7 +16,7 @@ use roomtape_shared::notify::{Attempt, NotifySettings};
 use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_QUEUE};
 use roomtape_shared::queue::{self, topology, topology::QueueCounts};
 use roomtape_shared::storage::{self, ObjectStore};
-use roomtape_shared::{db, Chain};
+use roomtape_shared::{db, ffmpeg, Chain};
 use serde_json::json;
 
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
@@ -31,7 +31,7 @@ const PROBE_BODY: &[u8] = b"roomtape doctor probe\n";
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     /// Run a check but leave it out of the exit status (repeatable): settings, database,
-    /// broker, storage, livekit, ingestor, notify.
+    /// broker, storage, livekit, ffmpeg, ingestor, notify.
     #[arg(long, value_name = "CHECK")]
     skip: Vec<String>,
 }
@@ -85,6 +85,7 @@ pub async fn run(args: &DoctorArgs, env: &Env, out: &mut Output<'_>) -> Result<u
     broker(env, &mut report).await;
     storage_profiles(env, &mut report).await;
     livekit(env, &mut report).await;
+    ffmpeg(env, &mut report).await;
     ingestor(env, &mut report).await;
     notify_endpoints(env, &mut report).await;
     for check in &mut report.checks {
@@ -353,6 +354,26 @@ async fn livekit(env: &Env, report: &mut Report) {
             "livekit",
             format!("{}; check LIVEKIT_API_KEY and LIVEKIT_API_SECRET", Chain(&error)),
         ),
+    }
+}
+
+/// The ffmpeg the processor takes thumbnails with (of recordings it did not start), as this
+/// machine runs it: run doctor where the processor runs (its container image has both).
+async fn ffmpeg(env: &Env, report: &mut Report) {
+    let settings = match ThumbnailSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(error) => return report.fail("ffmpeg", "ffmpeg", error.to_string()),
+    };
+    if !settings.enabled {
+        return report.pass(
+            "ffmpeg",
+            "ffmpeg",
+            "not needed: RECORDING_THUMBNAILS is off",
+        );
+    }
+    match ffmpeg::version(&settings.ffmpeg).await {
+        Ok(version) => report.pass("ffmpeg", "ffmpeg", format!("{version} ({})", settings.ffmpeg.display())),
+        Err(error) => report.fail("ffmpeg", "ffmpeg", format!("{}; thumbnails of recordings started outside roomtape need it (or set RECORDING_THUMBNAILS=off)", Chain(&error))),
     }
 }
 

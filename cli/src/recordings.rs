@@ -273,6 +273,7 @@ fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Detai
         ("layout", r.layout.clone().unwrap_or_default()),
         ("storage", storage(r)),
         ("url", r.file_url.clone().unwrap_or_default()),
+        ("thumbnail", r.thumbnail_url.clone().unwrap_or_default()),
         ("stream id", r.stream_id.clone().unwrap_or_default()),
         ("user id", r.user_id.clone().unwrap_or_default()),
         ("error", r.error.clone().unwrap_or_default()),

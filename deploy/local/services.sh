@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs (from Debian packages / crates.io / PyPI) and starts what roomtape needs locally:
 # PostgreSQL, RabbitMQ with its management API and Prometheus endpoint, the s3s-fs S3 server,
-# the official LiveKit Python SDK used by cross-check tests, and Chromium for the console's
-# browser test. Idempotent: what is installed and running is left alone.
+# the official LiveKit Python SDK used by cross-check tests, Chromium for the console's browser
+# test, and ffmpeg for thumbnails. Idempotent: what is installed and running is left alone.
 # Prints the settings it established as `export` lines on stdout, for `eval`.
 set -euo pipefail
 
@@ -146,6 +146,12 @@ ensure_python_sdk() {
   fi
 }
 
+# Debian's ffmpeg: the processor takes thumbnails of recordings it did not start with it, and the
+# thumbnails' tests check the JPEGs with its ffprobe.
+ensure_ffmpeg() {
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || apt_install --no-install-recommends ffmpeg
+}
+
 # Debian's own build, for the console's browser test (tests/tests/it/console.rs drives it over
 # the DevTools protocol); nothing downloads a Chrome of its own.
 ensure_chromium() {
@@ -158,6 +164,7 @@ ensure_rabbitmq
 ensure_s3
 ensure_python_sdk
 ensure_chromium
+ensure_ffmpeg
 
 cat <<EXPORTS
 export ROOMTAPE_TEST_DATABASE_URL='$PG_ADMIN_URL'
@@ -169,4 +176,4 @@ export ROOMTAPE_TEST_S3_SECRET_KEY='$S3_SECRET_KEY'
 export ROOMTAPE_LOCAL_DATABASE_URL='${PG_ADMIN_URL%/postgres}/roomtape'
 export ROOMTAPE_CHROMIUM='$(command -v chromium)'
 EXPORTS
-log "PostgreSQL, RabbitMQ, s3s-fs, livekit-api and chromium are ready"
+log "PostgreSQL, RabbitMQ, s3s-fs, livekit-api, chromium and ffmpeg are ready"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use roomtape_shared::config::{
     command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
-    LiveKitSettings, StorageProfiles, TelemetrySettings,
+    LiveKitSettings, StorageProfiles, TelemetrySettings, ThumbnailSettings,
 };
 use roomtape_shared::notify::NotifySettings;
 
@@ -43,6 +43,9 @@ pub struct ProcessorSettings {
     /// `RECORDING_PROBE` (default true): each finished file is opened (ranged reads) before
     /// its recording is `ready`; off, a HEAD is all (as before the probe, for comparison).
     pub probe: bool,
+    /// `RECORDING_THUMBNAILS`, `THUMBNAIL_INTERVAL`, `FFMPEG_PATH`: a picture of each video
+    /// recording.
+    pub thumbnails: ThumbnailSettings,
     /// `COMMAND_START_DEADLINE` (default `20s`).
     pub command_start_deadline: Duration,
     /// `COMMAND_FILEPATH_TEMPLATE` (default `recordings/{room_name}/{time}`).
@@ -88,6 +91,7 @@ impl ProcessorSettings {
             ),
             stuck_after: env.duration_or("PROCESSOR_STUCK_AFTER", Duration::from_secs(3600)),
             probe: env.flag_or("RECORDING_PROBE", true),
+            thumbnails: ThumbnailSettings::from_env(env),
             command_start_deadline: command_start_deadline(env),
             filepath_template: FilepathTemplate::from_env(env),
             reply_queues: env.patterns_or("COMMAND_REPLY_QUEUES", "amq.gen-*"),

@@ -4,7 +4,8 @@
 //! `worker` runs a queue and settles each message, by the `error` a handler fails with;
 //! `events` and `commands` are the two queues' handlers; `egress` is the recording lifecycle
 //! (it fails with its own error, which `error` takes in) and `probe` opens a finished egress's
-//! files before it is `ready`; `reconcile` asks LiveKit about
+//! files before it is `ready`, `thumbnail` picks or takes a picture of it; `reconcile` asks
+//! LiveKit about
 //! recordings whose webhooks never came; `db` holds the queries on the processor's own tables;
 //! `config` its settings.
 
@@ -21,4 +22,5 @@ pub mod probe;
 pub mod reconcile;
 pub mod retention;
 pub mod startup;
+pub mod thumbnail;
 pub mod worker;

@@ -27,6 +27,7 @@ use crate::metrics::ProcessorMetrics;
 use crate::notify::{Deliveries, Endpoints, Relay};
 use crate::reconcile::Reconciler;
 use crate::retention::Pruner;
+use crate::thumbnail::Thumbnails;
 use crate::worker::{self, ConsumerSettings};
 
 /// How long the ops server gets to answer in-flight requests on shutdown.
@@ -95,11 +96,14 @@ impl Application {
             settings.stuck_after,
         );
         let egress = EgressClient::new(settings.livekit.clone())?;
+        let objects = ObjectStore::new(&settings.storage);
+        let thumbnails = Thumbnails::new(objects.clone(), settings.thumbnails.clone());
         let lifecycle = EgressLifecycle::new(
             pool.clone(),
-            ObjectStore::new(&settings.storage),
+            objects,
             processor_metrics.clone(),
             settings.probe,
+            thumbnails.clone(),
         );
         let events = Arc::new(EventProcessor::new(
             pool.clone(),
@@ -107,15 +111,18 @@ impl Application {
             settings.auto_record.clone(),
             settings.concurrency,
         ));
-        let commands = Arc::new(CommandProcessor::new(
-            pool.clone(),
-            egress.clone(),
-            settings.storage.clone(),
-            settings.filepath_template.clone(),
-            settings.reply_queues.clone(),
-            settings.command_start_deadline,
-            clock,
-        ));
+        let commands = Arc::new(
+            CommandProcessor::new(
+                pool.clone(),
+                egress.clone(),
+                settings.storage.clone(),
+                settings.filepath_template.clone(),
+                settings.reply_queues.clone(),
+                settings.command_start_deadline,
+                clock,
+            )
+            .with_thumbnails(thumbnails),
+        );
         let reconciler = Reconciler {
             pool: pool.clone(),
             egress,

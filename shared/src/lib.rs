@@ -1,6 +1,6 @@
 //! Everything the roomtape binaries share. Always there: configuration, the LiveKit event
 //! model, the §4 command messages ([`commands`]), RabbitMQ ([`queue`]: connect, topology, confirmed publish, headers, reconnect),
-//! telemetry, metrics, shutdown, the clock, [`redact`] (credentials out of what LiveKit reported). Behind features, so each binary links only what it
+//! telemetry, metrics, shutdown, the clock, [`hls`] playlists, [`ffmpeg`] (a video frame), [`redact`] (credentials out of what LiveKit reported). Behind features, so each binary links only what it
 //! uses (the CLI links no HTTP server):
 //!
 //! | feature   | module      | what                                                       |
@@ -22,6 +22,8 @@ pub mod config;
 pub mod db;
 pub mod error_chain;
 pub mod events;
+pub mod ffmpeg;
+pub mod hls;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "library")]

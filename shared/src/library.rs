@@ -1,9 +1,11 @@
 //! The recording library: what operators and the HTTP API do to recordings. List them, show
-//! one with its files and the events applied to it, make a download link, delete one (objects
-//! first, then rows, so no row ever points at nothing it claims), sweep old ones. The
+//! one with its files and the events applied to it, make a download link or a signed HLS
+//! playlist, link a private bucket's thumbnails, delete one (objects first, then rows, so no row
+//! ever points at nothing it claims), sweep old ones. The
 //! `roomtape recordings` commands and `roomtape-api` both use this.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -13,10 +15,15 @@ use crate::config::StorageProfile;
 use crate::db::assets::{self, Asset};
 use crate::db::notifications::{self, DeletedBy};
 use crate::db::recordings::{self, AppliedEvent, Filter, Recording, RecordingDetails, Status};
+use crate::hls;
 use crate::storage::{ObjectStore, StorageError};
 
 /// `storage_provider` of a file LiveKit wrote to its own backup bucket.
 const BACKUP_PROVIDER: &str = "livekit-backup";
+/// Thumbnail links of private buckets are signed as of the start of a window this long and work
+/// for two: the same link all through the window (a list refreshed every few seconds keeps its
+/// cached images), and at least one window long.
+const THUMBNAIL_LINK_WINDOW: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
@@ -26,6 +33,10 @@ pub enum LibraryError {
     NotFinal { egress_id: String, status: Status },
     #[error("recording {0} has no file")]
     NoFile(String),
+    #[error("recording {egress_id} is not HLS: its file is {key}; download it instead")]
+    NotPlaylist { egress_id: String, key: String },
+    #[error("the HLS playlist of {egress_id} cannot be served: {reason}")]
+    InvalidPlaylist { egress_id: String, reason: String },
     #[error(
         "the file of {0} is in LiveKit's backup storage, which roomtape cannot reach: remove it there"
     )]
@@ -80,9 +91,52 @@ impl Library {
         Self { pool, objects }
     }
 
+    /// One page of recordings, as readers see them ([`Self::shown`]).
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Recording>, LibraryError> {
         let client = self.pool.get().await?;
-        Ok(recordings::list(&client, filter).await?)
+        let found = recordings::list(&client, filter).await?;
+        let mut shown = Vec::with_capacity(found.len());
+        for recording in found {
+            shown.push(self.shown(recording).await);
+        }
+        Ok(shown)
+    }
+
+    /// The recording as readers see it: `thumbnail_url` a presigned link where its bucket has
+    /// no public base URL (the stored public URL would not open), else the public URL.
+    pub async fn shown(&self, mut recording: Recording) -> Recording {
+        if let Some(link) = self.thumbnail_link(&recording).await {
+            recording.thumbnail_url = Some(link);
+        }
+        recording
+    }
+
+    /// A presigned link to the thumbnail of a recording in a private bucket; `None` where the
+    /// public URL serves (or no link can be made: the stored URL is shown then).
+    async fn thumbnail_link(&self, recording: &Recording) -> Option<String> {
+        let key = recording.thumbnail_key.as_deref()?;
+        let profile = self.profile_of(recording).ok()?;
+        if profile.public_base_url.is_some() {
+            return None;
+        }
+        let window = THUMBNAIL_LINK_WINDOW.as_secs();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(now - now % window);
+        let expires = THUMBNAIL_LINK_WINDOW * 2;
+        match self
+            .objects
+            .presigned_get_from(profile, key, signed_at, expires)
+            .await
+        {
+            Ok(url) => Some(url.into()),
+            Err(error) => {
+                tracing::warn!(egress_id = %recording.egress_id, error = %crate::Chain(&error), "cannot sign the thumbnail's link");
+                None
+            }
+        }
     }
 
     pub async fn details(&self, egress_id: &str) -> Result<Details, LibraryError> {
@@ -90,6 +144,7 @@ impl Library {
         let RecordingDetails { recording, assets } = recordings::details(&client, egress_id)
             .await?
             .ok_or_else(|| LibraryError::NotFound(egress_id.to_owned()))?;
+        let recording = self.shown(recording).await;
         let events_pruned_at = recording
             .metadata
             .get(recordings::EVENTS_PRUNED_AT)
@@ -138,10 +193,57 @@ impl Library {
         }
     }
 
+    /// The recording's HLS playlist with every segment (and `#EXT-X-MAP`) it names replaced by
+    /// a GET link presigned for `expires`, so that it plays from a private bucket.
+    pub async fn signed_playlist(
+        &self,
+        egress_id: &str,
+        expires: Duration,
+    ) -> Result<String, LibraryError> {
+        let recording = self.find(egress_id).await?;
+        let (profile, key) = self
+            .file_of(&recording)?
+            .ok_or_else(|| LibraryError::NoFile(egress_id.to_owned()))?;
+        if !key.to_ascii_lowercase().ends_with(".m3u8") {
+            return Err(LibraryError::NotPlaylist {
+                egress_id: egress_id.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+        let invalid = |reason: String| LibraryError::InvalidPlaylist {
+            egress_id: egress_id.to_owned(),
+            reason,
+        };
+        let text = match hls::read(&self.objects, profile, key).await {
+            Ok(text) => text,
+            Err(hls::ReadError::Storage(error)) => return Err(error.into()),
+            Err(hls::ReadError::Invalid(reason)) => return Err(invalid(reason)),
+        };
+        // Every key first (the rewrite cannot wait), then each signed once.
+        let mut keys = Vec::new();
+        hls::rewrite(key, &text, |segment| {
+            keys.push(segment.to_owned());
+            String::new()
+        })
+        .map_err(|error| invalid(error.to_string()))?;
+        let mut links = HashMap::with_capacity(keys.len());
+        for segment in keys {
+            let url = self
+                .objects
+                .presigned_get(profile, &segment, expires)
+                .await?;
+            links.insert(segment, String::from(url));
+        }
+        hls::rewrite(key, &text, |segment| {
+            links.get(segment).cloned().unwrap_or_default()
+        })
+        .map_err(|error| invalid(error.to_string()))
+    }
+
     /// Deletes the recording's objects, then its rows. A recording that is not final is refused
     /// unless `force`; so is one whose files roomtape cannot reach. The objects are every file
-    /// and asset, everything the egress reported writing, and what lies under a prefix it owns
-    /// (an HLS playlist's segments and manifest, an image sequence). The rows go in one
+    /// and asset, the thumbnail, everything the egress reported writing, and what lies under a
+    /// prefix it owns (an HLS playlist's segments and manifest, an image sequence). The rows go in one
     /// transaction with the `recording.deleted` notification, which says `by` whom.
     pub async fn delete(
         &self,
@@ -271,6 +373,7 @@ impl StoredObjects {
         };
         let mut keys = strings("keys");
         keys.extend(recording.storage_key.clone());
+        keys.extend(recording.thumbnail_key.clone());
         keys.extend(assets.iter().map(|asset| asset.storage_key.clone()));
         Self {
             keys,

@@ -141,6 +141,7 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
     use roomtape_processor::egress::EgressLifecycle;
     use roomtape_processor::events::EventProcessor;
     use roomtape_processor::metrics::ProcessorMetrics;
+    use roomtape_processor::thumbnail::Thumbnails;
     use roomtape_shared::storage::ObjectStore;
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
     roomtape_shared::db::migrate(&settings.database)
@@ -148,12 +149,10 @@ pub async fn event_processor(env: &Env) -> roomtape_processor::events::EventProc
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
     let metrics = ProcessorMetrics::register(&mut roomtape_shared::metrics::registry());
-    let lifecycle = EgressLifecycle::new(
-        pool.clone(),
-        ObjectStore::new(&settings.storage),
-        metrics,
-        settings.probe,
-    );
+    let objects = ObjectStore::new(&settings.storage);
+    let thumbnails = Thumbnails::new(objects.clone(), settings.thumbnails);
+    let lifecycle =
+        EgressLifecycle::new(pool.clone(), objects, metrics, settings.probe, thumbnails);
     EventProcessor::new(pool, lifecycle, settings.auto_record, settings.concurrency)
 }
 
@@ -164,12 +163,15 @@ pub async fn command_processor(
     clock: Clock,
 ) -> roomtape_processor::commands::CommandProcessor {
     use roomtape_processor::commands::CommandProcessor;
+    use roomtape_processor::thumbnail::Thumbnails;
     use roomtape_shared::livekit::EgressClient;
+    use roomtape_shared::storage::ObjectStore;
     let settings = ProcessorSettings::from_env(env).expect("processor settings");
     roomtape_shared::db::migrate(&settings.database)
         .await
         .expect("migrate");
     let pool = roomtape_shared::db::pool(&settings.database).expect("pool");
+    let thumbnails = Thumbnails::new(ObjectStore::new(&settings.storage), settings.thumbnails);
     CommandProcessor::new(
         pool,
         EgressClient::new(settings.livekit).expect("LiveKit client"),
@@ -179,6 +181,7 @@ pub async fn command_processor(
         settings.command_start_deadline,
         clock,
     )
+    .with_thumbnails(thumbnails)
 }
 
 /// `app`'s `/metrics` page, as Prometheus would scrape it.

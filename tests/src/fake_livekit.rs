@@ -6,16 +6,17 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use jwt_simple::prelude::{MACLike, VerificationOptions};
 use prost::Message;
 use roomtape_shared::auth::hs256_key;
 use roomtape_shared::events::proto::{
-    egress_info, EgressInfo, EgressStatus, FileInfo, ListEgressRequest, ListEgressResponse,
-    RoomCompositeEgressRequest, StopEgressRequest,
+    egress_info, EgressInfo, EgressStatus, FileInfo, ImagesInfo, ListEgressRequest,
+    ListEgressResponse, Room, RoomCompositeEgressRequest, StopEgressRequest, WebhookEvent,
 };
 use serde::Deserialize;
+
+use crate::test_server::TestServer;
 
 /// One request as it arrived.
 #[derive(Debug, Clone)]
@@ -50,13 +51,7 @@ struct Keys {
 pub struct FakeLiveKit {
     pub url: String,
     state: Arc<Mutex<State>>,
-    server: ServerHandle,
-}
-
-impl Drop for FakeLiveKit {
-    fn drop(&mut self) {
-        drop(self.server.stop(false));
-    }
+    _server: TestServer,
 }
 
 fn now_ns() -> i64 {
@@ -80,25 +75,15 @@ impl FakeLiveKit {
             api_secret: api_secret.to_owned(),
         });
         let data = web::Data::new(state.clone());
-        let listener = std::net::TcpListener::bind(address).expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
+        let server = TestServer::start(address, move |cfg| {
+            cfg.app_data(data.clone())
                 .app_data(keys.clone())
-                .route("/twirp/livekit.Egress/{method}", web::post().to(twirp))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .disable_signals()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+                .route("/twirp/livekit.Egress/{method}", web::post().to(twirp));
+        });
         Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url: server.url(),
             state,
-            server: handle,
+            _server: server,
         }
     }
 
@@ -167,14 +152,21 @@ impl FakeLiveKit {
         })
     }
 
-    /// The egress finished and uploaded `key`, as LiveKit reports it.
-    pub fn complete(&self, egress_id: &str, key: &str, size: i64) {
+    /// `f` on the egress `egress_id`, which must be known.
+    fn with_egress<T>(&self, egress_id: &str, f: impl FnOnce(&mut EgressInfo) -> T) -> T {
         self.with(|s| {
             let info = s
                 .egresses
                 .iter_mut()
                 .find(|e| e.egress_id == egress_id)
                 .expect("known egress");
+            f(info)
+        })
+    }
+
+    /// The egress finished and uploaded `key`, as LiveKit reports it.
+    pub fn complete(&self, egress_id: &str, key: &str, size: i64) {
+        self.with_egress(egress_id, |info| {
             info.status = EgressStatus::EgressComplete as i32;
             info.ended_at = now_ns();
             info.updated_at = now_ns();
@@ -187,6 +179,41 @@ impl FakeLiveKit {
                 ..FileInfo::default()
             }];
         });
+    }
+}
+
+impl FakeLiveKit {
+    /// [`Self::complete`], and the egress's image output wrote `images` JPEGs, reported as
+    /// LiveKit's egress reports them (a count, no prefix: where they are is in the request).
+    pub fn complete_with_images(&self, egress_id: &str, key: &str, size: i64, images: i64) {
+        self.complete(egress_id, key, size);
+        self.with_egress(egress_id, |info| {
+            info.image_results = vec![ImagesInfo {
+                image_count: images,
+                started_at: info.started_at,
+                ended_at: info.ended_at,
+                ..ImagesInfo::default()
+            }];
+        });
+    }
+
+    /// The `egress_ended` webhook LiveKit sends for the egress as it is now (protojson, as
+    /// LiveKit writes it).
+    pub fn ended_event(&self, egress_id: &str, event_id: &str) -> String {
+        let info = self.egress(egress_id).expect("known egress");
+        let event = WebhookEvent {
+            event: "egress_ended".into(),
+            room: Some(Room {
+                sid: info.room_id.clone(),
+                name: info.room_name.clone(),
+                ..Room::default()
+            }),
+            egress_info: Some(info),
+            id: event_id.into(),
+            created_at: now_ns() / 1_000_000_000,
+            ..WebhookEvent::default()
+        };
+        serde_json::to_string(&event).expect("protojson")
     }
 }
 
@@ -285,6 +312,13 @@ fn answer(
             };
             if request.room_name.is_empty() {
                 return twirp_error("invalid_argument", "room name required");
+            }
+            // LiveKit refuses images of a recording without video.
+            if request.audio_only && !request.image_outputs.is_empty() {
+                return twirp_error(
+                    "invalid_argument",
+                    "request has missing or invalid field: audio_only images",
+                );
             }
             state.next_id += 1;
             let info = EgressInfo {

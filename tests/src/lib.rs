@@ -10,17 +10,20 @@
 pub mod api_client;
 pub mod apps;
 pub mod broker;
+pub mod cors_proxy;
 pub mod database;
 pub mod fake_livekit;
 pub mod fixtures;
 pub mod livekit;
 pub mod logs;
+pub mod media;
 pub mod outbox;
 pub mod proxy;
 pub mod reliability;
 pub mod s3;
 pub mod services;
 pub mod shapes;
+pub mod test_server;
 pub mod wait;
 pub mod webhook_sink;
 

@@ -1,5 +1,6 @@
 //! A fresh bucket per test on the local S3 server, emptied and deleted afterwards.
 
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use roomtape_shared::config::StorageProfile;
 use roomtape_shared::storage;
@@ -31,6 +32,45 @@ impl TestBucket {
             .send()
             .await
             .expect("put object");
+    }
+}
+
+impl TestBucket {
+    /// What a HEAD of `key` answers; `None` when it fails (the object is not there).
+    pub async fn head(&self, key: &str) -> Option<HeadObjectOutput> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.profile.bucket)
+            .key(key);
+        head.send().await.ok()
+    }
+
+    /// The bytes of `key`; `None` when it is not there.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.profile.bucket)
+            .key(key);
+        let object = get.send().await.ok()?;
+        Some(
+            object
+                .body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+                .to_vec(),
+        )
+    }
+
+    /// Every key under `prefix` (one page: tests keep few objects).
+    pub async fn keys_under(&self, prefix: &str) -> Vec<String> {
+        let list = self.client.list_objects_v2().bucket(&self.profile.bucket);
+        let listing = list.prefix(prefix).send().await.expect("list");
+        let keys = listing.contents().iter().filter_map(|o| o.key());
+        keys.map(str::to_owned).collect()
     }
 }
 

@@ -74,6 +74,9 @@ impl TestEnv {
             // Most tests upload placeholder bytes where the recording goes; the probe's own
             // tests (it/probe.rs) upload real media and turn it on.
             ("RECORDING_PROBE", "off".to_owned()),
+            // No image outputs in their starts, and no frames of placeholder bytes; the
+            // thumbnails' own tests (it/thumbnails.rs, the console's HLS test) turn them on.
+            ("RECORDING_THUMBNAILS", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 /// Every field of a recording: the API's from before it was one shape with the CLI's (`id` …
 /// `updated_at`, CONTRACTS §7), where the file is (`storage_provider`, `storage_bucket`,
-/// `storage_key`, `file_url`), and the rest of the row command replies carried (`room_sid`,
-/// `audio_only`, `is_processed`).
-pub const RECORDING_FIELDS: [&str; 23] = [
+/// `storage_key`, `file_url`), the rest of the row command replies carried (`room_sid`,
+/// `audio_only`, `is_processed`), and its picture (`thumbnail_url`, CONTRACTS §5).
+pub const RECORDING_FIELDS: [&str; 24] = [
     "id",
     "egress_id",
     "room_name",
@@ -32,6 +32,7 @@ pub const RECORDING_FIELDS: [&str; 23] = [
     "room_sid",
     "audio_only",
     "is_processed",
+    "thumbnail_url",
 ];
 
 /// Asserts that `recording` is a recording: every field of [`RECORDING_FIELDS`] and no other.

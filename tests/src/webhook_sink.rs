@@ -6,10 +6,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
+
+use crate::test_server::TestServer;
 
 /// One request as the endpoint received it.
 #[derive(Debug, Clone)]
@@ -62,32 +63,20 @@ struct State {
 pub struct WebhookSink {
     pub url: String,
     state: Arc<Mutex<State>>,
-    server: ServerHandle,
+    _server: TestServer,
 }
 
 impl WebhookSink {
     pub fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let data = web::Data::new(state.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .disable_signals()
-        .shutdown_timeout(0)
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let server = TestServer::start("127.0.0.1:0", move |cfg| {
+            cfg.app_data(data.clone()).default_service(web::to(receive));
+        });
         Self {
-            url: format!("http://127.0.0.1:{port}/hooks/roomtape"),
+            url: format!("{}/hooks/roomtape", server.url()),
             state,
-            server: handle,
+            _server: server,
         }
     }
 
@@ -117,13 +106,6 @@ impl WebhookSink {
 
     pub fn count(&self) -> usize {
         self.with(|s| s.received.len())
-    }
-}
-
-impl Drop for WebhookSink {
-    fn drop(&mut self) {
-        // Asked, not awaited: the server runs on the test's runtime, which is busy dropping.
-        drop(self.server.stop(false));
     }
 }
 

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::db::commands as progress;
 use crate::error::HandleError;
+use crate::thumbnail::Thumbnails;
 use crate::worker::{Handled, Handler, Message, Outbox};
 use roomtape_shared::commands::{self as model, Command, FilepathTemplate};
 use sent::SentAt;
@@ -41,6 +42,9 @@ pub struct CommandProcessor {
     /// processor shares and first-seen times are written with; a fixed clock stands in for it in
     /// tests.
     clock: Clock,
+    /// Asks LiveKit for the image output a video recording's thumbnail comes from; `None`: no
+    /// image output.
+    thumbnails: Option<Thumbnails>,
 }
 
 impl Handler for CommandProcessor {
@@ -159,6 +163,15 @@ impl CommandProcessor {
             reply_queues,
             deadline,
             clock,
+            thumbnails: None,
+        }
+    }
+
+    /// Starts ask for the image output `thumbnails` says (`RECORDING_THUMBNAILS`).
+    pub fn with_thumbnails(self, thumbnails: Thumbnails) -> Self {
+        Self {
+            thumbnails: Some(thumbnails),
+            ..self
         }
     }
 

@@ -164,8 +164,13 @@ impl CommandProcessor {
         start: &Start,
         left: Duration,
     ) -> Result<Value, HandleError> {
+        let now_ms = self.now_ms(client).await?;
         progress::called(client, command_id, true).await?;
-        let request = request::room_composite(start, command_id);
+        let mut request = request::room_composite(start, command_id);
+        let thumbnails = self.thumbnails.as_ref();
+        request
+            .image_outputs
+            .extend(thumbnails.and_then(|t| t.image_output(&request, now_ms)));
         let call = self.egress.start_room_composite(&request);
         match tokio::time::timeout(left, call).await {
             Ok(Ok(started)) => {

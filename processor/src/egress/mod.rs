@@ -12,8 +12,9 @@
 //!                                  ─▶ HEAD each file/playlist ─▶ empty ────▶ write failed
 //!                                                             ─▶ all there ─▶ probe each ─▶
 //!                                          unplayable (cut, no index, tracks or length wrong) ─▶
-//!                                          write failed `unplayable: why`; plays ─▶ ready +
-//!                                          assets, the probe's report in `metadata.probe`
+//!                                          write failed `unplayable: why`; plays ─▶ thumbnail
+//!                                          (video only, never blocking) ─▶ ready + assets, the
+//!                                          probe's report in `metadata.probe`
 //!                                                             ─▶ missing / bucket error ─▶
 //!                                       write stopped + why, retry later; after the last retry
 //!                                       [`EgressLifecycle::given_up`]: missing → failed; the
@@ -31,7 +32,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use roomtape_shared::config::StorageProfile;
 use roomtape_shared::db::assets::{self, NewAsset};
 use roomtape_shared::db::notifications;
-use roomtape_shared::db::recordings::{self, EgressUpdate, Status, StoredFile};
+use roomtape_shared::db::recordings::{self, EgressUpdate, Status, StoredFile, StoredThumbnail};
 use roomtape_shared::events::proto::EgressInfo;
 use roomtape_shared::redact::redact;
 use roomtape_shared::storage::{self, ObjectInfo, ObjectStore, StorageError};
@@ -42,10 +43,13 @@ use std::time::Instant;
 use crate::db::webhook_events;
 use crate::metrics::ProcessorMetrics;
 use crate::probe::{self, Expected, MediaReport, ObjectSource, ProbeError};
+use crate::thumbnail::{ThumbnailError, Thumbnails};
 use plan::{EgressPlan, ReportedFile, Results, PLAYLIST_CONTENT_TYPE};
 
 /// The key of the first file's [`MediaReport`] in the recording's `metadata`.
 pub const PROBE: &str = "probe";
+/// The key in the recording's `metadata` of why it has no thumbnail, when one was wanted.
+pub const THUMBNAIL_ERROR: &str = "thumbnail_error";
 
 /// Why a finished egress's files could not be confirmed in their bucket.
 #[derive(Debug, thiserror::Error)]
@@ -132,15 +136,23 @@ pub struct EgressLifecycle {
     metrics: ProcessorMetrics,
     /// Whether finished files are probed before `ready` (`RECORDING_PROBE`).
     probe: bool,
+    thumbnails: Thumbnails,
 }
 
 impl EgressLifecycle {
-    pub fn new(pool: Pool, objects: ObjectStore, metrics: ProcessorMetrics, probe: bool) -> Self {
+    pub fn new(
+        pool: Pool,
+        objects: ObjectStore,
+        metrics: ProcessorMetrics,
+        probe: bool,
+        thumbnails: Thumbnails,
+    ) -> Self {
         Self {
             pool,
             objects,
             metrics,
             probe,
+            thumbnails,
         }
     }
 
@@ -320,7 +332,14 @@ impl EgressLifecycle {
                 }
             }
         }
-        Ok(ready(plan, profile, &checked, reports.first()))
+        let thumbnail = match checked.first() {
+            Some((file, _)) => {
+                let report = reports.first();
+                self.thumbnails.of(plan, profile, file, report).await
+            }
+            None => Ok(None),
+        };
+        Ok(ready(plan, profile, &checked, reports.first(), thumbnail))
     }
 
     /// Whether `file` is there, and how big: a HEAD, or when it is to be probed its first
@@ -357,7 +376,7 @@ impl EgressLifecycle {
         let started = Instant::now();
         let size = u64::try_from(object.size_bytes).unwrap_or_default();
         let report = match file.playlist {
-            true => probe::hls::probe(&self.objects, profile, &file.key, size).await,
+            true => probe::hls::probe(&self.objects, profile, &file.key).await,
             false => {
                 let mut source = ObjectSource::new(&self.objects, profile, &file.key, size);
                 if let Some(start) = start {
@@ -378,12 +397,14 @@ impl EgressLifecycle {
     }
 }
 
-/// The recording once every file is confirmed: its first file on the row, one asset each.
+/// The recording once every file is confirmed: its first file on the row, one asset each, and
+/// its thumbnail (or why it has none).
 fn ready(
     plan: &EgressPlan,
     profile: &StorageProfile,
     checked: &[(&ReportedFile, ObjectInfo)],
     probed: Option<&MediaReport>,
+    thumbnail: Result<Option<StoredThumbnail>, ThumbnailError>,
 ) -> RecordingChange {
     let assets = checked
         .iter()
@@ -408,10 +429,19 @@ fn ready(
             map.insert(PROBE.into(), report);
         }
     }
+    let thumbnail = thumbnail.unwrap_or_else(|error| {
+        let why = Chain(&error).to_string();
+        tracing::warn!(error = %why, "the recording is ready without a thumbnail");
+        if let Some(map) = metadata.as_object_mut() {
+            map.insert(THUMBNAIL_ERROR.into(), why.into());
+        }
+        None
+    });
     RecordingChange {
         update: EgressUpdate {
             status: Status::Ready,
             file,
+            thumbnail,
             metadata,
             ..plan.update.clone()
         },

@@ -10,6 +10,8 @@ use roomtape_shared::db::recordings::{EgressUpdate, Status};
 use roomtape_shared::db::{from_nanos, recordings};
 use roomtape_shared::redact::redact;
 
+use crate::thumbnail::images::{self, ImageSequence};
+
 /// The content type of an HLS playlist, whatever the bucket says.
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
@@ -54,6 +56,8 @@ pub struct EgressPlan {
     /// The files are in LiveKit's backup bucket, not ours.
     pub backup_storage_used: bool,
     pub tracks: WantedTracks,
+    /// Image sequences it wrote (LiveKit's image output), where they are.
+    pub images: Vec<ImageSequence>,
 }
 
 /// The tracks the egress request asked its files to have.
@@ -104,6 +108,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
     let segments = segments_of(info);
     files.extend(segments.iter().filter_map(|s| playlist(s)));
     let images = &info.image_results;
+    let sequences = images::sequences(info);
     let streams = streams_of(info);
     let results = match (files.is_empty(), images.is_empty(), streams.is_empty()) {
         (false, _, _) => Results::Files,
@@ -127,7 +132,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
     let error = Some(redact(&info.error).into_owned()).filter(|e| !e.is_empty());
     let mut metadata = results_metadata(&segments, images, &streams);
     if let (true, Some(map)) = (finished, metadata.as_object_mut()) {
-        if let Some(objects) = reported_objects(&files, &segments, images) {
+        if let Some(objects) = reported_objects(&files, &segments, &sequences) {
             map.insert(recordings::OBJECTS.into(), objects);
         }
     }
@@ -148,6 +153,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
             duration_seconds,
             error,
             file: None,
+            thumbnail: None,
             metadata,
             processed: false,
         },
@@ -158,6 +164,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
         endpoint: endpoint.flatten(),
         backup_storage_used: info.backup_storage_used,
         tracks: wanted_tracks(info.request.as_ref()),
+        images: sequences,
     }
 }
 
@@ -262,11 +269,11 @@ fn results_metadata(
 
 /// What the egress reported writing: `keys` (files, playlists, live playlists) and `prefixes`
 /// it owns (an HLS playlist's stem, which its segments and manifest share; an image sequence's
-/// prefix). `None` when it wrote nothing.
+/// prefix, where its request put it). `None` when it wrote nothing.
 fn reported_objects(
     files: &[ReportedFile],
     segments: &[&SegmentsInfo],
-    images: &[ImagesInfo],
+    images: &[ImageSequence],
 ) -> Option<Value> {
     let trimmed =
         |key: &str| Some(key.trim_start_matches('/').to_owned()).filter(|k| !k.is_empty());
@@ -282,12 +289,7 @@ fn reported_objects(
         Some(stem.to_owned()).filter(|s| !s.is_empty() && !s.ends_with('/'))
     });
     let mut prefixes: Vec<String> = stems.collect();
-    prefixes.extend(
-        images
-            .iter()
-            .filter_map(|i| trimmed(&i.filename_prefix))
-            .filter(|p| !p.ends_with('/')),
-    );
+    prefixes.extend(images.iter().map(|i| i.prefix.clone()));
     keys.dedup();
     prefixes.dedup();
     (!keys.is_empty() || !prefixes.is_empty()).then(|| json!({"keys": keys, "prefixes": prefixes}))

@@ -9,6 +9,7 @@ mod filepath;
 mod livekit;
 mod sections;
 mod storage;
+mod thumbnails;
 
 pub use env::{ConfigError, Env, Problems};
 pub use filepath::{key_problem, FilepathTemplate};
@@ -18,6 +19,7 @@ pub use sections::{
     LogFormat, TelemetrySettings,
 };
 pub use storage::{StorageProfile, StorageProfiles};
+pub use thumbnails::ThumbnailSettings;
 
 #[cfg(test)]
 mod tests;

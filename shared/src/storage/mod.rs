@@ -1,11 +1,11 @@
 //! Object storage: the buckets recordings are written to (R2, Storj, any S3 server), one client
 //! per storage profile. Everything roomtape does to an object is here: HEAD (is the recording
-//! there, how big), ranged GETs (the recording probe), its public URL, a presigned GET, DELETE,
-//! and (for `roomtape simulate`) PUT and whether a bucket exists.
+//! there, how big), ranged GETs (the recording probe), LIST, its public URL, a presigned GET,
+//! DELETE, PUT (thumbnails, and `roomtape simulate`) and whether a bucket exists.
 
 mod client;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
@@ -132,6 +132,29 @@ impl ObjectStore {
             );
         }
         Ok(keys)
+    }
+
+    /// The first `count` keys under `prefix` in `profile`'s bucket, in the bucket's (byte) order.
+    pub async fn first_keys(
+        &self,
+        profile: &StorageProfile,
+        prefix: &str,
+        count: i32,
+    ) -> Result<Vec<String>, StorageError> {
+        let page = self
+            .client_for(profile)
+            .list_objects_v2()
+            .bucket(&profile.bucket)
+            .prefix(prefix)
+            .max_keys(count)
+            .send()
+            .await
+            .map_err(|error| classify("LIST", profile, prefix, error, false))?;
+        Ok(page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = &StorageProfile> {
@@ -292,8 +315,8 @@ impl ObjectStore {
         }
     }
 
-    /// Writes `body` as `key` (what an egress does; used by `roomtape simulate`). A bucket that
-    /// does not exist is `NotFound`.
+    /// Writes `body` as `key` (a thumbnail the processor took; what an egress does, for
+    /// `roomtape simulate`). A bucket that does not exist is `NotFound`.
     pub async fn put(
         &self,
         profile: &StorageProfile,
@@ -320,7 +343,24 @@ impl ObjectStore {
         key: &str,
         expires: Duration,
     ) -> Result<Url, StorageError> {
-        let config = PresigningConfig::expires_in(expires)
+        self.presigned_get_from(profile, key, SystemTime::now(), expires)
+            .await
+    }
+
+    /// A GET URL for `key` signed as of `signed_at`, that works until `expires` after it: the
+    /// same arguments give the same URL, so a page that asks again within a window can keep
+    /// what its browser cached (thumbnails in a list that refreshes every few seconds).
+    pub async fn presigned_get_from(
+        &self,
+        profile: &StorageProfile,
+        key: &str,
+        signed_at: SystemTime,
+        expires: Duration,
+    ) -> Result<Url, StorageError> {
+        let config = PresigningConfig::builder()
+            .start_time(signed_at)
+            .expires_in(expires)
+            .build()
             .ok()
             .filter(|_| expires <= MAX_PRESIGN)
             .ok_or(StorageError::PresignTooLong(expires))?;
@@ -378,6 +418,32 @@ pub fn public_url(profile: &StorageProfile, key: &str) -> Option<Url> {
     Some(url)
 }
 
+/// The origins (`scheme://host[:port]`) a browser fetches `profile`'s objects from: its public
+/// base URL's, and its endpoint's, path-style or with the bucket as a subdomain (what presigned
+/// links use when path style is off). What the console's Content-Security-Policy allows.
+pub fn origins(profile: &StorageProfile) -> Vec<String> {
+    let mut origins: Vec<String> = profile
+        .public_base_url
+        .iter()
+        .chain([&profile.endpoint])
+        .map(|url| url.origin().ascii_serialization())
+        .collect();
+    if !profile.force_path_style {
+        let mut virtual_host = profile.endpoint.clone();
+        let host = format!(
+            "{}.{}",
+            profile.bucket,
+            profile.endpoint.host_str().unwrap_or_default()
+        );
+        if virtual_host.set_host(Some(&host)).is_ok() {
+            origins.push(virtual_host.origin().ascii_serialization());
+        }
+    }
+    origins.retain(|origin| origin != "null");
+    origins.dedup();
+    origins
+}
+
 fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(segments);
@@ -415,91 +481,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Env;
-
-    fn profiles(pairs: &[(&str, &str)]) -> StorageProfiles {
-        StorageProfiles::from_env(&Env::from_pairs(pairs.iter().copied())).expect("profiles")
-    }
-
-    #[test]
-    fn public_urls_use_the_custom_domain_and_encode_each_segment() {
-        let profiles = profiles(&[
-            ("CLOUDFLARE_R2_ACCESS_KEY_ID", "k"),
-            ("CLOUDFLARE_R2_SECRET_ACCESS_KEY", "s"),
-            ("CLOUDFLARE_R2_STORAGE_BUCKET_NAME", "meet-recordings"),
-            (
-                "CLOUDFLARE_R2_ENDPOINT_URL",
-                "https://0123456789abcdef.r2.cloudflarestorage.com",
-            ),
-            ("CLOUDFLARE_R2_CUSTOM_DOMAIN", "media.example.com"),
-        ]);
-        assert_eq!(
-            public_url(profiles.default_profile(), "recordings/standup/2023 11.mp4")
-                .expect("a plain key")
-                .as_str(),
-            "https://media.example.com/recordings/standup/2023%2011.mp4"
-        );
-    }
-
-    #[test]
-    fn without_a_public_base_urls_are_path_style_on_the_endpoint() {
-        let profiles = profiles(&[
-            ("STORJ_ACCESS_KEY_ID", "storj-key"),
-            ("STORJ_SECRET_ACCESS_KEY", "storj-secret"),
-            ("STORJ_BUCKET", "livepeer-videos"),
-            ("STORJ_ENDPOINT", "https://gateway.storjshare.io"),
-        ]);
-        let storj = profiles.get("storj").expect("named storj");
-        assert_eq!(
-            public_url(storj, "livekit-recordings/u/s_1.mp4")
-                .expect("a plain key")
-                .as_str(),
-            "https://gateway.storjshare.io/livepeer-videos/livekit-recordings/u/s_1.mp4"
-        );
-    }
-
-    #[test]
-    fn keys_a_url_would_resolve_elsewhere_get_no_public_url() {
-        let profiles = profiles(&[
-            ("S3_ENDPOINT", "https://s3.example.com"),
-            ("S3_BUCKET", "b"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]);
-        let profile = profiles.default_profile();
-        for key in ["recordings/../x.mp4", "recordings/./x.mp4", "/x.mp4", ".."] {
-            assert_eq!(public_url(profile, key), None, "{key}");
-        }
-        assert!(public_url(profile, "recordings/..x/x..mp4").is_some());
-    }
-
-    #[tokio::test]
-    async fn presigned_urls_longer_than_seven_days_are_refused() {
-        let profiles = profiles(&[
-            ("S3_ENDPOINT", "http://127.0.0.1:9"),
-            ("S3_BUCKET", "b"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]);
-        let store = ObjectStore::new(&profiles);
-        let profile = profiles.default_profile();
-        let too_long = MAX_PRESIGN + Duration::from_secs(1);
-        assert!(matches!(
-            store.presigned_get(profile, "a.mp4", too_long).await,
-            Err(StorageError::PresignTooLong(_))
-        ));
-        let url = store
-            .presigned_get(profile, "a b.mp4", Duration::from_secs(3600))
-            .await
-            .expect("presign");
-        assert!(
-            url.as_str().starts_with("http://127.0.0.1:9/b/a%20b.mp4?"),
-            "{url}"
-        );
-        assert!(url
-            .query()
-            .is_some_and(|q| q.contains("X-Amz-Expires=3600")));
-    }
-}
+mod tests;

@@ -370,6 +370,7 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
         "/api/v1/recordings",
         "/api/v1/recordings/{egress_id}",
         "/api/v1/recordings/{egress_id}/download",
+        "/api/v1/recordings/{egress_id}/playlist.m3u8",
         "/api/v1/rooms",
         "/api/v1/me",
         "/api/v1/openapi.json",
@@ -404,6 +405,8 @@ async fn the_openapi_document_lists_every_path_and_cors_admits_only_listed_origi
             "{field} in {schema}"
         );
     }
+    // The thumbnail's key is the processor's and the library's, not the API's.
+    assert!(schema["properties"]["thumbnail_key"].is_null(), "{schema}");
     let statuses = &document["components"]["schemas"]["Status"]["enum"];
     assert_eq!(
         statuses,

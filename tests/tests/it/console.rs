@@ -21,11 +21,14 @@ use chromiumoxide::Page;
 use futures_util::StreamExt;
 use reqwest::{header, StatusCode};
 use roomtape_shared::clock::Clock;
+use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
 use roomtape_tests::api_client::ready_recording;
 use roomtape_tests::apps::{event_processor, spawn_api, spawn_api_with_clock, wait_ready};
+use roomtape_tests::cors_proxy::CorsProxy;
 use roomtape_tests::fake_livekit::FakeLiveKit;
 use roomtape_tests::fixtures::{participant_event, room_event, Egress, STARTED_NS};
 use roomtape_tests::livekit::{access_token, app_keys, post_webhook, sign_webhook};
+use roomtape_tests::media::{hls_ended, upload_hls, HLS_PLAYLIST};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::{eventually, spawn_ingestor, spawn_processor, TestApp, TestEnv};
@@ -43,6 +46,8 @@ const LIVE: &str = "EG_Hn4cW1sYe6QbT0jKf2Vm";
 const FAILED: &str = "EG_p5RxL8gMz3DaS9uNc1Eo";
 /// An egress that only streamed: `stopped` is as far as it goes, and it is not final.
 const STOPPED: &str = "EG_Vb7TqK2nXe4HsW9cLr5A";
+/// An HLS recording.
+const HLS: &str = "EG_Ls3VqN8bTe1XwH6cJp4Y";
 /// The parts of the join token the failed egress's error quotes.
 const TOKEN_PARTS: [&str; 2] = [
     "eyJhbGciOiJIUzI1NiJ9",
@@ -119,6 +124,17 @@ impl Chromium {
             events,
             profile,
         }
+    }
+
+    /// A tab on the console at desktop width, noting Content-Security-Policy violations.
+    async fn console(&self, api: &TestApp) -> Page {
+        let page = self.browser.new_page("about:blank").await.expect("a tab");
+        page.evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
+            .await
+            .expect("install the CSP listener");
+        viewport(&page, 1280, 900, false).await;
+        page.goto(api.url("/")).await.expect("open the console");
+        page
     }
 
     async fn close(mut self) {
@@ -320,6 +336,14 @@ fn card(egress_id: &str) -> String {
     format!("[data-testid=recording][data-egress-id=\"{egress_id}\"]")
 }
 
+/// The thumbnail `<img>` of a recording's row, as a JavaScript expression.
+fn thumbnail(egress_id: &str) -> String {
+    format!(
+        "document.querySelector('{} [data-testid=thumbnail]')",
+        card(egress_id)
+    )
+}
+
 /// Collects Content-Security-Policy violations, so the test can say the policy let the page
 /// (and the presigned media) work.
 const RECORD_CSP_VIOLATIONS: &str = "window.__cspViolations = []; \
@@ -337,6 +361,9 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
             &format!("admin:{WRITE}:write,viewer:{READ}:read"),
         ),
         ("LIVEKIT_URL", livekit.url.as_str()),
+        // Thumbnails in a private bucket: the page shows them from presigned links.
+        ("RECORDING_THUMBNAILS", "on"),
+        ("S3_PUBLIC_BASE_URL", ""),
     ]);
     let processor = spawn_processor(&env).await;
     let ingestor = spawn_ingestor(&env, Clock::System);
@@ -346,16 +373,7 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     wait_ready(&api).await;
     let mut shots = Screenshots::new();
 
-    let page = chromium
-        .browser
-        .new_page("about:blank")
-        .await
-        .expect("a tab");
-    page.evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
-        .await
-        .expect("install the CSP listener");
-    viewport(&page, 1280, 900, false).await;
-    page.goto(api.url("/")).await.expect("open the console");
+    let page = chromium.console(&api).await;
 
     // A wrong token: the API's answer is shown, and the prompt comes back.
     sign_in(&page, "not-a-token").await;
@@ -394,6 +412,20 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
         ),
     )
     .await;
+    // The ready one's row shows its thumbnail (a frame of its video, 320x240); the others
+    // have none.
+    wait_until(
+        &page,
+        "the ready recording's thumbnail",
+        &format!("{}?.naturalWidth === 320", thumbnail(READY)),
+    )
+    .await;
+    let others: (bool, bool) = eval(
+        &page,
+        &format!("[{}.hidden, {}.hidden]", thumbnail(FAILED), thumbnail(LIVE)),
+    )
+    .await;
+    assert_eq!(others, (true, true), "(failed, live) have no thumbnail");
     shots.take(&page, "02-signed-in").await;
     // The failed one's error is shown, its join token redacted.
     wait_until(
@@ -432,6 +464,12 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
         &format!("{video}.readyState >= 1"),
     )
     .await;
+    let (poster, thumb): (String, String) = eval(
+        &page,
+        &format!("[{video}.poster, {}.src]", thumbnail(READY)),
+    )
+    .await;
+    assert_eq!(poster, thumb, "the thumbnail is the player's poster");
     let source: String = eval(&page, &format!("{video}.currentSrc")).await;
     assert!(
         source.starts_with(&test.bucket.profile.endpoint.to_string()),
@@ -587,6 +625,92 @@ async fn the_console_lists_plays_and_deletes_a_recording_in_a_real_browser() {
     }
 }
 
+/// An HLS recording in a private bucket (no public base URL) plays in the page: hls.js (vendored,
+/// loaded on first use) reads the API's playlist with the token and each segment from its
+/// presigned link, within the page's Content-Security-Policy; its row shows its thumbnail (a
+/// frame of a segment). The bucket allows cross-origin GETs (a CORS rule, which the player's
+/// reads need), as R2 and S3 buckets are set up for it.
+#[tokio::test]
+async fn an_hls_recording_in_a_private_bucket_plays_in_the_console() {
+    let chromium = Chromium::launch().await;
+    let test = TestEnv::new().await;
+    let settings = [
+        ("RECORDING_THUMBNAILS", "on"),
+        ("RECORDING_PROBE", "on"),
+        ("S3_PUBLIC_BASE_URL", ""),
+    ];
+    let processor = spawn_processor(&test.env_with(&settings)).await;
+    wait_ready(&processor).await;
+    // The links the API signs (and so the browser's reads) go through the bucket's CORS rule.
+    let bucket = CorsProxy::start(test.bucket.profile.endpoint.as_str());
+    let tokens = format!("viewer:{READ}:read");
+    let mut api_settings = settings.to_vec();
+    api_settings.extend([
+        ("S3_ENDPOINT", bucket.url.as_str()),
+        ("API_TOKENS", &tokens),
+    ]);
+    let api = spawn_api(&test.env_with(&api_settings));
+    wait_ready(&api).await;
+    let mut hls = Egress::new(HLS, ROOM, &test.bucket.profile);
+    hls.key = format!("recordings/{ROOM}/{HLS}/rec.m3u8");
+    upload_hls(&test.bucket, &hls.key, HLS_PLAYLIST, None).await;
+    test.vhost
+        .publish(
+            EVENTS_EXCHANGE,
+            "egress.ended",
+            hls_ended(&hls, "EV_hls").as_bytes(),
+            "EV_hls",
+        )
+        .await;
+    eventually(DEADLINE, "the HLS recording ready", || async {
+        let row = test.database.recording(HLS).await?;
+        assert_ne!(row["status"], "failed", "{row}");
+        (row["status"] == "ready").then_some(())
+    })
+    .await;
+
+    let page = chromium.console(&api).await;
+    sign_in(&page, READ).await;
+    wait_until(
+        &page,
+        "the HLS recording's thumbnail",
+        &format!("{}?.naturalWidth === 320", thumbnail(HLS)),
+    )
+    .await;
+
+    // The page shows the list once every first load is in (rooms, endpoints too).
+    let play = format!("{} [data-testid=play]", card(HLS));
+    let shown = format!("document.querySelector('{play}')?.checkVisibility()");
+    wait_until(&page, "the Play button", &shown).await;
+    // The times the player reports as it plays, however slowly this page is polled.
+    let video = format!("document.querySelector('{} video')", card(HLS));
+    let record_times = format!(
+        "(window.__times = [], {video}.addEventListener('timeupdate', \
+           e => window.__times.push(e.target.currentTime)), true)"
+    );
+    eval::<bool>(&page, &record_times).await;
+    click(&page, &play).await;
+    wait_until(
+        &page,
+        "playback to advance by a second",
+        "window.__times.length > 1 \
+           && Math.max(...window.__times) - Math.min(...window.__times) >= 1",
+    )
+    .await;
+    // Through Media Source Extensions, not the playlist as a plain source.
+    let source: String = eval(&page, &format!("{video}.currentSrc")).await;
+    assert!(
+        source.starts_with("blob:"),
+        "played through hls.js: {source}"
+    );
+    let mut shots = Screenshots::new();
+    eval::<bool>(&page, &format!("({video}.pause(), true)")).await;
+    shots.take(&page, "10-hls-playing").await;
+    let violations: Vec<String> = eval(&page, "window.__cspViolations").await;
+    assert!(violations.is_empty(), "CSP violations: {violations:?}");
+    chromium.close().await;
+}
+
 #[tokio::test]
 async fn a_one_room_livekit_token_sees_that_room_and_no_button_it_may_not_use() {
     let chromium = Chromium::launch().await;
@@ -727,10 +851,12 @@ async fn the_console_is_served_without_a_token_and_with_its_security_headers() {
     let test = TestEnv::new().await;
     let api = spawn_api(&test.env_with(&[("API_TOKENS", "admin:a-token:write")]));
     wait_ready(&api).await;
+    let bucket = test.bucket.profile.endpoint.origin().ascii_serialization();
     for (path, content_type) in [
         ("/", "text/html"),
         ("/console/console.js", "text/javascript"),
         ("/console/console.css", "text/css"),
+        ("/console/hls.light.min.js", "text/javascript"),
     ] {
         let response = reqwest::get(api.url(path)).await.expect(path);
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -754,8 +880,11 @@ async fn the_console_is_served_without_a_token_and_with_its_security_headers() {
             "script-src 'self'",
             "style-src 'self'",
             "connect-src 'self'",
-            "media-src 'self' http: https:",
+            "media-src 'self' http: https: blob:",
             "frame-ancestors 'none'",
+            // Thumbnails and the HLS player's reads: from the storage profiles' buckets.
+            &format!("img-src 'self' data: {bucket} https://media.example.com;"),
+            &format!("connect-src 'self' {bucket} https://media.example.com;"),
         ] {
             assert!(
                 policy.contains(directive),

@@ -162,3 +162,59 @@ async fn with_only_the_servers_up_each_line_says_what_to_fix() {
     assert_eq!(code, 0, "{report:#}");
     assert!(lines(&report, "livekit").iter().all(|(_, ok, _)| !ok));
 }
+
+#[tokio::test]
+async fn the_ffmpeg_line_names_the_version_or_how_to_get_one() {
+    let test = TestEnv::new().await;
+    let ffmpeg = |report: &Value| {
+        lines(report, "ffmpeg")
+            .first()
+            .cloned()
+            .expect("an ffmpeg line")
+    };
+
+    // Thumbnails off (the test default): nothing to check.
+    let (_, report) = doctor(&test.env(), &[]).await;
+    let (_, ok, detail) = ffmpeg(&report);
+    assert!(
+        ok && detail.contains("RECORDING_THUMBNAILS is off"),
+        "{detail}"
+    );
+
+    // On, with Debian's ffmpeg (deploy/local/services.sh installs it): its version.
+    let on = test.env_with(&[("RECORDING_THUMBNAILS", "on")]);
+    let (_, report) = doctor(&on, &[]).await;
+    let (_, ok, detail) = ffmpeg(&report);
+    assert!(ok && detail.starts_with("ffmpeg version "), "{detail}");
+
+    // On, and none where FFMPEG_PATH says: the line fails, saying what to do; `--skip ffmpeg`
+    // marks it skipped.
+    let missing = test.env_with(&[
+        ("RECORDING_THUMBNAILS", "on"),
+        ("FFMPEG_PATH", "/nonexistent/ffmpeg"),
+    ]);
+    let (_, report) = doctor(&missing, &[]).await;
+    let (_, ok, detail) = ffmpeg(&report);
+    assert!(!ok, "{detail}");
+    assert!(
+        detail.contains("ffmpeg not found at /nonexistent/ffmpeg"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("apt-get install ffmpeg") && detail.contains("FFMPEG_PATH"),
+        "{detail}"
+    );
+    let (_, report) = doctor(&missing, &["--skip", "ffmpeg"]).await;
+    let skipped = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .any(|c| c["name"] == "ffmpeg" && c["skipped"] == true);
+    assert!(skipped, "{report:#}");
+
+    // A setting ffmpeg's check cannot read fails the line, naming it.
+    let bad = test.env_with(&[("THUMBNAIL_INTERVAL", "0s")]);
+    let (_, report) = doctor(&bad, &[]).await;
+    let (_, ok, detail) = ffmpeg(&report);
+    assert!(!ok && detail.contains("THUMBNAIL_INTERVAL"), "{detail}");
+}

@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
-use roomtape_shared::queue::topology::EVENTS_EXCHANGE;
 use roomtape_tests::apps::wait_ready;
 use roomtape_tests::fixtures::Egress;
+use roomtape_tests::media::{
+    self, file_ended, final_recording, hls_ended, publish_ended, record_file, HLS_PLAYLIST,
+    HLS_SEGMENTS,
+};
 use roomtape_tests::{eventually, spawn_processor, TestApp, TestEnv};
 use serde_json::{json, Value};
 
@@ -17,27 +20,6 @@ const AUDIO_MP4: &[u8] = include_bytes!("../../fixtures/media/audio-only.mp4");
 const WEBM: &[u8] = include_bytes!("../../fixtures/media/video.webm");
 const OGG: &[u8] = include_bytes!("../../fixtures/media/audio.ogg");
 const FFPROBE: &str = include_str!("../../fixtures/media/ffprobe.json");
-const PLAYLIST: &[u8] = include_bytes!("../../fixtures/media/hls/rec.m3u8");
-const SEGMENTS: [(&str, &[u8]); 4] = [
-    (
-        "rec_00000.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00000.ts"),
-    ),
-    (
-        "rec_00001.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00001.ts"),
-    ),
-    (
-        "rec_00002.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00002.ts"),
-    ),
-    (
-        "rec_00003.ts",
-        include_bytes!("../../fixtures/media/hls/rec_00003.ts"),
-    ),
-];
-/// What LiveKit reports for every fixture: 4 s.
-const FOUR_SECONDS_NS: &str = "4000000000";
 
 async fn probing_processor(test: &TestEnv) -> TestApp {
     let processor = spawn_processor(&test.env_with(&[("RECORDING_PROBE", "on")])).await;
@@ -50,35 +32,6 @@ fn egress(test: &TestEnv, egress_id: &str, name: &str) -> Egress {
     let mut egress = Egress::new(egress_id, "probe", &test.bucket.profile);
     egress.key = format!("recordings/probe/{egress_id}/{name}");
     egress
-}
-
-/// `egress_ended` for `egress`, its file `size` bytes long and 4 s as LiveKit says.
-fn ended(egress: &Egress, id: &str, size: usize, audio_only: bool) -> String {
-    let mut body: Value = serde_json::from_str(&egress.ended(id)).expect("json");
-    let info = &mut body["egressInfo"];
-    info["fileResults"][0]["duration"] = json!(FOUR_SECONDS_NS);
-    info["fileResults"][0]["size"] = json!(size.to_string());
-    info["roomComposite"]["audioOnly"] = json!(audio_only);
-    body.to_string()
-}
-
-async fn publish(test: &TestEnv, body: &str, id: &str) {
-    test.vhost
-        .publish(EVENTS_EXCHANGE, "egress.ended", body.as_bytes(), id)
-        .await;
-}
-
-/// The recording once it is final (`ready` or `failed`).
-async fn final_row(test: &TestEnv, egress_id: &str) -> Value {
-    eventually(
-        Duration::from_secs(30),
-        &format!("{egress_id} final"),
-        || async {
-            let row = test.database.recording(egress_id).await?;
-            (row["status"] == "ready" || row["status"] == "failed").then_some(row)
-        },
-    )
-    .await
 }
 
 /// Uploads `bytes` as `name` of a fresh egress and ends it; the recording once final.
@@ -95,10 +48,7 @@ async fn recorded(
         Some("ogg") => "audio/ogg",
         _ => "video/mp4",
     };
-    test.bucket.put(&egress.key, bytes, content_type).await;
-    let id = format!("EV_{egress_id}");
-    publish(test, &ended(&egress, &id, bytes.len(), audio_only), &id).await;
-    final_row(test, egress_id).await
+    record_file(test, &egress, bytes, content_type, audio_only).await
 }
 
 fn error_of(row: &Value) -> &str {
@@ -231,8 +181,8 @@ async fn a_file_shorter_than_livekit_said_is_unplayable() {
     let egress = egress(&test, "EG_short", "a.mp4");
     test.bucket.put(&egress.key, FASTSTART, "video/mp4").await;
     // LiveKit's own fixture says 30 minutes.
-    publish(&test, &egress.ended("EV_short"), "EV_short").await;
-    let row = final_row(&test, "EG_short").await;
+    publish_ended(&test, &egress.ended("EV_short"), "EV_short").await;
+    let row = final_recording(&test, "EG_short").await;
     assert_eq!(row["status"], "failed", "{row}");
     assert!(
         error_of(&row).contains("where LiveKit reported 1800.00 s"),
@@ -241,30 +191,8 @@ async fn a_file_shorter_than_livekit_said_is_unplayable() {
     );
 }
 
-/// An HLS egress's `egress_ended`: its playlist, 4 segments, 4 s.
-fn hls_ended(egress: &Egress, id: &str) -> String {
-    let size: usize = SEGMENTS.iter().map(|(_, b)| b.len()).sum();
-    egress.ended_with(
-        id,
-        json!({"segmentResults": [{"playlistName": egress.key, "duration": FOUR_SECONDS_NS,
-                                   "size": size.to_string(), "segmentCount": "4"}]}),
-    )
-}
-
 async fn upload_hls(test: &TestEnv, egress: &Egress, skip: Option<&str>) {
-    test.bucket
-        .put(&egress.key, PLAYLIST, "application/vnd.apple.mpegurl")
-        .await;
-    let dir = egress
-        .key
-        .rsplit_once('/')
-        .map(|(d, _)| d)
-        .unwrap_or_default();
-    for (name, bytes) in SEGMENTS.iter().filter(|(name, _)| Some(*name) != skip) {
-        test.bucket
-            .put(&format!("{dir}/{name}"), bytes, "video/mp2t")
-            .await;
-    }
+    media::upload_hls(&test.bucket, &egress.key, HLS_PLAYLIST, skip).await;
 }
 
 #[tokio::test]
@@ -274,8 +202,8 @@ async fn an_hls_recording_is_ready_only_with_every_segment() {
 
     let whole = egress(&test, "EG_hls", "rec.m3u8");
     upload_hls(&test, &whole, None).await;
-    publish(&test, &hls_ended(&whole, "EV_hls"), "EV_hls").await;
-    let row = final_row(&test, "EG_hls").await;
+    publish_ended(&test, &hls_ended(&whole, "EV_hls"), "EV_hls").await;
+    let row = final_recording(&test, "EG_hls").await;
     assert_eq!(row["status"], "ready", "{row}");
     let probe = &row["metadata"]["probe"];
     assert_eq!(probe["container"], "hls");
@@ -295,8 +223,8 @@ async fn an_hls_recording_is_ready_only_with_every_segment() {
     // missing file does; it is never `ready`.
     let gappy = egress(&test, "EG_hls_gap", "rec.m3u8");
     upload_hls(&test, &gappy, Some("rec_00002.ts")).await;
-    publish(&test, &hls_ended(&gappy, "EV_hls_gap"), "EV_hls_gap").await;
-    let row = final_row(&test, "EG_hls_gap").await;
+    publish_ended(&test, &hls_ended(&gappy, "EV_hls_gap"), "EV_hls_gap").await;
+    let row = final_recording(&test, "EG_hls_gap").await;
     assert_eq!(row["status"], "failed", "{row}");
     let error = error_of(&row);
     assert!(
@@ -315,7 +243,7 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
     wait_ready(&processor).await;
     let late = egress(&test, "EG_hls_late", "rec.m3u8");
     upload_hls(&test, &late, Some("rec_00003.ts")).await;
-    publish(&test, &hls_ended(&late, "EV_hls_late"), "EV_hls_late").await;
+    publish_ended(&test, &hls_ended(&late, "EV_hls_late"), "EV_hls_late").await;
     let waiting = eventually(
         Duration::from_secs(10),
         "a note of the missing segment",
@@ -337,9 +265,13 @@ async fn a_missing_segment_uploaded_during_the_retries_completes_the_recording()
         .map(|(d, _)| d)
         .unwrap_or_default();
     test.bucket
-        .put(&format!("{dir}/rec_00003.ts"), SEGMENTS[3].1, "video/mp2t")
+        .put(
+            &format!("{dir}/rec_00003.ts"),
+            HLS_SEGMENTS[3].1,
+            "video/mp2t",
+        )
         .await;
-    let row = final_row(&test, "EG_hls_late").await;
+    let row = final_recording(&test, "EG_hls_late").await;
     assert_eq!(row["status"], "ready", "{row}");
 }
 
@@ -355,13 +287,13 @@ async fn an_empty_or_missing_file_fails_as_without_the_probe() {
         error_of(&row)
     );
     let missing = egress(&test, "EG_missing", "a.mp4");
-    publish(
+    publish_ended(
         &test,
-        &ended(&missing, "EV_missing", 1, false),
+        &file_ended(&missing, "EV_missing", 1, false),
         "EV_missing",
     )
     .await;
-    let row = final_row(&test, "EG_missing").await;
+    let row = final_recording(&test, "EG_missing").await;
     assert_eq!(row["status"], "failed", "{row}");
     let error = error_of(&row);
     assert!(error.contains("EG_missing/a.mp4 does not exist"), "{error}");
@@ -389,9 +321,9 @@ async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
     let egress = egress(&test, "EG_outage", "a.mp4");
     test.bucket.put(&egress.key, FASTSTART, "video/mp4").await;
     proxy.cut();
-    publish(
+    publish_ended(
         &test,
-        &ended(&egress, "EV_outage", FASTSTART.len(), false),
+        &file_ended(&egress, "EV_outage", FASTSTART.len(), false),
         "EV_outage",
     )
     .await;
@@ -404,7 +336,7 @@ async fn a_bucket_that_cannot_be_read_is_waited_for_never_unplayable() {
     .await;
     assert_eq!(waiting["status"], "stopped", "{waiting}");
     proxy.restore();
-    let row = final_row(&test, "EG_outage").await;
+    let row = final_recording(&test, "EG_outage").await;
     assert_eq!(row["status"], "ready", "{row}");
     assert_eq!(row["metadata"]["probe"]["container"], "mp4");
 }

@@ -12,7 +12,7 @@ pub use read::{
 };
 pub use write::{
     apply, delete, fail_forgotten, note_waiting, requested, take_stale, unfinished_in_room,
-    Applied, EgressUpdate, Requested, Standing, StoredFile,
+    Applied, EgressUpdate, Requested, Standing, StoredFile, StoredThumbnail,
 };
 
 use crate::redact::redact_json;

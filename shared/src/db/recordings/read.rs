@@ -43,6 +43,16 @@ pub struct Recording {
     pub error: Option<String>,
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
+    /// A picture of a video recording: an image LiveKit's image output wrote a few seconds in,
+    /// or a frame taken near 10 % of a file roomtape did not start; `null` for audio-only
+    /// recordings and until the recording is ready. Its public URL, or where the bucket has no
+    /// public base URL, a presigned link (the API's answers; notifications carry the public URL,
+    /// as `file_url`).
+    pub thumbnail_url: Option<String>,
+    /// The thumbnail's object key, which links are presigned for and delete removes.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub thumbnail_key: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -54,7 +64,7 @@ pub struct Recording {
 pub(super) const RECORDING_COLUMNS: &str = "id, egress_id, room_name, room_sid, status, layout,
     file_format, audio_only, started_at, ended_at, duration_seconds, file_size_bytes,
     storage_provider, storage_bucket, storage_key, file_url, is_processed, error, stream_id,
-    user_id, metadata, created_at, updated_at";
+    user_id, thumbnail_url, thumbnail_key, metadata, created_at, updated_at";
 
 impl Recording {
     pub(super) fn from_row(row: &tokio_postgres::Row) -> Self {
@@ -79,6 +89,8 @@ impl Recording {
             error: redact_opt(row.get("error")),
             stream_id: row.get("stream_id"),
             user_id: row.get("user_id"),
+            thumbnail_url: redact_opt(row.get("thumbnail_url")),
+            thumbnail_key: row.get("thumbnail_key"),
             metadata: redacted_json(row.get("metadata")),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),

@@ -23,6 +23,14 @@ pub struct StoredFile {
     pub size_bytes: i64,
 }
 
+/// A recording's thumbnail: an image in its bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredThumbnail {
+    pub key: String,
+    /// `None` for a key no URL can name (`storage::public_url`).
+    pub url: Option<String>,
+}
+
 /// What one egress event says about a recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EgressUpdate {
@@ -40,6 +48,8 @@ pub struct EgressUpdate {
     pub duration_seconds: Option<f64>,
     pub error: Option<String>,
     pub file: Option<StoredFile>,
+    /// Set once, when a video recording becomes ready.
+    pub thumbnail: Option<StoredThumbnail>,
     /// Extra facts merged into `metadata` (e.g. that LiveKit's backup storage was used).
     pub metadata: serde_json::Value,
     /// Nothing more is to be done for it though it is not `ready` (`is_processed`, which
@@ -84,15 +94,15 @@ pub async fn apply(
         status: row.get(0),
         processed: row.get(1),
     });
-    let file = update.file.as_ref();
+    let (file, thumbnail) = (update.file.as_ref(), update.thumbnail.as_ref());
     let row = prepared::query_opt(
         client,
         "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
                  layout, file_format, audio_only, started_at, ended_at, duration_seconds, error,
                  storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
-                 is_processed, metadata)
+                 is_processed, metadata, thumbnail_key, thumbnail_url)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $4 = 'ready' OR $19, $18)
+                 $4 = 'ready' OR $19, $18, $20, $21)
              ON CONFLICT (egress_id) DO UPDATE SET
                  status = EXCLUDED.status,
                  egress_updated_ns = GREATEST(r.egress_updated_ns, EXCLUDED.egress_updated_ns),
@@ -111,6 +121,8 @@ pub async fn apply(
                  storage_key = COALESCE(EXCLUDED.storage_key, r.storage_key),
                  file_url = COALESCE(EXCLUDED.file_url, r.file_url),
                  file_size_bytes = COALESCE(EXCLUDED.file_size_bytes, r.file_size_bytes),
+                 thumbnail_key = COALESCE(EXCLUDED.thumbnail_key, r.thumbnail_key),
+                 thumbnail_url = COALESCE(EXCLUDED.thumbnail_url, r.thumbnail_url),
                  is_processed = EXCLUDED.is_processed,
                  metadata = r.metadata || EXCLUDED.metadata,
                  awaiting_replay = false,
@@ -140,6 +152,8 @@ pub async fn apply(
             &file.map(|f| f.size_bytes),
             &update.metadata,
             &update.processed,
+            &thumbnail.map(|t| t.key.as_str()),
+            &thumbnail.and_then(|t| t.url.as_deref()),
         ],
     )
     .await?;
