@@ -299,8 +299,10 @@ pub async fn health(
         .collect())
 }
 
-/// Puts dead-lettered deliveries back on a fresh schedule, due `now`: all of them, one
-/// endpoint's, or those with these ids. Returns how many.
+/// Puts dead-lettered deliveries back on a fresh schedule, due at once: all of them, one
+/// endpoint's, or those with these ids. Returns how many. Due at `now` or, when earlier, when
+/// the delivery failed: that time comes from a processor's clock, so a replay from a machine
+/// whose clock runs ahead of the processors' is not held back by the difference.
 pub async fn replay(
     client: &impl GenericClient,
     endpoint: Option<&str>,
@@ -310,7 +312,8 @@ pub async fn replay(
     prepared::execute(
         client,
         "UPDATE notification_deliveries
-             SET status = 'pending', attempts = 0, next_attempt_at = $3, finished_at = NULL
+             SET status = 'pending', attempts = 0, finished_at = NULL,
+                 next_attempt_at = LEAST($3, COALESCE(finished_at, $3))
              WHERE status = 'failed'
                AND ($1::text IS NULL OR endpoint = $1)
                AND (cardinality($2::bigint[]) = 0 OR id = ANY($2))",

@@ -58,7 +58,8 @@ async fn without_a_processor_the_tool_says_so_instead_of_hanging() {
         "--id",
         "cmd-7",
         "--timeout",
-        "300ms",
+        // Long enough to connect on a loaded machine: the wait that must run out is the reply's.
+        "3s",
     ];
     let (code, out) = run(&test, &args).await;
     assert_eq!(code, 3);
