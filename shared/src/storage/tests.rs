@@ -88,14 +88,19 @@ fn a_browser_reads_a_bucket_from_its_endpoint_its_public_base_and_its_subdomain(
     );
 }
 
-#[tokio::test]
-async fn a_link_signed_as_of_a_time_is_the_same_each_time() {
-    let profiles = profiles(&[
+/// A default profile on a port nothing listens on: for what is computed without a request.
+fn unreachable_default() -> StorageProfiles {
+    profiles(&[
         ("S3_ENDPOINT", "http://127.0.0.1:9"),
         ("S3_BUCKET", "b"),
         ("S3_ACCESS_KEY_ID", "k"),
         ("S3_SECRET_ACCESS_KEY", "s"),
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn a_link_signed_as_of_a_time_is_the_same_each_time() {
+    let profiles = unreachable_default();
     let store = ObjectStore::new(&profiles);
     let profile = profiles.default_profile();
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -110,12 +115,7 @@ async fn a_link_signed_as_of_a_time_is_the_same_each_time() {
 
 #[tokio::test]
 async fn presigned_urls_longer_than_seven_days_are_refused() {
-    let profiles = profiles(&[
-        ("S3_ENDPOINT", "http://127.0.0.1:9"),
-        ("S3_BUCKET", "b"),
-        ("S3_ACCESS_KEY_ID", "k"),
-        ("S3_SECRET_ACCESS_KEY", "s"),
-    ]);
+    let profiles = unreachable_default();
     let store = ObjectStore::new(&profiles);
     let profile = profiles.default_profile();
     let too_long = MAX_PRESIGN + Duration::from_secs(1);
