@@ -44,6 +44,10 @@
 # BENCH_PARTICIPANT_EVENTS (100000), BENCH_PARTICIPANT_ROOMS (100), BENCH_HIGH_RATE (2000),
 # BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256), BENCH_PROBE (both: RECORDING_PROBE off,
 # then on, side by side in the drain and e2e phases; on or off: that one only),
+# BENCH_PROBE_ROUNDS (1: how many times the drain and e2e phases run each probe mode, off and
+# on alternating; with more than one, labels end in -r<round> and a closing summary gives each
+# round's drain ratio and egress_ended p99 difference), BENCH_THUMBNAILS (off: RECORDING_THUMBNAILS
+# of the processors; on adds an image look-up per ready recording, see docs/benchmarks.md),
 # and PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +69,11 @@ case "${BENCH_PROBE:-both}" in
   *) echo "BENCH_PROBE must be both, on or off, not ${BENCH_PROBE}" >&2; exit 2 ;;
 esac
 probe="${PROBE_MODES##* }" # RECORDING_PROBE of the processors started (the last mode)
+PROBE_ROUNDS="${BENCH_PROBE_ROUNDS:-1}"
+[[ "$PROBE_ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_PROBE_ROUNDS must be a positive number, not $PROBE_ROUNDS" >&2; exit 2; }
+THUMBNAILS="${BENCH_THUMBNAILS:-off}"
+case "$THUMBNAILS" in on | off) ;; *) echo "BENCH_THUMBNAILS must be on or off, not $THUMBNAILS" >&2; exit 2 ;; esac
+round_suffix() { [ "$PROBE_ROUNDS" -eq 1 ] || echo "-r$1"; } # round → label suffix
 READY_TIMEOUT=30 # seconds, for /readyz
 DRAIN_TIMEOUT=150
 E2E_GRACE=30 # seconds to wait for rows after the last webhook
@@ -162,7 +171,7 @@ groups() { # one line per group: name pids…
   echo "ingestor $ingestor_pid"
   echo "rabbitmq $(pgrep -x beam.smp | tr '\n' ' ')"
   echo "postgres $(pgrep -x postgres | tr '\n' ' ')"
-  echo "s3s-fs $(pgrep -x s3s-fs | tr '\n' ' ')"
+  echo "s3s-fs $(pgrep -x s3s-fs-nodelay | tr '\n' ' ')"
 }
 all_ticks() { # every process now: "pid comm ticks" (comm without spaces, as in /proc/<pid>/stat)
   awk '{ print $1, $2, $14 + $15 }' /proc/[0-9]*/stat 2>/dev/null || true
@@ -224,7 +233,7 @@ bench_args=(--concurrency "$CONCURRENCY" --threads "$THREADS" --api-key "$API_KE
 processor_env=() # extra settings of the processors started next (the notify phase's endpoint)
 start_processor() { # port, log file → started_pid
   env "${processor_env[@]}" PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 RECORDING_PROBE="$probe" \
-    RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
+    RECORDING_THUMBNAILS="$THUMBNAILS" RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
     "$bin/roomtape-processor" >"$2" 2>&1 &
   started_pid=$!
 }
@@ -259,14 +268,16 @@ stop "$processor_pid"
 processor_pid=""
 psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants" >/dev/null
 
-for probe in $PROBE_MODES; do
-  if [ -n "$processor_pid" ]; then # the previous mode's processor, and what it wrote
-    stop "$processor_pid"
-    processor_pid=""
-    psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants, recordings CASCADE" >/dev/null
-  fi
-  drain_phase "drain-probe-$probe" "$EVENTS" "fill$probe$$"
-  echo "  recordings: $(psql "$database_url" -qtAc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM recordings GROUP BY status) s")" | tee -a "$work/results"
+for round in $(seq "$PROBE_ROUNDS"); do
+  for probe in $PROBE_MODES; do
+    if [ -n "$processor_pid" ]; then # the previous mode's processor, and what it wrote
+      stop "$processor_pid"
+      processor_pid=""
+      psql "$database_url" -qtAc "TRUNCATE webhook_events, rooms, room_participants, recordings CASCADE" >/dev/null
+    fi
+    drain_phase "drain-probe-$probe$(round_suffix "$round")" "$EVENTS" "fill$probe$round$$"
+    echo "  recordings: $(psql "$database_url" -qtAc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM recordings GROUP BY status) s")" | tee -a "$work/results"
+  done
 done
 
 # --- end to end at a steady rate ----------------------------------------------------------------
@@ -285,7 +296,9 @@ done
 wait_ready "$ingestor_pid" "$port" ingestor
 wait_ready "$processor_pid" "$processor_port" processor
 requests=$((RATE * RATE_SECONDS))
+for round in $(seq "$PROBE_ROUNDS"); do
 for mode in $PROBE_MODES; do
+  label="e2e-probe-$mode$(round_suffix "$round")"
   if [ "$mode" != "$probe" ]; then # a processor of this mode in place of the running one
     stop "$processor_pid"
     probe="$mode"
@@ -295,15 +308,16 @@ for mode in $PROBE_MODES; do
     processor_pid=$started_pid
     wait_ready "$processor_pid" "$processor_port" processor
   fi
-  log "e2e-probe-$mode: $requests webhooks at $RATE/s to 127.0.0.1:$port"
+  log "$label: $requests webhooks at $RATE/s to 127.0.0.1:$port"
   cpu_begin
   timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RATE" \
     --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
-    --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$mode$$" --label "e2e-probe-$mode" \
+    --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$mode$round$$" --label "$label" \
     "${bench_args[@]}" | tee -a "$work/results"
-  cpu_end "e2e-probe-$mode" "$requests"
+  cpu_end "$label" "$requests"
   memory processor "$processor_pid"
   memory ingestor "$ingestor_pid"
+done
 done
 
 requests=$((HIGH_RATE * RATE_SECONDS))
@@ -356,11 +370,24 @@ ready="$(psql "$database_url" -qtAc "SELECT count(*) FROM recordings WHERE statu
 received="$(awk -F'received=' '/^RESULT label=notify / { split($2, v, " "); print v[1] }' "$work/sink.out")"
 echo "  recordings ready: $ready, recording.ready received by the endpoint: $received" | tee -a "$work/results"
 [ "$received" = "$ready" ] || { log "the endpoint received $received recording.ready for $ready ready recordings"; exit 1; }
-# Beside the drain of the same probe setting without an endpoint.
-awk -v base="drain-probe-$probe: " 'index($0, base) == 1 { phase = "drain" } /^drain-notify: / { phase = "notify" }
+# Beside the (last) drain of the same probe setting without an endpoint.
+awk -v base="drain-probe-$probe$(round_suffix "$PROBE_ROUNDS"): " 'index($0, base) == 1 { phase = "drain" } /^drain-notify: / { phase = "notify" }
   /throughput/ { for (i = 1; i <= NF; i++) if ($i == "throughput") rate[phase] = $(i + 1) }
   END { if (rate["drain"] > 0) printf "drain rate with notifications: %.0f vs %.0f events/s without, ratio %.2f\n",
     rate["notify"], rate["drain"], rate["notify"] / rate["drain"] }' "$work/results" | tee -a "$work/results"
+
+# The probe's cost, round by round: drain rate on/off and egress_ended -> row p99 on - off.
+if [ "$PROBE_MODES" = "off on" ]; then
+  echo "the probe, on beside off:"
+  awk '/^RESULT label=drain-probe-/ { split($2, l, "="); n = split(l[2], p, "-"); r = (n > 3) ? p[4] : "r1"
+      for (i = 3; i <= NF; i++) if ($i ~ /^throughput=/) { split($i, v, "="); drain[r, p[3]] = v[2] } rounds[r] = 1 }
+    /^e2e-probe-[a-z]+(-r[0-9]+)?: [0-9]+ webhooks/ { split($1, p, "-"); sub(":", "", p[3]); sub(":", "", p[4]); mode = p[3]; r = (p[4] != "") ? p[4] : "r1" }
+    /^    egress_ended: / && mode != "" { p99[r, mode] = $5 + 0; mode = "" }
+    END { for (i = 1; ("r" i) in rounds; i++) { r = "r" i
+        printf "  round %d: drain %.0f -> %.0f events/s, ratio %.2f; egress_ended -> row p99 %.1f -> %.1f ms, %+.1f ms\n",
+          i, drain[r, "off"], drain[r, "on"], drain[r, "on"] / drain[r, "off"], p99[r, "off"], p99[r, "on"], p99[r, "on"] - p99[r, "off"] } }' \
+    "$work/results" | tee -a "$work/results"
+fi
 
 echo "processor messages by outcome:"
 curl -fsS "$metrics" | grep '^roomtape_messages_total{queue="roomtape.events"' | sed 's/^/  /' || true

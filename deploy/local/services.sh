@@ -14,7 +14,7 @@ S3_SECRET_KEY="${ROOMTAPE_S3_SECRET_KEY:-roomtape-local-secret}"
 S3_ROOT="${ROOMTAPE_S3_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/roomtape/s3}"
 STATE_DIR="${XDG_STATE_HOME:-$HOME/.local/state}/roomtape"
 LIVEKIT_API_VERSION="1.2.2"
-S3S_FS_VERSION="0.14.1"
+S3S_FS_VERSION="0.14.1" # deploy/local/s3s-fs-nodelay/Cargo.toml pins the same
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -119,21 +119,31 @@ for name in os.listdir(root):
 PY
 }
 
+# The S3 server: s3s-fs's library with TCP_NODELAY on its connections (deploy/local/s3s-fs-nodelay
+# says why), built from this clone once per version. An s3s-fs of an older set-up still holding
+# the port is replaced, once: its stalls would show up as the media probe's time.
+S3_SERVER=s3s-fs-nodelay
 ensure_s3() {
-  if ! command -v s3s-fs >/dev/null; then
-    log "installing s3s-fs $S3S_FS_VERSION (an S3 server that checks SigV4 signatures)"
-    cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary >&2
+  if [ "$(command -v "$S3_SERVER" >/dev/null && "$S3_SERVER" --version)" != "$S3_SERVER $S3S_FS_VERSION" ]; then
+    log "building $S3_SERVER $S3S_FS_VERSION (s3s-fs, an S3 server that checks SigV4 signatures)"
+    cargo install --path "$(dirname "$0")/$S3_SERVER" --locked --force >&2
   fi
   mkdir -p "$S3_ROOT/recordings" "$STATE_DIR" # a bucket is a folder of the root
   forget_deleted_buckets
+  if port_open "$S3_PORT" && pgrep -x s3s-fs >/dev/null; then
+    log "replacing the plain s3s-fs on port $S3_PORT with $S3_SERVER"
+    pkill -x s3s-fs || true
+    local deadline=$((SECONDS + 10))
+    while port_open "$S3_PORT" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  fi
   if ! port_open "$S3_PORT"; then
-    log "starting s3s-fs on 127.0.0.1:$S3_PORT"
+    log "starting $S3_SERVER on 127.0.0.1:$S3_PORT"
     # From its own root: s3s-fs resolves paths against its working directory, which must
     # outlive the clone this script runs from.
-    (cd "$S3_ROOT" && exec nohup s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
+    (cd "$S3_ROOT" && exec nohup "$S3_SERVER" --host 127.0.0.1 --port "$S3_PORT" \
       --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" . \
       >"$STATE_DIR/s3s-fs.log" 2>&1 &)
-    wait_for_port "$S3_PORT" s3s-fs 30
+    wait_for_port "$S3_PORT" "$S3_SERVER" 30
   fi
 }
 

@@ -252,7 +252,8 @@ fn as_postgres(program: &Path) -> Command {
     command
 }
 
-/// An s3s-fs server of its own, over a folder (a bucket is a subfolder).
+/// The local S3 server (s3s-fs with TCP_NODELAY, deploy/local/s3s-fs-nodelay) of its own, over a
+/// folder (a bucket is a subfolder).
 pub struct S3Server {
     pub port: u16,
     pub access_key: String,
@@ -278,7 +279,7 @@ impl S3Server {
     fn launch(&mut self) -> anyhow::Result<()> {
         let (out, err) = log_file(&self.root.with_extension("log"))?;
         let port = self.port.to_string();
-        let server = Command::new("s3s-fs")
+        let server = Command::new("s3s-fs-nodelay")
             .args(["--host", "127.0.0.1", "--port", &port])
             .args([
                 "--access-key",
@@ -291,7 +292,7 @@ impl S3Server {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .context("cannot start s3s-fs (deploy/local/services.sh installs it)")?;
+            .context("cannot start s3s-fs-nodelay (deploy/local/services.sh installs it)")?;
         self.server = Some(server);
         wait_for_port(self.port)
     }
