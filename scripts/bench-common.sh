@@ -7,5 +7,6 @@ API_SECRET="secret"
 log() { echo "bench: $*" >&2; }
 mgmt() { curl -fsS -u guest:guest "$@"; }
 
-eval "$(deploy/local/services.sh 2>/dev/null)"
+services_env="$(deploy/local/services.sh 2>/dev/null)" # assigned first: a failure stops here
+eval "$services_env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"

@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The installs (RabbitMQ, PostgreSQL, s3s-fs); the shared servers are only started, never touched.
-eval "$(deploy/local/services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on when the services could not start.
+services_env="$(deploy/local/services.sh)"
+eval "$services_env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
 # Every binary, with the tests' features (`--tests` turns on the dev-dependencies' features, such
 # as tokio's test-util): after `cargo test --workspace` this reuses its artifacts, where building

@@ -6,7 +6,9 @@
 # Settings: deploy/local/local.env; your own environment overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-eval "$(deploy/local/services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on when the services could not start.
+services_env="$(deploy/local/services.sh)"
+eval "$services_env"
 # Outside the clone, shared with the test command and deploy/local/roomtape.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/target}"
 set -a

@@ -126,7 +126,9 @@ S3_SERVER=s3s-fs-nodelay
 ensure_s3() {
   if [ "$(command -v "$S3_SERVER" >/dev/null && "$S3_SERVER" --version)" != "$S3_SERVER $S3S_FS_VERSION" ]; then
     log "building $S3_SERVER $S3S_FS_VERSION (s3s-fs, an S3 server that checks SigV4 signatures)"
-    cargo install --path "$(dirname "$0")/$S3_SERVER" --locked --force >&2
+    # Its build folder sits beside the project's cache, not in the clone.
+    cargo install --path "$(dirname "$0")/$S3_SERVER" --locked --force \
+      --target-dir "${XDG_CACHE_HOME:-$HOME/.cache}/roomtape/s3s-fs-nodelay" >&2
   fi
   mkdir -p "$S3_ROOT/recordings" "$STATE_DIR" # a bucket is a folder of the root
   forget_deleted_buckets

@@ -6,7 +6,9 @@
 # (scripts/reliability.sh --short, on servers of its own).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-eval "$(deploy/local/services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on when the services could not start.
+services_env="$(deploy/local/services.sh)"
+eval "$services_env"
 if [ "${ROOMTAPE_SKIP_CROSSCHECK:-}" = 1 ]; then
   echo "test: ROOMTAPE_SKIP_CROSSCHECK=1, skipping the official-SDK cross-check of the webhook vectors" >&2
 else
