@@ -49,13 +49,15 @@
     more: $("more"),
     confirm: $("confirm"),
     confirmWhat: $("confirm-what"),
+    usagePanel: $("usage-panel"),
   };
 
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY),
     // GET /api/v1/me: {kind, identity, room, can}.
     me: null,
-    filters: { room: "", status: "" },
+    filters: { room: "", status: "", kind: "" },
+    usageLoadedAt: 0,
     cursor: null,
     shown: 0,
     refreshing: false,
@@ -217,6 +219,7 @@
     if (room) parts.push(`room ${room}`);
     ui.who.textContent = parts.join(" · ");
     ui.recordingsPanel.hidden = !may("read");
+    ui.usagePanel.hidden = !may("usage");
     ui.roomsPanel.hidden = !(may("rooms") || room);
     // Without roomList, the one room the token is for, live or not.
     $("rooms-title").textContent = may("rooms") ? "Live rooms" : "Your room";
@@ -279,6 +282,7 @@
     const query = new URLSearchParams({ limit: String(limit) });
     if (state.filters.room) query.set("room", state.filters.room);
     if (state.filters.status) query.set("status", state.filters.status);
+    if (state.filters.kind) query.set("kind", state.filters.kind);
     if (cursor != null) query.set("cursor", String(cursor));
     return `/api/v1/recordings?${query}`;
   }
@@ -329,6 +333,7 @@
 
     const facts = el("dl", "facts");
     for (const [label, key] of [
+      ["Records", "records"],
       ["Created", "created"],
       ["Started", "started"],
       ["Duration", "duration"],
@@ -390,6 +395,22 @@
     }
   }
 
+  /** What a recording records: the room, a participant, or tracks. */
+  function recorded(recording) {
+    switch (recording.kind) {
+      case "participant":
+        return `participant ${recording.identity || ""}`;
+      case "track":
+        return `track ${recording.track_id || ""}`;
+      case "track_composite":
+        return `tracks ${[recording.audio_track_id, recording.video_track_id].filter(Boolean).join(" + ")}`;
+      case "web":
+        return "web page";
+      default:
+        return "room";
+    }
+  }
+
   /** Brings `card` up to date with `recording`, keeping its player (it may be playing). */
   function fillCard(card, recording) {
     card.dataset.status = recording.status;
@@ -402,6 +423,7 @@
     badge.textContent = recording.status;
     badge.className = `badge badge-${recording.status}`;
     const facts = {
+      records: recorded(recording),
       created: when(recording.created_at),
       started: when(recording.started_at),
       duration: clock(recording.duration_seconds),
@@ -686,6 +708,85 @@
     ui.roomsEmpty.hidden = rooms.length > 0;
   }
 
+  // ---- usage ---------------------------------------------------------------------------
+
+  const SVG = "http://www.w3.org/2000/svg";
+  const USAGE_EVERY_MS = 60_000;
+  const CHART = { width: 600, height: 160, top: 14, bottom: 20 };
+
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  /** Bars of `values` (one per day), the largest labelled, the first and last day named. */
+  function barChart(chart, days, values, label) {
+    chart.replaceChildren();
+    const max = Math.max(0, ...values);
+    const plot = CHART.height - CHART.top - CHART.bottom;
+    const step = CHART.width / Math.max(1, values.length);
+    values.forEach((value, i) => {
+      const height = max > 0 ? (value / max) * plot : 0;
+      const bar = svg("rect", {
+        x: i * step + step * 0.1, y: CHART.top + plot - height,
+        width: step * 0.8, height, class: "bar",
+      });
+      bar.dataset.day = days[i];
+      bar.dataset.value = String(value);
+      bar.append(svg("title", {}, `${days[i]}: ${label(value)}`));
+      chart.append(bar);
+    });
+    chart.append(svg("text", { x: 2, y: 11, class: "axis" }, `max ${label(max)}`));
+    if (days.length) {
+      const y = CHART.height - 5;
+      chart.append(svg("text", { x: 2, y, class: "axis" }, days[0]));
+      chart.append(svg("text", { x: CHART.width - 2, y, class: "axis end" }, days[days.length - 1]));
+    }
+  }
+
+  function fillTop(table, groups, none) {
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    const top = [...groups].sort((a, b) => b.minutes - a.minutes).slice(0, 5);
+    for (const group of top) {
+      const row = el("tr");
+      const cost = group.estimated_cost == null ? "—" : group.estimated_cost.toFixed(2);
+      for (const text of [group.key || none, group.minutes.toFixed(1), size(group.bytes_stored), cost]) {
+        row.append(el("td", null, text));
+      }
+      body.append(row);
+    }
+    if (!top.length) body.append(el("tr", null, "nothing recorded"));
+  }
+
+  async function loadUsage() {
+    const [days, rooms, users, retention] = await Promise.all([
+      api("GET", "/api/v1/usage?group_by=day"),
+      api("GET", "/api/v1/usage?group_by=room"),
+      api("GET", "/api/v1/usage?group_by=user"),
+      api("GET", "/api/v1/retention"),
+    ]);
+    const keys = days.groups.map((g) => g.key);
+    barChart($("chart-minutes"), keys, days.groups.map((g) => g.minutes), (m) => `${m.toFixed(1)} min`);
+    barChart($("chart-storage"), keys, days.groups.map((g) => g.bytes_stored), size);
+    fillTop(document.querySelector("[data-testid=top-rooms]"), rooms.groups, "(none)");
+    fillTop(document.querySelector("[data-testid=top-users]"), users.groups, "(no user)");
+    $("usage-estimate").textContent = days.estimate
+      ? `costs in ${days.estimate.currency} are estimates, not a bill`
+      : "no prices set: no cost estimate";
+    const rules = $("retention-rules");
+    rules.replaceChildren();
+    for (const rule of retention.rules) {
+      rules.append(el("li", null, `${rule.pattern}: kept ${rule.keep}`));
+    }
+    if (!retention.rules.length) rules.append(el("li", null, "no rules: recordings are kept until deleted"));
+    $("retention-due").textContent = retention.rules.length
+      ? `The next sweep deletes ${retention.due.length} recording(s), ${size(retention.bytes)}.`
+      : "";
+  }
+
   // An endpoint counts as failing once it has dead-lettered deliveries, or one it has been
   // retrying for longer than this.
   const RETRYING_FOR_S = 60;
@@ -774,6 +875,12 @@
         loadRooms(),
         state.me.kind === "static" ? loadEndpoints() : null,
       ]);
+      // Usage sums a month of recordings: it loads beside the rest, never holding the page
+      // back, and at most once a minute.
+      if (may("usage") && (reset || Date.now() - state.usageLoadedAt > USAGE_EVERY_MS)) {
+        state.usageLoadedAt = Date.now();
+        loadUsage().catch(report);
+      }
       markRecordingRooms();
       ui.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {
@@ -796,6 +903,7 @@
       // A one-room token's filter is disabled, so not in the form.
       room: (state.me && state.me.room) || String(form.get("room") || "").trim(),
       status: String(form.get("status") || ""),
+      kind: String(form.get("kind") || ""),
     };
     state.shown = 0;
     const submit = ui.filters.querySelector("button[type=submit]");
@@ -813,6 +921,7 @@
   ui.more.addEventListener("click", () => busy(ui.more, loadMore));
   ui.filters.addEventListener("submit", applyFilters);
   ui.filters.elements.status.addEventListener("change", () => ui.filters.requestSubmit());
+  ui.filters.elements.kind.addEventListener("change", () => ui.filters.requestSubmit());
   ui.bannerClose.addEventListener("click", hideBanner);
   ui.confirm.addEventListener("close", onConfirmClosed);
   setInterval(autoRefresh, REFRESH_MS);

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use roomtape_shared::config::{
     command_start_deadline, AmqpSettings, ApiKeys, ConfigError, DatabaseSettings, Env,
-    FilepathTemplate, StorageProfiles, TelemetrySettings,
+    FilepathTemplate, RetentionRules, StorageProfiles, TelemetrySettings,
 };
+use roomtape_shared::usage::Prices;
 use secrecy::SecretString;
 
 /// What a token may do.
@@ -79,6 +80,10 @@ pub struct ApiSettings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub storage: StorageProfiles,
+    /// `USAGE_*`: the prices usage estimates its cost with.
+    pub prices: Prices,
+    /// `RECORDING_RETENTION`, which the console shows with what its next sweep deletes.
+    pub retention: RetentionRules,
     pub telemetry: TelemetrySettings,
 }
 
@@ -98,6 +103,8 @@ impl ApiSettings {
             database: DatabaseSettings::from_env(env),
             amqp: AmqpSettings::from_env(env),
             storage: StorageProfiles::from_env(env),
+            prices: Prices::from_env(env),
+            retention: RetentionRules::from_env(env),
             telemetry: TelemetrySettings::from_env(env),
         })
     }

@@ -39,10 +39,31 @@ pub struct Control {
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// `speaker` (default), `grid`, `single-speaker`, or their `-light`/`-dark` variants.
+    /// What to record: `room_composite` (default: the room, in `layout`), `participant`
+    /// (`identity`, optional `screen_share`), `track_composite` (`audio_track_id` and/or
+    /// `video_track_id`) or `track` (`track_id`: the track's own file, without transcoding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The participant a `participant` recording records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// A `participant` recording of the participant's screen share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_share: Option<bool>,
+    /// A `track_composite`'s audio track.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_track_id: Option<String>,
+    /// A `track_composite`'s video track.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_track_id: Option<String>,
+    /// The track a `track` recording writes as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+    /// Room composites: `speaker` (default), `grid`, `single-speaker`, or their `-light`/`-dark`
+    /// variants.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
-    /// `mp4` (default), `webm` or `ogg`.
+    /// `mp4` (default), `webm` or `ogg`; not for a `track`, whose codec picks its container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +79,8 @@ pub struct StartRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// Record even if the room is being recorded already.
+    /// Record even if what it records (the room's composite, the participant, the track) is
+    /// being recorded already.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_concurrent: Option<bool>,
     /// The object key, within `COMMAND_FILEPATH_TEMPLATE`'s fixed prefix (default: the
@@ -66,7 +88,7 @@ pub struct StartRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filepath: Option<String>,
     /// One of LiveKit's `EncodingOptionsPreset` names, such as `H264_1080P_30` (default:
-    /// LiveKit's, `H264_720P_30`).
+    /// LiveKit's, `H264_720P_30`); not for a `track`, which is not transcoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
 }

@@ -73,6 +73,8 @@ pub enum Capability {
     Stop,
     Delete,
     Rooms,
+    /// Usage and retention (`GET /api/v1/usage`).
+    Usage,
 }
 
 /// The recordings a token may read.
@@ -253,8 +255,11 @@ impl Permissions {
                 Capability::Stop,
                 Capability::Delete,
                 Capability::Rooms,
+                Capability::Usage,
             ],
-            Self::Static(Scope::Read) => vec![Capability::Read, Capability::Rooms],
+            Self::Static(Scope::Read) => {
+                vec![Capability::Read, Capability::Rooms, Capability::Usage]
+            }
             Self::LiveKit { grant: video, .. } => {
                 let mut can = Vec::new();
                 if self.readable().is_ok() {
@@ -264,13 +269,32 @@ impl Permissions {
                     can.extend([Capability::Start, Capability::Stop]);
                 }
                 if video.room_admin && video.room.is_some() {
-                    can.push(Capability::Delete);
+                    can.extend([Capability::Delete, Capability::Usage]);
                 }
                 if video.room_list {
                     can.push(Capability::Rooms);
                 }
                 can
             }
+        }
+    }
+
+    /// The room whose usage the token may read when it asks for `room` (`None`: every room's):
+    /// a static token reads all usage, a LiveKit `roomAdmin` token its room's only.
+    pub fn usage_of(&self, room: Option<&str>) -> Result<Option<String>, Denied> {
+        let Self::LiveKit { grant: video, .. } = self else {
+            return Ok(room.map(str::to_owned));
+        };
+        match (&video.room, room) {
+            (Some(granted), None) if video.room_admin => Ok(Some(granted.clone())),
+            (Some(_), Some(room)) if video.administers(room) => Ok(Some(room.to_owned())),
+            _ => Err(grant(
+                "reading usage",
+                match room {
+                    Some(room) => format!("roomAdmin with room {room:?}"),
+                    None => "roomAdmin with a room".to_owned(),
+                },
+            )),
         }
     }
 
@@ -473,12 +497,26 @@ mod tests {
         assert_eq!(can(json!({"roomJoin": true, "room": R1})), [C::Read]);
         assert_eq!(
             can(json!({"roomRecord": true, "roomAdmin": true, "room": R1})),
-            [C::Read, C::Start, C::Stop, C::Delete]
+            [C::Read, C::Start, C::Stop, C::Delete, C::Usage]
         );
         assert_eq!(can(json!({"roomList": true})), [C::Rooms]);
         assert_eq!(can(json!({})), []);
-        assert_eq!(Permissions::Static(Scope::Read).can(), [C::Read, C::Rooms]);
-        assert_eq!(Permissions::Static(Scope::Write).can().len(), 5);
+        assert_eq!(
+            Permissions::Static(Scope::Read).can(),
+            [C::Read, C::Rooms, C::Usage]
+        );
+        assert_eq!(Permissions::Static(Scope::Write).can().len(), 6);
+    }
+
+    #[test]
+    fn usage_is_every_rooms_for_static_tokens_and_its_rooms_for_room_admins() {
+        use serde_json::json;
+        let admin = livekit(json!({"roomAdmin": true, "room": R1}));
+        assert_eq!(admin.usage_of(None), Ok(Some(R1.to_owned())));
+        assert_eq!(admin.usage_of(Some(R1)), Ok(Some(R1.to_owned())));
+        assert!(admin.usage_of(Some("other")).is_err());
+        assert!(livekit(json!({"roomRecord": true})).usage_of(None).is_err());
+        assert_eq!(Permissions::Static(Scope::Read).usage_of(None), Ok(None));
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod query;
 pub mod recordings;
 pub mod rooms;
 pub mod startup;
+pub mod usage;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use roomtape_shared::db::assets::Asset;
-use roomtape_shared::db::recordings::{Recording, Status};
+use roomtape_shared::db::recordings::{Kind, Recording, Status};
 
 use crate::control::{ControlAnswer, StartRequest};
 use crate::db::Room;
@@ -15,7 +15,9 @@ use crate::livekit_egress::{EgressFunctionAnswer, EgressFunctionRequest};
 use crate::me::Me;
 use crate::notifications::NotificationsPage;
 use crate::recordings::{DownloadLink, Page, RecordingDetails, RoomRecording};
+use crate::usage::{Estimate, RetentionAnswer, Rule, UsageAnswer};
 use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
+use roomtape_shared::usage::UsageGroup;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +45,8 @@ use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
         crate::rooms::list,
         crate::notifications::list,
         crate::me::me,
+        crate::usage::usage,
+        crate::usage::retention,
         document,
         healthz,
         readyz,
@@ -52,6 +56,12 @@ use roomtape_shared::db::deliveries::{Delivery, DeliveryStatus, EndpointHealth};
         RoomRecording,
         Recording,
         Status,
+        Kind,
+        UsageAnswer,
+        UsageGroup,
+        Estimate,
+        RetentionAnswer,
+        Rule,
         RecordingDetails,
         Asset,
         DownloadLink,

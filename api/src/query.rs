@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use roomtape_shared::db::recordings::Status;
+use roomtape_shared::db::recordings::{Kind, Status};
 use roomtape_shared::storage::MAX_PRESIGN;
 
 use crate::error::ApiError;
@@ -19,15 +19,29 @@ pub fn status(text: &str) -> Result<Status, ApiError> {
     text.parse().map_err(|e| ApiError::invalid("status", e))
 }
 
+/// A recording kind (`room_composite`, `participant`, `track_composite`, `track`, `web`).
+pub fn kind(text: &str) -> Result<Kind, ApiError> {
+    text.parse().map_err(|e| ApiError::invalid("kind", e))
+}
+
 /// An RFC 3339 time, or an age such as `7d` or `12h` before `now`.
 pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    instant("since", text, now)
+}
+
+/// The query value `field`: an RFC 3339 time, a date (`2026-01-31`, its midnight UTC), or an
+/// age such as `7d` or `12h` before `now`.
+pub fn instant(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
     let invalid = || {
         ApiError::invalid(
-            "since",
-            format!("{text:?} is neither an RFC 3339 time nor an age such as 7d or 12h"),
+            field,
+            format!("{text:?} is neither an RFC 3339 time, a date nor an age such as 7d or 12h"),
         )
     };
     let age = humantime::parse_duration(text).map_err(|_| invalid())?;
@@ -96,6 +110,13 @@ mod tests {
             Some("2026-01-02T03:04:05+00:00".to_owned())
         );
         assert_eq!(field(since("yesterday", now).expect_err("bad")), "since");
+        assert_eq!(
+            instant("from", "2026-01-31", now)
+                .map(|t| t.to_rfc3339())
+                .ok(),
+            Some("2026-01-31T00:00:00+00:00".to_owned())
+        );
+        assert_eq!(field(instant("to", "31/01", now).expect_err("bad")), "to");
         assert_eq!(limit(None).ok(), Some(DEFAULT_LIMIT));
         assert_eq!(limit(Some("2")).ok(), Some(2));
         for bad in ["0", "-1", "501", "ten"] {
@@ -103,6 +124,8 @@ mod tests {
         }
         assert_eq!(status("ready").ok(), Some(Status::Ready));
         assert_eq!(field(status("done").expect_err("bad")), "status");
+        assert_eq!(kind("participant").ok(), Some(Kind::Participant));
+        assert_eq!(field(kind("camera").expect_err("bad")), "kind");
         assert_eq!(field(cursor("abc").expect_err("bad")), "cursor");
         assert_eq!(expires(Some("15m")).ok(), Some(Duration::from_secs(900)));
         assert_eq!(field(expires(Some("8d")).expect_err("bad")), "expires");

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use roomtape_shared::db::notifications::DeletedBy;
 pub use roomtape_shared::db::recordings::RecordingDetails;
-use roomtape_shared::db::recordings::{Filter, Recording, Status};
+use roomtape_shared::db::recordings::{Filter, Kind, Recording, Status};
 use roomtape_shared::library::{Library, LibraryError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,11 @@ pub struct RoomRecording {
     /// The LiveKit egress id.
     pub recording_id: String,
     pub status: Status,
+    /// What it records: `room_composite`, `participant` (of `identity`), `track_composite`,
+    /// `track` or `web`.
+    pub kind: Kind,
+    /// The participant of a `participant` recording.
+    pub identity: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
@@ -62,6 +67,11 @@ pub struct ListQuery {
     pub stream_id: Option<String>,
     /// Only recordings linked to this user of the app.
     pub user_id: Option<String>,
+    /// Only recordings of this kind: `room_composite`, `participant`, `track_composite`,
+    /// `track` or `web`.
+    pub kind: Option<String>,
+    /// Only recordings of this participant (`participant` recordings).
+    pub identity: Option<String>,
     /// Created at or after: an RFC 3339 time or an age such as `7d`.
     pub since: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -156,6 +166,8 @@ pub async fn room_recordings(
             duration_formatted: recording.duration_seconds.map(formatted),
             recording_id: recording.egress_id,
             status: recording.status,
+            kind: recording.kind,
+            identity: recording.identity,
             started_at: recording.started_at,
             ended_at: recording.ended_at,
             duration_seconds: recording.duration_seconds,
@@ -207,6 +219,8 @@ pub async fn list(
         before_id: params.cursor.as_deref().map(query::cursor).transpose()?,
         stream_id: params.stream_id,
         user_id: params.user_id,
+        kind: params.kind.as_deref().map(query::kind).transpose()?,
+        identity: params.identity,
         limit: query::limit(params.limit.as_deref())?,
     };
     let recordings = library.list(&filter).await?;

@@ -25,6 +25,7 @@ use crate::control::{self, Control};
 use crate::error::ApiError;
 use crate::livekit_egress;
 use crate::metrics::ApiMetrics;
+use crate::usage::{self, Costs};
 use crate::{me, notifications, openapi, recordings, rooms};
 
 /// How long in-flight requests get to finish on shutdown.
@@ -92,6 +93,10 @@ impl Application {
         let pool = web::Data::new(pool);
         let clock = web::Data::new(clock);
         let console = web::Data::new(Console::new(&settings.storage));
+        let costs = web::Data::new(Costs {
+            prices: settings.prices.clone(),
+            retention: settings.retention.clone(),
+        });
         let origins = settings.cors_origins.clone();
 
         let options = ServerOptions {
@@ -134,6 +139,7 @@ impl Application {
                 .app_data(clock.clone())
                 .app_data(ops_state.clone())
                 .app_data(console.clone())
+                .app_data(costs.clone())
                 .service(
                     web::scope("/api/v1")
                         .route(
@@ -168,6 +174,8 @@ impl Application {
                         .route("/rooms", web::get().to(rooms::list))
                         .route("/notifications", web::get().to(notifications::list))
                         .route("/me", web::get().to(me::me))
+                        .route("/usage", web::get().to(usage::usage))
+                        .route("/retention", web::get().to(usage::retention))
                         .route("/openapi.json", web::get().to(openapi::document)),
                 )
                 .route(

@@ -40,4 +40,6 @@ pub enum Top {
     Doctor(crate::doctor::DoctorArgs),
     /// Play one realistic recording into a running deployment and wait until it is ready.
     Simulate(crate::simulate::SimulateArgs),
+    /// What was recorded, by room, user, stream, kind, day or month, with estimated cost.
+    Usage(crate::usage::UsageArgs),
 }

@@ -37,6 +37,12 @@ pub enum CliError {
     NeedsConfirmation(String),
     #[error("not confirmed; nothing was changed")]
     NotConfirmed,
+    #[error(
+        "no retention rules: set RECORDING_RETENTION (e.g. class-*=90d,*=30d) or pass --older-than"
+    )]
+    NoRetention,
+    #[error("--from must be before --to")]
+    EmptyRange,
     #[error("cannot read the answer")]
     Prompt(#[source] std::io::Error),
     #[error("no dead letter in roomtape.dead has message id {0:?}: `roomtape dlq list` shows the ids there")]
@@ -89,7 +95,11 @@ impl From<PublishError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Metadata(_) | Self::NeedsConfirmation(_) => EXIT_USAGE,
+            Self::Config(_)
+            | Self::Metadata(_)
+            | Self::NeedsConfirmation(_)
+            | Self::NoRetention
+            | Self::EmptyRange => EXIT_USAGE,
             Self::NotConfirmed | Self::NoDeadLetter(_) | Self::NoSourceQueue(_) => EXIT_REFUSED,
             Self::NoBucket { .. } | Self::NoEndpoint(_) => EXIT_USAGE,
             Self::NotReady { .. } => EXIT_REFUSED,

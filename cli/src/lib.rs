@@ -13,6 +13,7 @@ mod output;
 mod record;
 mod recordings;
 mod simulate;
+mod usage;
 
 use std::io::Write;
 
@@ -36,6 +37,7 @@ pub async fn execute(cli: Cli, env: &Env, out: &mut (dyn Write + Send), terminal
         Top::Notifications(command) => notifications::run(command, env, &mut out).await,
         Top::Doctor(args) => doctor::run(args, env, &mut out).await,
         Top::Simulate(args) => simulate::run(args, env, cli.timeout, &mut out).await,
+        Top::Usage(args) => usage::run(args, env, &mut out).await,
     };
     match result {
         Ok(code) => code,

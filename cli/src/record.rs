@@ -14,7 +14,7 @@ use crate::output::Output;
 #[derive(Debug, Subcommand)]
 pub enum Record {
     /// Start recording a room.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop a recording, or every active recording of a room.
     Stop(StopArgs),
 }
@@ -23,6 +23,23 @@ pub enum Record {
 pub struct StartArgs {
     /// The LiveKit room to record.
     pub room_name: String,
+    /// What to record: room_composite (default), participant (--identity), track_composite
+    /// (--audio-track-id and/or --video-track-id) or track (--track-id).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// The participant a participant recording records.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// A participant recording of the participant's screen share.
+    #[arg(long)]
+    pub screen_share: bool,
+    #[arg(long)]
+    pub audio_track_id: Option<String>,
+    #[arg(long)]
+    pub video_track_id: Option<String>,
+    /// The track a track recording writes as it is, without transcoding.
+    #[arg(long)]
+    pub track_id: Option<String>,
     /// speaker, grid, single-speaker (or their -light / -dark variants).
     #[arg(long)]
     pub layout: Option<String>,
@@ -97,8 +114,22 @@ fn request(record: &Record) -> Result<(&'static str, Value, String), CliError> {
                 },
                 None => None,
             };
-            let mut body = json!({"room_name": args.room_name, "audio_only": args.audio_only, "video_only": args.video_only});
+            let mut body = json!({"room_name": args.room_name});
+            for (key, set) in [
+                ("audio_only", args.audio_only),
+                ("video_only", args.video_only),
+                ("screen_share", args.screen_share),
+            ] {
+                if set {
+                    body[key] = json!(true);
+                }
+            }
             for (key, value) in [
+                ("kind", &args.kind),
+                ("identity", &args.identity),
+                ("audio_track_id", &args.audio_track_id),
+                ("video_track_id", &args.video_track_id),
+                ("track_id", &args.track_id),
                 ("layout", &args.layout),
                 ("file_format", &args.file_format),
                 ("storage", &args.storage),

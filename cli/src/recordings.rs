@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use roomtape_shared::config::{DatabaseSettings, Env, StorageProfiles};
+use roomtape_shared::config::{DatabaseSettings, Env, RetentionRules, StorageProfiles};
+use roomtape_shared::db;
 use roomtape_shared::db::notifications::DeletedBy;
-use roomtape_shared::db::recordings::{Filter, Recording, Status};
+use roomtape_shared::db::recordings::{Filter, Kind, Recording, Status};
 use roomtape_shared::library::Library;
 use roomtape_shared::storage::{ObjectStore, MAX_PRESIGN};
-use roomtape_shared::{db, Chain};
 use serde_json::json;
 
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
@@ -35,6 +35,12 @@ pub enum RecordingsCommand {
         /// Only recordings linked to this user of the app.
         #[arg(long)]
         user_id: Option<String>,
+        /// Only this kind: room_composite, participant, track_composite, track, web.
+        #[arg(long)]
+        kind: Option<Kind>,
+        /// Only recordings of this participant.
+        #[arg(long)]
+        identity: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -58,11 +64,13 @@ pub enum RecordingsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Delete every finished recording (ready, failed, aborted) older than an age.
+    /// Delete every finished recording (ready, failed, aborted) past its age: the retention
+    /// rules' (RECORDING_RETENTION, which the processor applies by itself), or --older-than's.
     Sweep {
-        /// An age such as 30d: recordings that ended (else were created) before it.
+        /// An age such as 30d for every room, instead of the rules: recordings that ended
+        /// (else were created) before it.
         #[arg(long, value_parser = humantime::parse_duration)]
-        older_than: Duration,
+        older_than: Option<Duration>,
         /// List what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -85,6 +93,8 @@ pub async fn run(
             since,
             stream_id,
             user_id,
+            kind,
+            identity,
             limit,
         } => {
             let filter = Filter {
@@ -93,6 +103,8 @@ pub async fn run(
                 since: *since,
                 stream_id: stream_id.clone(),
                 user_id: user_id.clone(),
+                kind: *kind,
+                identity: identity.clone(),
                 before_id: None,
                 limit: *limit,
             };
@@ -141,29 +153,36 @@ pub async fn run(
             older_than,
             dry_run,
             yes,
-        } => return sweep(&library, *older_than, *dry_run, *yes, out).await,
+        } => {
+            let rules = match older_than {
+                Some(age) => RetentionRules::every_room(*age),
+                None => RetentionRules::from_env(env)?,
+            };
+            if rules.is_empty() {
+                return Err(CliError::NoRetention);
+            }
+            return sweep(&library, &rules, *dry_run, *yes, out).await;
+        }
     }
     Ok(EXIT_OK)
 }
 
-fn library(env: &Env) -> Result<Library, CliError> {
+pub(crate) fn library(env: &Env) -> Result<Library, CliError> {
     let pool = db::pool(&DatabaseSettings::from_env(env)?)?;
     let objects = ObjectStore::new(&StorageProfiles::from_env(env)?);
     Ok(Library::new(pool, objects))
 }
 
-/// Deletes what is old enough, with progress; one recording that cannot be deleted does not
-/// stop the others, but makes the exit status 1.
+/// Deletes what is past its age, with progress; one recording that cannot be deleted does not
+/// stop the others, but makes the exit status 1. The dry run lists the same set.
 async fn sweep(
     library: &Library,
-    older_than: Duration,
+    rules: &RetentionRules,
     dry_run: bool,
     yes: bool,
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
-    let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
-    let cutoff = Utc::now() - age;
-    let candidates = library.finished_before(cutoff).await?;
+    let candidates = library.due(rules, Utc::now()).await?;
     let bytes: i64 = candidates.iter().filter_map(|r| r.file_size_bytes).sum();
     if dry_run {
         if out.json {
@@ -183,46 +202,35 @@ async fn sweep(
         return Ok(EXIT_OK);
     }
     let question = format!(
-        "delete {} recording(s) that ended before {}, {}?",
+        "delete {} recording(s) past their age, {}?",
         candidates.len(),
-        cutoff.format("%Y-%m-%d %H:%M UTC"),
         size(Some(bytes))
     );
     confirm(&question, yes)?;
     let bar = progress(candidates.len() as u64, "sweeping");
-    let (mut deleted, mut freed, mut failures) = (Vec::new(), 0, Vec::new());
-    for recording in &candidates {
-        match library
-            .delete(&recording.egress_id, false, DeletedBy::Cli)
-            .await
-        {
-            Ok(gone) => {
-                freed += gone.bytes;
-                deleted.push(recording.egress_id.clone());
-            }
-            Err(error) => failures.push((recording.egress_id.clone(), Chain(&error).to_string())),
-        }
-        bar.inc(1);
-    }
+    let swept = library
+        .sweep(&candidates, DeletedBy::Cli, || bar.inc(1))
+        .await;
     bar.finish_and_clear();
     if out.json {
-        let failed: Vec<_> = failures
+        let failed: Vec<_> = swept
+            .failed
             .iter()
             .map(|(id, error)| json!({"egress_id": id, "error": error}))
             .collect();
-        out.json_value(&json!({"deleted": deleted, "bytes": freed, "failed": failed}));
+        out.json_value(&json!({"deleted": swept.deleted, "bytes": swept.bytes, "failed": failed}));
     } else {
-        for (egress_id, error) in &failures {
+        for (egress_id, error) in &swept.failed {
             out.line(format!("could not delete {egress_id}: {error}"));
         }
         out.line(format!(
             "swept {} recording(s), {}; {} failed",
-            deleted.len(),
-            size(Some(freed)),
-            failures.len()
+            swept.deleted.len(),
+            size(Some(swept.bytes)),
+            swept.failed.len()
         ));
     }
-    Ok(if failures.is_empty() {
+    Ok(if swept.failed.is_empty() {
         EXIT_OK
     } else {
         EXIT_REFUSED
@@ -244,6 +252,7 @@ fn print_list(out: &mut Output<'_>, recordings: &[Recording]) {
             vec![
                 r.egress_id.clone(),
                 r.room_name.clone(),
+                recorded(r),
                 r.status.to_string(),
                 time(r.started_at.or(Some(r.created_at))),
                 duration(r.duration_seconds),
@@ -254,7 +263,7 @@ fn print_list(out: &mut Output<'_>, recordings: &[Recording]) {
         .collect();
     out.table(
         &[
-            "egress", "room", "status", "started", "duration", "size", "url",
+            "egress", "room", "records", "status", "started", "duration", "size", "url",
         ],
         rows,
     );
@@ -265,6 +274,7 @@ fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Detai
     let fields = [
         ("egress", r.egress_id.clone()),
         ("room", r.room_name.clone()),
+        ("records", recorded(r)),
         ("status", r.status.to_string()),
         ("started", time(r.started_at)),
         ("ended", time(r.ended_at)),
@@ -316,6 +326,16 @@ fn print_details(out: &mut Output<'_>, details: &roomtape_shared::library::Detai
     }
 }
 
+/// What it records: its kind, and the participant or tracks (`participant alice`).
+fn recorded(r: &Recording) -> String {
+    let subject = r.subject();
+    let names = subject.identity.iter().cloned().chain(subject.track_ids());
+    std::iter::once(subject.kind.to_string())
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn storage(r: &Recording) -> String {
     match (&r.storage_provider, &r.storage_bucket, &r.storage_key) {
         (Some(provider), Some(bucket), Some(key)) => format!("{provider} s3://{bucket}/{key}"),
@@ -342,7 +362,7 @@ fn duration(seconds: Option<f64>) -> String {
     }
 }
 
-fn size(bytes: Option<i64>) -> String {
+pub(crate) fn size(bytes: Option<i64>) -> String {
     let Some(bytes) = bytes else {
         return String::new();
     };

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use roomtape_shared::config::{
     command_start_deadline, AmqpSettings, ConfigError, DatabaseSettings, Env, FilepathTemplate,
-    LiveKitSettings, StorageProfiles, TelemetrySettings, ThumbnailSettings,
+    LiveKitSettings, RetentionRules, StorageProfiles, TelemetrySettings, ThumbnailSettings,
 };
+pub use roomtape_shared::events::proto::participant_info::Kind as ParticipantKind;
 use roomtape_shared::notify::NotifySettings;
 
 /// Everything `roomtape-processor` needs.
@@ -36,6 +37,10 @@ pub struct ProcessorSettings {
     pub reconcile_after: Duration,
     /// `WEBHOOK_EVENTS_RETENTION` (default `7d`): processed event ids, command records, stop
     /// requests, relayed notifications and finished deliveries older than this are pruned.
+    /// `RECORDING_RETENTION`: how long finished recordings are kept, by room pattern.
+    pub recording_retention: RetentionRules,
+    /// `RECORDING_RETENTION_INTERVAL` (default `1h`): how often one processor sweeps.
+    pub recording_retention_interval: Duration,
     pub webhook_events_retention: Duration,
     /// `PROCESSOR_STUCK_AFTER` (default `1h`): a recording not final and unchanged this long
     /// counts in the `roomtape_recordings_stuck` gauge.
@@ -66,6 +71,59 @@ pub struct AutoRecordSettings {
     /// `AUTO_RECORD_ON_METADATA` (default true): rooms whose metadata is JSON with
     /// `"record": true` are recorded.
     pub on_metadata: bool,
+    /// Which participants get a recording of their own when they join.
+    pub participants: ParticipantRule,
+}
+
+/// Participants recorded on their own (a participant egress each) when they join: those whose
+/// kind is listed and whose identity matches a pattern. Either list alone is enough: identity
+/// patterns alone record standard participants, kinds alone every identity of those kinds.
+#[derive(Debug, Clone, Default)]
+pub struct ParticipantRule {
+    /// `AUTO_RECORD_PARTICIPANTS`: comma-separated identity patterns (`*`, `?`).
+    pub identities: Vec<glob::Pattern>,
+    /// `AUTO_RECORD_PARTICIPANT_KINDS`: comma-separated LiveKit participant kinds (`standard`,
+    /// `sip`, `agent`, `ingress`, `connector`, `bridge`); egress participants never.
+    pub kinds: Vec<ParticipantKind>,
+}
+
+impl ParticipantRule {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let identities = env.patterns_or("AUTO_RECORD_PARTICIPANTS", "")?;
+        let mut kinds = participant_kinds(env)?;
+        if kinds.is_empty() && !identities.is_empty() {
+            kinds.push(ParticipantKind::Standard);
+        }
+        let identities = match (identities.is_empty(), kinds.is_empty()) {
+            (true, false) => vec![glob::Pattern::new("*").expect("a valid pattern")],
+            _ => identities,
+        };
+        Ok(Self { identities, kinds })
+    }
+}
+
+const PARTICIPANT_KINDS_VAR: &str = "AUTO_RECORD_PARTICIPANT_KINDS";
+
+fn participant_kinds(env: &Env) -> Result<Vec<ParticipantKind>, ConfigError> {
+    let names = env.get(PARTICIPANT_KINDS_VAR).unwrap_or_default();
+    let names = names.split(',').map(str::trim).filter(|n| !n.is_empty());
+    names
+        .map(
+            |name| match ParticipantKind::from_str_name(&name.to_ascii_uppercase()) {
+                Some(ParticipantKind::Egress) => Err(ConfigError::invalid(
+                    PARTICIPANT_KINDS_VAR,
+                    "egress participants (recorders) are never recorded on their own",
+                )),
+                Some(kind) => Ok(kind),
+                None => Err(ConfigError::invalid(
+                    PARTICIPANT_KINDS_VAR,
+                    format!(
+                        "{name:?} is not one of standard, sip, agent, ingress, connector, bridge"
+                    ),
+                )),
+            },
+        )
+        .collect()
 }
 
 impl ProcessorSettings {
@@ -85,6 +143,9 @@ impl ProcessorSettings {
             auto_record: AutoRecordSettings::from_env(env),
             reconcile_interval: env.duration_or("RECONCILE_INTERVAL", Duration::from_secs(60)),
             reconcile_after: env.duration_or("RECONCILE_AFTER", Duration::from_secs(300)),
+            recording_retention: RetentionRules::from_env(env),
+            recording_retention_interval: env
+                .positive_duration_or("RECORDING_RETENTION_INTERVAL", Duration::from_secs(3600)),
             webhook_events_retention: env.duration_or(
                 "WEBHOOK_EVENTS_RETENTION",
                 Duration::from_secs(7 * 24 * 3600)
@@ -106,6 +167,7 @@ impl AutoRecordSettings {
         roomtape_shared::settings!(Self {
             room_patterns: env.patterns_or("AUTO_RECORD_ROOMS", ""),
             on_metadata: env.flag_or("AUTO_RECORD_ON_METADATA", true),
+            participants: ParticipantRule::from_env(env),
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod reconcile;
+pub mod recording_retention;
 pub mod retention;
 pub mod startup;
 pub mod thumbnail;

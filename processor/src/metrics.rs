@@ -23,6 +23,10 @@ pub struct ProcessorMetrics {
     relayed: Family<Vec<(&'static str, &'static str)>, Counter>,
     deliveries: Family<Labels, Counter>,
     delivery_seconds: Family<Labels, Histogram>,
+    retention_deleted: Counter,
+    retention_failed: Counter,
+    retention_bytes: Counter,
+    retention_sweeps: Counter,
 }
 
 impl ProcessorMetrics {
@@ -85,6 +89,30 @@ impl ProcessorMetrics {
                 Family::new_with_constructor(|| {
                     Histogram::new(exponential_buckets(0.005, 2.0, 14))
                 }),
+            ),
+            retention_deleted: registered(
+                registry,
+                "retention_deleted",
+                "Recordings the retention rules deleted (RECORDING_RETENTION)",
+                Counter::default(),
+            ),
+            retention_failed: registered(
+                registry,
+                "retention_failed",
+                "Recordings due under the retention rules that could not be deleted",
+                Counter::default(),
+            ),
+            retention_bytes: registered(
+                registry,
+                "retention_freed_bytes",
+                "Bytes of recording files the retention rules freed",
+                Counter::default(),
+            ),
+            retention_sweeps: registered(
+                registry,
+                "retention_sweeps",
+                "Retention sweeps this processor ran (one processor at a time sweeps)",
+                Counter::default(),
             ),
         };
         // Every type served from the start, at 0: a rate over it is defined before the first.
@@ -156,6 +184,14 @@ impl ProcessorMetrics {
         self.delivery_seconds
             .get_or_create(&vec![("endpoint", endpoint.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// One retention sweep: how many it deleted, how many failed, the bytes freed.
+    pub fn swept(&self, deleted: usize, failed: usize, bytes: i64) {
+        self.retention_sweeps.inc();
+        self.retention_deleted.inc_by(deleted as u64);
+        self.retention_failed.inc_by(failed as u64);
+        self.retention_bytes.inc_by(bytes.unsigned_abs());
     }
 
     pub fn in_flight(&self, queue: &str) -> Gauge {

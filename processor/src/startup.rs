@@ -14,6 +14,7 @@ use roomtape_shared::shutdown::Shutdown;
 use roomtape_shared::{db, metrics};
 
 use roomtape_shared::clock::Clock;
+use roomtape_shared::library::Library;
 use roomtape_shared::livekit::EgressClient;
 use roomtape_shared::notify::Poster;
 use roomtape_shared::storage::ObjectStore;
@@ -26,6 +27,7 @@ use crate::gauges::StoreGauges;
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{Deliveries, Endpoints, Relay};
 use crate::reconcile::Reconciler;
+use crate::recording_retention::RecordingSweeper;
 use crate::retention::Pruner;
 use crate::thumbnail::Thumbnails;
 use crate::worker::{self, ConsumerSettings};
@@ -63,6 +65,7 @@ pub struct Application {
     commands: Arc<CommandProcessor>,
     reconciler: Reconciler,
     pruner: Pruner,
+    sweeper: RecordingSweeper,
     relay: Relay,
     deliveries: Deliveries,
     /// Read from the database on an interval, with their pool and `PROCESSOR_STUCK_AFTER`.
@@ -97,6 +100,14 @@ impl Application {
         );
         let egress = EgressClient::new(settings.livekit.clone())?;
         let objects = ObjectStore::new(&settings.storage);
+        let sweeper = RecordingSweeper {
+            pool: pool.clone(),
+            library: Library::new(pool.clone(), objects.clone()),
+            rules: settings.recording_retention.clone(),
+            every: settings.recording_retention_interval,
+            clock,
+            metrics: processor_metrics.clone(),
+        };
         let thumbnails = Thumbnails::new(objects.clone(), settings.thumbnails.clone());
         let lifecycle = EgressLifecycle::new(
             pool.clone(),
@@ -172,6 +183,7 @@ impl Application {
             commands,
             reconciler,
             pruner,
+            sweeper,
             relay,
             deliveries,
             gauges,
@@ -213,6 +225,7 @@ impl Application {
                 commands,
                 self.reconciler.run(shutdown.clone()),
                 self.pruner.run(shutdown.clone()),
+                self.sweeper.run(shutdown.clone()),
                 self.relay.run(shutdown.clone()),
                 self.deliveries.run(shutdown.clone()),
                 gauges.run(pool, stuck_after, shutdown)

@@ -3,6 +3,7 @@
 
 pub use crate::config::FilepathTemplate;
 use crate::config::{key_problem, StorageProfile, StorageProfiles};
+use crate::db::recordings::{Kind, Subject};
 use crate::events::proto::EncodingOptionsPreset;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,15 +22,30 @@ const LAYOUTS: [&str; 9] = [
     "single-speaker-dark",
 ];
 const FILE_FORMATS: [&str; 3] = ["mp4", "webm", "ogg"];
+/// The kinds a start may ask for (`web` egresses are only recorded when started elsewhere).
+const START_KINDS: [Kind; 4] = [
+    Kind::RoomComposite,
+    Kind::Participant,
+    Kind::TrackComposite,
+    Kind::Track,
+];
+
 #[derive(Debug, Deserialize)]
 struct StartMessage {
     room_name: Option<String>,
+    /// `room_composite` (default), `participant`, `track_composite` or `track`.
+    kind: Option<String>,
+    /// A participant recording's participant.
+    identity: Option<String>,
+    /// A participant recording of the participant's screen share rather than its camera.
+    screen_share: Option<bool>,
+    audio_track_id: Option<String>,
+    video_track_id: Option<String>,
+    track_id: Option<String>,
     layout: Option<String>,
     file_format: Option<String>,
-    #[serde(default)]
-    audio_only: bool,
-    #[serde(default)]
-    video_only: bool,
+    audio_only: Option<bool>,
+    video_only: Option<bool>,
     #[serde(default)]
     allow_concurrent: bool,
     storage: Option<String>,
@@ -54,8 +70,16 @@ struct StopMessage {
 #[derive(Debug, Clone)]
 pub struct Start {
     pub room_name: String,
-    pub layout: String,
-    pub file_format: String,
+    /// What it records: the kind of egress, and its participant or tracks.
+    pub subject: Subject,
+    /// A participant recording of the screen share (participant recordings only).
+    pub screen_share: bool,
+    /// A room composite's layout; `None` for the other kinds.
+    pub layout: Option<String>,
+    /// `None` for a track recording: LiveKit writes the track's own container (Ogg for Opus,
+    /// WebM for VP8/VP9, MP4 for H.264).
+    pub file_format: Option<String>,
+    /// Room composites only.
     pub audio_only: bool,
     pub video_only: bool,
     pub profile: StorageProfile,
@@ -66,7 +90,7 @@ pub struct Start {
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
     pub metadata: Value,
-    /// Record even if the room already has an active recording.
+    /// Record even if what it records is being recorded already.
     pub allow_concurrent: bool,
     /// SHA-256 of the body's canonical JSON (keys sorted): a `message_id` seen again must come
     /// with the same body.
@@ -166,8 +190,14 @@ pub fn parse_start(
 }
 
 /// The fields of both commands, so an error can name its field with a `'static` name.
-const KNOWN_FIELDS: [&str; 15] = [
+const KNOWN_FIELDS: [&str; 21] = [
     "room_name",
+    "kind",
+    "identity",
+    "screen_share",
+    "audio_track_id",
+    "video_track_id",
+    "track_id",
     "layout",
     "file_format",
     "audio_only",
@@ -201,26 +231,23 @@ fn start(
     template: &FilepathTemplate,
     fingerprint: [u8; 32],
 ) -> Result<Start, InvalidCommand> {
-    let room_name = non_empty(message.room_name)
+    let room_name = non_empty(message.room_name.clone())
         .ok_or_else(|| invalid("room_name", "room_name is required"))?;
-    let layout = message.layout.unwrap_or_else(|| "speaker".into());
-    if !LAYOUTS.contains(&layout.as_str()) {
-        return Err(invalid(
-            "layout",
-            format!("unknown layout {layout:?}; one of {}", LAYOUTS.join(", ")),
-        ));
-    }
-    let file_format = message
-        .file_format
-        .unwrap_or_else(|| "mp4".into())
-        .to_ascii_lowercase();
-    if !FILE_FORMATS.contains(&file_format.as_str()) {
-        return Err(invalid(
-            "file_format",
-            format!("unknown file_format {file_format:?}; one of mp4, webm, ogg"),
-        ));
-    }
-    if message.audio_only && message.video_only {
+    let subject = subject(&message)?;
+    let room_composite = subject.kind == Kind::RoomComposite;
+    let layout = match room_composite {
+        true => Some(layout(message.layout)?),
+        false => None,
+    };
+    let file_format = match subject.kind {
+        Kind::Track => None,
+        _ => Some(file_format(message.file_format)?),
+    };
+    let (audio_only, video_only) = (
+        message.audio_only.unwrap_or(false),
+        message.video_only.unwrap_or(false),
+    );
+    if audio_only && video_only {
         return Err(invalid(
             "video_only",
             "audio_only and video_only cannot both be true",
@@ -247,19 +274,22 @@ fn start(
             ))
         }
     }
-    let filepath = with_extension(
-        &filepath_for(template, message.filepath, &room_name)?,
-        &file_format,
-    );
+    let filepath = filepath_for(template, message.filepath, &room_name, &subject)?;
+    let filepath = match &file_format {
+        Some(format) => with_extension(&filepath, format),
+        None => filepath,
+    };
     let preset = non_empty(message.preset)
         .map(|name| preset(&name))
         .transpose()?;
     Ok(Start {
         room_name,
+        screen_share: message.screen_share.unwrap_or(false),
+        subject,
         layout,
         file_format,
-        audio_only: message.audio_only,
-        video_only: message.video_only,
+        audio_only,
+        video_only,
         profile: profile.clone(),
         filepath,
         preset,
@@ -269,6 +299,146 @@ fn start(
         allow_concurrent: message.allow_concurrent,
         fingerprint,
     })
+}
+
+/// The start's kind and what it records, each field checked against the kind: a field of
+/// another kind is refused by name rather than ignored.
+fn subject(message: &StartMessage) -> Result<Subject, InvalidCommand> {
+    let kind = match non_empty(message.kind.clone()) {
+        None => Kind::RoomComposite,
+        Some(name) => Kind::parse(&name)
+            .filter(|kind| START_KINDS.contains(kind))
+            .ok_or_else(|| {
+                let known: Vec<&str> = START_KINDS.map(Kind::as_str).to_vec();
+                invalid(
+                    "kind",
+                    format!("unknown kind {name:?}; one of {}", known.join(", ")),
+                )
+            })?,
+    };
+    let given = [
+        ("identity", message.identity.is_some()),
+        // A flag set to false asks for nothing, whatever the kind.
+        ("screen_share", message.screen_share == Some(true)),
+        ("audio_track_id", message.audio_track_id.is_some()),
+        ("video_track_id", message.video_track_id.is_some()),
+        ("track_id", message.track_id.is_some()),
+        ("layout", message.layout.is_some()),
+        ("audio_only", message.audio_only == Some(true)),
+        ("video_only", message.video_only == Some(true)),
+        ("file_format", message.file_format.is_some()),
+        ("preset", message.preset.is_some()),
+    ];
+    let allowed: &[&str] = match kind {
+        Kind::RoomComposite => &[
+            "layout",
+            "audio_only",
+            "video_only",
+            "file_format",
+            "preset",
+        ],
+        Kind::Participant => &["identity", "screen_share", "file_format", "preset"],
+        Kind::TrackComposite => &["audio_track_id", "video_track_id", "file_format", "preset"],
+        // A file without transcoding: no encoding, and the track's codec picks the container.
+        Kind::Track => &["track_id"],
+        Kind::Web => &[],
+    };
+    if let Some((field, _)) = given
+        .into_iter()
+        .find(|(field, given)| *given && !allowed.contains(field))
+    {
+        return Err(invalid(
+            field_name(field),
+            format!(
+                "{field} does not apply to a {kind} recording{}",
+                why_not(kind, field)
+            ),
+        ));
+    }
+    let required = |field: &'static str, value: &Option<String>| {
+        non_empty(value.clone())
+            .ok_or_else(|| invalid(field, format!("a {kind} recording needs {field}")))
+    };
+    let subject = match kind {
+        Kind::RoomComposite | Kind::Web => Subject {
+            kind,
+            ..Subject::default()
+        },
+        Kind::Participant => Subject {
+            kind,
+            identity: Some(required("identity", &message.identity)?),
+            ..Subject::default()
+        },
+        Kind::TrackComposite => {
+            let audio = non_empty(message.audio_track_id.clone());
+            let video = non_empty(message.video_track_id.clone());
+            if audio.is_none() && video.is_none() {
+                return Err(invalid(
+                    "audio_track_id",
+                    "a track_composite recording needs audio_track_id, video_track_id or both",
+                ));
+            }
+            Subject {
+                kind,
+                audio_track_id: audio,
+                video_track_id: video,
+                ..Subject::default()
+            }
+        }
+        Kind::Track => Subject {
+            kind,
+            track_id: Some(required("track_id", &message.track_id)?),
+            ..Subject::default()
+        },
+    };
+    Ok(subject)
+}
+
+/// The `'static` name of a field [`subject`] checks.
+fn field_name(field: &str) -> &'static str {
+    KNOWN_FIELDS
+        .into_iter()
+        .find(|known| *known == field)
+        .unwrap_or("body")
+}
+
+/// Why a field does not apply, where the reason is not obvious.
+fn why_not(kind: Kind, field: &str) -> &'static str {
+    match (kind, field) {
+        (Kind::Track, "preset") => ": a track is written as it is, without transcoding",
+        (Kind::Track, "file_format") => {
+            ": LiveKit writes the track's own container (ogg for Opus, webm for VP8/VP9, mp4 for H.264)"
+        }
+        (Kind::TrackComposite, "audio_only" | "video_only") => {
+            ": it records the tracks it names"
+        }
+        (Kind::Participant, "audio_only" | "video_only") => {
+            ": it records the tracks the participant publishes"
+        }
+        _ => "",
+    }
+}
+
+fn layout(layout: Option<String>) -> Result<String, InvalidCommand> {
+    let layout = layout.unwrap_or_else(|| "speaker".into());
+    match LAYOUTS.contains(&layout.as_str()) {
+        true => Ok(layout),
+        false => Err(invalid(
+            "layout",
+            format!("unknown layout {layout:?}; one of {}", LAYOUTS.join(", ")),
+        )),
+    }
+}
+
+fn file_format(format: Option<String>) -> Result<String, InvalidCommand> {
+    let format = format.unwrap_or_else(|| "mp4".into()).to_ascii_lowercase();
+    match FILE_FORMATS.contains(&format.as_str()) {
+        true => Ok(format),
+        false => Err(invalid(
+            "file_format",
+            format!("unknown file_format {format:?}; one of mp4, webm, ogg"),
+        )),
+    }
 }
 
 /// LiveKit's `EncodingOptionsPreset` of that name, exactly as LiveKit spells it.
@@ -300,13 +470,27 @@ fn with_extension(filepath: &str, format: &str) -> String {
 }
 
 /// `filepath` (or the template) checked for `room`: the fixed prefix kept, no absolute key,
-/// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`.
+/// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`. Without a
+/// `filepath`, a recording of one participant or track gets the template with its identity or
+/// track id appended, so that two of one room started in the same second do not share a key.
 fn filepath_for(
     template: &FilepathTemplate,
     filepath: Option<String>,
     room: &str,
+    subject: &Subject,
 ) -> Result<String, InvalidCommand> {
-    let filepath = filepath.unwrap_or_else(|| template.as_str().to_owned());
+    let filepath = filepath.unwrap_or_else(|| {
+        let name = subject
+            .identity
+            .iter()
+            .chain(&subject.track_ids())
+            .next()
+            .cloned();
+        match name {
+            Some(name) => format!("{}-{}", template.as_str(), key_safe(&name)),
+            None => template.as_str().to_owned(),
+        }
+    });
     if let Some(problem) = key_problem(&filepath) {
         return Err(invalid("filepath", problem));
     }
@@ -326,6 +510,17 @@ fn filepath_for(
         ));
     }
     Ok(filepath)
+}
+
+/// An identity or track id as part of an object key: letters, digits, `-`, `_` and `.` kept,
+/// anything else (a `/`, a space, a placeholder's braces) as `_`.
+fn key_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| match c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            true => c,
+            false => '_',
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -355,9 +550,10 @@ mod tests {
             panic!("not a start");
         };
         assert_eq!(
-            (start.layout.as_str(), start.file_format.as_str()),
-            ("speaker", "mp4")
+            (start.layout.as_deref(), start.file_format.as_deref()),
+            (Some("speaker"), Some("mp4"))
         );
+        assert_eq!(start.subject, Subject::default());
         assert_eq!(start.filepath, "recordings/{room_name}/{time}.mp4");
         assert_eq!(start.profile.name, "default");
     }
@@ -451,6 +647,51 @@ mod tests {
                 br#"{"room_name":"a/../../b"}"#,
                 "cannot be part of an object key",
             ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"web"}"#,
+                "unknown kind \"web\"; one of room_composite, participant",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"participant"}"#,
+                "a participant recording needs identity",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"participant","identity":"a","layout":"grid"}"#,
+                "layout does not apply to a participant recording",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"participant","identity":"a","audio_only":true}"#,
+                "it records the tracks the participant publishes",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","identity":"a"}"#,
+                "identity does not apply to a room_composite recording",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"track_composite"}"#,
+                "needs audio_track_id, video_track_id or both",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"track","track_id":"TR_a","preset":"H264_720P_30"}"#,
+                "preset does not apply to a track recording: a track is written as it is",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"track","track_id":"TR_a","file_format":"ogg"}"#,
+                "LiveKit writes the track's own container",
+            ),
+            (
+                "recording.start",
+                br#"{"room_name":"r","kind":"track","track_id":" "}"#,
+                "a track recording needs track_id",
+            ),
             ("recording.stop", b"{}", "needs egress_id or room_name"),
             ("recording.pause", b"{}", "unknown command"),
         ] {
@@ -483,6 +724,43 @@ mod tests {
             first,
             fingerprint_of(br#"{"room_name":"r","layout":"speaker"}"#)
         );
+    }
+
+    fn start_of(body: &[u8]) -> Start {
+        match parse(
+            "recording.start",
+            body,
+            &storage(),
+            &FilepathTemplate::default(),
+        ) {
+            Ok(Command::Start(start)) => *start,
+            other => panic!("not a start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_kind_keeps_its_own_fields_and_a_key_of_its_own() {
+        let alice = start_of(
+            br#"{"room_name":"r","kind":"participant","identity":"alice/1","screen_share":true}"#,
+        );
+        assert_eq!(alice.subject.kind, Kind::Participant);
+        assert_eq!(alice.subject.identity.as_deref(), Some("alice/1"));
+        assert!(alice.screen_share);
+        assert_eq!(alice.layout, None);
+        assert_eq!(alice.filepath, "recordings/{room_name}/{time}-alice_1.mp4");
+
+        let tracks = start_of(
+            br#"{"room_name":"r","kind":"track_composite","audio_track_id":"TR_a","file_format":"ogg"}"#,
+        );
+        assert_eq!(tracks.subject.audio_track_id.as_deref(), Some("TR_a"));
+        assert_eq!(tracks.subject.video_track_id, None);
+        assert_eq!(tracks.filepath, "recordings/{room_name}/{time}-TR_a.ogg");
+
+        let track = start_of(br#"{"room_name":"r","kind":"track","track_id":"TR_v"}"#);
+        assert_eq!(track.subject.track_ids(), vec!["TR_v".to_owned()]);
+        assert_eq!(track.file_format, None);
+        // No extension: LiveKit adds the one of the track's container.
+        assert_eq!(track.filepath, "recordings/{room_name}/{time}-TR_v");
     }
 
     #[test]

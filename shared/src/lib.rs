@@ -41,5 +41,6 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "auth")]
 pub mod token;
+pub mod usage;
 
 pub use error_chain::Chain;

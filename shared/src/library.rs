@@ -11,12 +11,14 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use url::Url;
 
-use crate::config::StorageProfile;
+use crate::config::{RetentionRules, StorageProfile};
 use crate::db::assets::{self, Asset};
 use crate::db::notifications::{self, DeletedBy};
 use crate::db::recordings::{self, AppliedEvent, Filter, Recording, RecordingDetails, Status};
+use crate::db::usage::{self, UsageRecord};
 use crate::hls;
 use crate::storage::{ObjectStore, StorageError};
+use crate::Chain;
 
 /// `storage_provider` of a file LiveKit wrote to its own backup bucket.
 const BACKUP_PROVIDER: &str = "livekit-backup";
@@ -71,6 +73,18 @@ pub struct Details {
     /// When events of this recording were pruned (`WEBHOOK_EVENTS_RETENTION`): `events` lists
     /// only those applied after.
     pub events_pruned_at: Option<String>,
+}
+
+/// What a sweep deleted, and what it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    /// Egress ids deleted.
+    pub deleted: Vec<String>,
+    pub objects: usize,
+    /// Bytes freed: the deleted recordings' files.
+    pub bytes: i64,
+    /// Egress id and why, for each that could not be deleted.
+    pub failed: Vec<(String, String)>,
 }
 
 /// What a delete removed.
@@ -288,13 +302,62 @@ impl Library {
         Ok(deleted)
     }
 
-    /// Final recordings that ended before `cutoff`, oldest first: what a sweep deletes.
-    pub async fn finished_before(
+    /// Final recordings past their age under `rules` at `now`, oldest first: what a sweep
+    /// deletes, and what its dry run lists. A recording's age counts from its end (else its
+    /// creation); recordings that are not final are never due.
+    pub async fn due(
         &self,
-        cutoff: DateTime<Utc>,
+        rules: &RetentionRules,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Recording>, LibraryError> {
+        let Some(shortest) = rules.shortest() else {
+            return Ok(Vec::new());
+        };
+        let before =
+            |age: Duration| now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
         let client = self.pool.get().await?;
-        Ok(recordings::final_before(&client, cutoff).await?)
+        let candidates = recordings::final_before(&client, before(shortest)).await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|r| {
+                let ended = r.ended_at.unwrap_or(r.created_at);
+                rules
+                    .age_for(&r.room_name)
+                    .is_some_and(|age| ended < before(age))
+            })
+            .collect())
+    }
+
+    /// The usage ledger's records that count in `[from, to)` (`db::usage::records`).
+    pub async fn usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        room: Option<&str>,
+    ) -> Result<Vec<UsageRecord>, LibraryError> {
+        let client = self.pool.get().await?;
+        Ok(usage::records(&client, from, to, room).await?)
+    }
+
+    /// Deletes each of `due` ([`Self::delete`]), calling `done` after each; one that cannot be
+    /// deleted does not stop the others.
+    pub async fn sweep(&self, due: &[Recording], by: DeletedBy, mut done: impl FnMut()) -> Swept {
+        let mut swept = Swept::default();
+        for recording in due {
+            match self.delete(&recording.egress_id, false, by).await {
+                Ok(gone) => {
+                    swept.bytes += gone.bytes;
+                    swept.objects += gone.objects;
+                    swept.deleted.push(recording.egress_id.clone());
+                }
+                Err(LibraryError::NotFound(_)) => {} // deleted meanwhile
+                Err(error) => swept
+                    .failed
+                    .push((recording.egress_id.clone(), Chain(&error).to_string())),
+            }
+            done();
+        }
+        swept
     }
 
     /// The recording of `egress_id`, without its files and events.

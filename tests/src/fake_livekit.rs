@@ -2,7 +2,7 @@
 //! real access token (HS256, `iss` = API key, `video.roomRecord`), keeps egresses in memory,
 //! and can be told to fail.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +12,8 @@ use prost::Message;
 use roomtape_shared::auth::hs256_key;
 use roomtape_shared::events::proto::{
     egress_info, EgressInfo, EgressStatus, FileInfo, ImagesInfo, ListEgressRequest,
-    ListEgressResponse, Room, RoomCompositeEgressRequest, StopEgressRequest, WebhookEvent,
+    ListEgressResponse, ParticipantEgressRequest, Room, RoomCompositeEgressRequest,
+    StopEgressRequest, TrackCompositeEgressRequest, TrackEgressRequest, WebhookEvent,
 };
 use serde::Deserialize;
 
@@ -22,13 +23,24 @@ use crate::test_server::TestServer;
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: String,
+    pub content_type: String,
     pub body: Vec<u8>,
     pub token: String,
+}
+
+/// A participant in a room of the fake, with the tracks it publishes.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub identity: String,
+    pub track_ids: Vec<String>,
 }
 
 #[derive(Default)]
 struct State {
     egresses: Vec<EgressInfo>,
+    /// Who is in which room: participant and track egresses must name someone or something
+    /// there.
+    rooms: HashMap<String, Vec<Participant>>,
     calls: Vec<Call>,
     failures: VecDeque<&'static str>,
     /// How long the next calls take to answer (after they took effect).
@@ -136,6 +148,20 @@ impl FakeLiveKit {
     /// Every egress started so far, listed or not yet.
     pub fn started(&self) -> usize {
         self.with(|s| s.egresses.len() + s.unlisted.len())
+    }
+
+    /// `identity` joins `room`, publishing `track_ids`: participant and track egresses may
+    /// name them from now on.
+    pub fn join(&self, room: &str, identity: &str, track_ids: &[&str]) {
+        self.with(|s| {
+            s.rooms
+                .entry(room.to_owned())
+                .or_default()
+                .push(Participant {
+                    identity: identity.to_owned(),
+                    track_ids: track_ids.iter().map(|t| (*t).to_owned()).collect(),
+                })
+        });
     }
 
     /// Adds an egress LiveKit knows about (as if started earlier).
@@ -288,17 +314,19 @@ fn answer(
         Ok(_) => return twirp_error("permission_denied", "roomRecord grant required"),
         Err(error) => return twirp_error("unauthenticated", &error.to_string()),
     }
-    if request
+    let content_type = request
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        != Some("application/protobuf")
-    {
+        .unwrap_or_default()
+        .to_owned();
+    if content_type != "application/protobuf" {
         return twirp_error("bad_route", "content type must be application/protobuf");
     }
     let mut state = state.lock().expect("state");
     state.calls.push(Call {
         method: method.clone(),
+        content_type,
         body: body.to_vec(),
         token,
     });
@@ -306,29 +334,23 @@ fn answer(
         return twirp_error(code, "told to fail");
     }
     match method.as_str() {
-        "StartRoomCompositeEgress" => {
-            let Ok(request) = RoomCompositeEgressRequest::decode(body) else {
-                return twirp_error("malformed", "not a RoomCompositeEgressRequest");
+        "StartRoomCompositeEgress"
+        | "StartParticipantEgress"
+        | "StartTrackCompositeEgress"
+        | "StartTrackEgress" => {
+            let (request, failure) = match start_request(&method, body, &state.rooms) {
+                Ok(started) => started,
+                Err(refusal) => return twirp_error(refusal.code, &refusal.msg),
             };
-            if request.room_name.is_empty() {
-                return twirp_error("invalid_argument", "room name required");
-            }
-            // LiveKit refuses images of a recording without video.
-            if request.audio_only && !request.image_outputs.is_empty() {
-                return twirp_error(
-                    "invalid_argument",
-                    "request has missing or invalid field: audio_only images",
-                );
-            }
             state.next_id += 1;
             let info = EgressInfo {
                 egress_id: format!("EG_fake{}", state.next_id),
                 room_id: "RM_fake".into(),
-                room_name: request.room_name.clone(),
+                room_name: request_room(&request).to_owned(),
                 status: EgressStatus::EgressStarting as i32,
                 started_at: now_ns(),
                 updated_at: now_ns(),
-                request: Some(egress_info::Request::RoomComposite(request)),
+                request: Some(request),
                 ..EgressInfo::default()
             };
             if state.garbled_answers > 0 {
@@ -339,14 +361,29 @@ fn answer(
                     .content_type("application/protobuf")
                     .body(&b"\x0f\xff\xff"[..]);
             }
+            let answer = protobuf(&info);
+            let stored = match failure {
+                // The egress fails once it has looked for what it was to record: as LiveKit's
+                // `EgressInfo.SetFailed` (livekit/protocol livekit/livekit_egress.go).
+                Some(error) => EgressInfo {
+                    status: EgressStatus::EgressFailed as i32,
+                    error,
+                    error_code: 404,
+                    details: "Failure".into(),
+                    ended_at: now_ns(),
+                    updated_at: now_ns(),
+                    ..info
+                },
+                None => info,
+            };
             match state.lost_answers.pop_front() {
                 Some(code) => {
-                    state.unlisted.push(info);
+                    state.unlisted.push(stored);
                     twirp_error(code, "the egress started, but this answer says otherwise")
                 }
                 None => {
-                    state.egresses.push(info.clone());
-                    protobuf(&info)
+                    state.egresses.push(stored);
+                    answer
                 }
             }
         }
@@ -395,4 +432,126 @@ fn answer(
         }
         _ => twirp_error("bad_route", "no such method"),
     }
+}
+
+/// The room a start request names.
+fn request_room(request: &egress_info::Request) -> &str {
+    match request {
+        egress_info::Request::RoomComposite(r) => &r.room_name,
+        egress_info::Request::Participant(r) => &r.room_name,
+        egress_info::Request::TrackComposite(r) => &r.room_name,
+        egress_info::Request::Track(r) => &r.room_name,
+        _ => "",
+    }
+}
+
+/// A start's request decoded as the real protobuf, checked as LiveKit checks it: the Twirp
+/// error it would answer otherwise, or, for a participant or track not in the room, the error
+/// the egress fails with after it started (LiveKit answers `EGRESS_STARTING` first).
+fn start_request(
+    method: &str,
+    body: web::Bytes,
+    rooms: &HashMap<String, Vec<Participant>>,
+) -> Result<(egress_info::Request, Option<String>), Refusal> {
+    let malformed = |what: &str| Refusal {
+        code: "malformed",
+        msg: format!("not a {what}"),
+    };
+    let request = match method {
+        "StartRoomCompositeEgress" => egress_info::Request::RoomComposite(
+            RoomCompositeEgressRequest::decode(body)
+                .map_err(|_| malformed("RoomCompositeEgressRequest"))?,
+        ),
+        "StartParticipantEgress" => egress_info::Request::Participant(
+            ParticipantEgressRequest::decode(body)
+                .map_err(|_| malformed("ParticipantEgressRequest"))?,
+        ),
+        "StartTrackCompositeEgress" => egress_info::Request::TrackComposite(
+            TrackCompositeEgressRequest::decode(body)
+                .map_err(|_| malformed("TrackCompositeEgressRequest"))?,
+        ),
+        _ => egress_info::Request::Track(
+            TrackEgressRequest::decode(body).map_err(|_| malformed("TrackEgressRequest"))?,
+        ),
+    };
+    let room_name = request_room(&request);
+    if room_name.is_empty() {
+        return Err(Refusal {
+            code: "invalid_argument",
+            msg: "room name required".into(),
+        });
+    }
+    let failure = match &request {
+        // LiveKit refuses images of a recording without video.
+        egress_info::Request::RoomComposite(r) if r.audio_only && !r.image_outputs.is_empty() => {
+            return Err(missing_field("audio_only images"));
+        }
+        // This fake knows no rooms of room composites: any name is a room.
+        egress_info::Request::RoomComposite(_) => None,
+        egress_info::Request::Participant(r) => {
+            let room = existing_room(rooms, room_name)?;
+            if r.identity.is_empty() {
+                return Err(missing_field("identity"));
+            }
+            let present = room.iter().any(|p| p.identity == r.identity);
+            // livekit/egress pkg/pipeline/source/sdk.go getParticipant → ErrParticipantNotFound
+            // (pkg/errors/errors.go), after waiting 30 s for the participant.
+            (!present).then(|| format!("participant {} not found", r.identity))
+        }
+        egress_info::Request::TrackComposite(r) => {
+            let room = existing_room(rooms, room_name)?;
+            if r.audio_track_id.is_empty() && r.video_track_id.is_empty() {
+                return Err(missing_field("audio_track_id or video_track_id"));
+            }
+            missing_track(room, &[&r.audio_track_id, &r.video_track_id])
+        }
+        egress_info::Request::Track(r) => {
+            let room = existing_room(rooms, room_name)?;
+            if r.track_id.is_empty() {
+                return Err(missing_field("track_id"));
+            }
+            missing_track(room, &[&r.track_id])
+        }
+        // Only the four starts above reach here.
+        _ => None,
+    };
+    Ok((request, failure))
+}
+
+/// livekit/egress pkg/errors/errors.go `ErrInvalidInput`, returned by `PipelineConfig.Update`
+/// (pkg/config/pipeline.go) before the start is answered: Twirp `invalid_argument`.
+fn missing_field(field: &str) -> Refusal {
+    Refusal {
+        code: "invalid_argument",
+        msg: format!("request has missing or invalid field: {field}"),
+    }
+}
+
+/// The Twirp error a start is answered with instead of an egress.
+struct Refusal {
+    code: &'static str,
+    msg: String,
+}
+
+/// The room's participants; a room nobody joined does not exist. livekit/livekit
+/// pkg/service/egress.go `egressLauncher.StartEgress` loads the room and answers
+/// `ErrRoomNotFound` (pkg/service/errors.go): Twirp `not_found`.
+fn existing_room<'a>(
+    rooms: &'a HashMap<String, Vec<Participant>>,
+    name: &str,
+) -> Result<&'a [Participant], Refusal> {
+    rooms.get(name).map(Vec::as_slice).ok_or_else(|| Refusal {
+        code: "not_found",
+        msg: "requested room does not exist".into(),
+    })
+}
+
+/// livekit/egress pkg/pipeline/source/sdk.go `subscribeToTracks` → `ErrTrackNotFound`
+/// (pkg/errors/errors.go), after waiting 30 s for the track: the first id nobody publishes.
+fn missing_track(room: &[Participant], track_ids: &[&String]) -> Option<String> {
+    track_ids
+        .iter()
+        .filter(|id| !id.is_empty())
+        .find(|id| !room.iter().any(|p| p.track_ids.contains(id)))
+        .map(|id| format!("track {id} not found"))
 }

@@ -7,8 +7,9 @@ use serde_json::Value;
 /// Every field of a recording: the API's from before it was one shape with the CLI's (`id` …
 /// `updated_at`, CONTRACTS §7), where the file is (`storage_provider`, `storage_bucket`,
 /// `storage_key`, `file_url`), the rest of the row command replies carried (`room_sid`,
-/// `audio_only`, `is_processed`), and its picture (`thumbnail_url`, CONTRACTS §5).
-pub const RECORDING_FIELDS: [&str; 24] = [
+/// `audio_only`, `is_processed`), its picture (`thumbnail_url`, CONTRACTS §5) and what it
+/// records (`kind` and its participant or tracks, CONTRACTS §4).
+pub const RECORDING_FIELDS: [&str; 29] = [
     "id",
     "egress_id",
     "room_name",
@@ -33,6 +34,11 @@ pub const RECORDING_FIELDS: [&str; 24] = [
     "audio_only",
     "is_processed",
     "thumbnail_url",
+    "kind",
+    "identity",
+    "audio_track_id",
+    "video_track_id",
+    "track_id",
 ];
 
 /// Asserts that `recording` is a recording: every field of [`RECORDING_FIELDS`] and no other.

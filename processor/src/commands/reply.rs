@@ -1,6 +1,7 @@
 //! The replies of CONTRACTS §4; the worker sends them to `reply_to` with the command's
 //! `correlation_id`.
 
+use roomtape_shared::db::recordings::{Kind, Subject};
 use roomtape_shared::livekit::EgressError;
 use serde_json::{json, Value};
 
@@ -18,11 +19,26 @@ pub fn cancelled(room: &str) -> Value {
     )
 }
 
-/// The reply of a start for a room that records already.
-pub fn already_recording(room: &str, active: &[String]) -> Value {
+/// The reply of a start of what is being recorded already (the room's composite, the
+/// participant, or one of the tracks).
+pub fn already_recording(room: &str, subject: &Subject, active: &[String]) -> Value {
+    let what = match subject.kind {
+        Kind::Participant => format!(
+            "participant {} in room {room} is",
+            subject.identity.as_deref().unwrap_or_default()
+        ),
+        Kind::Track | Kind::TrackComposite => format!(
+            "track {} in room {room} is",
+            subject.track_ids().join(" or ")
+        ),
+        Kind::RoomComposite | Kind::Web => format!("room {room} is"),
+    };
     let mut reply = error(
         "already_recording",
-        format!("room {room} is already being recorded ({}); send allow_concurrent: true to record it twice", active.join(", ")),
+        format!(
+            "{what} already being recorded ({}); send allow_concurrent: true to record it twice",
+            active.join(", ")
+        ),
     );
     reply["error"]["egress_ids"] = json!(active);
     reply

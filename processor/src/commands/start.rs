@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use roomtape_shared::commands::Start;
 use roomtape_shared::db::recordings::{self, Requested};
 use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest};
-use roomtape_shared::livekit::{EgressClient, EgressError};
+use roomtape_shared::livekit::{EgressClient, EgressError, StartRequest};
 use roomtape_shared::Chain;
 use serde_json::{json, Value};
 
@@ -129,9 +129,9 @@ impl CommandProcessor {
             return self.store_failure(client, command_id, start, reply).await;
         }
         if !start.allow_concurrent {
-            let active = recordings::unfinished_in_room(client, room).await?;
+            let active = recordings::unfinished_like(client, room, &start.subject).await?;
             if !active.is_empty() {
-                let reply = reply::already_recording(room, &active);
+                let reply = reply::already_recording(room, &start.subject, &active);
                 return self.store_failure(client, command_id, start, reply).await;
             }
         }
@@ -166,12 +166,17 @@ impl CommandProcessor {
     ) -> Result<Value, HandleError> {
         let now_ms = self.now_ms(client).await?;
         progress::called(client, command_id, true).await?;
-        let mut request = request::room_composite(start, command_id);
-        let thumbnails = self.thumbnails.as_ref();
-        request
-            .image_outputs
-            .extend(thumbnails.and_then(|t| t.image_output(&request, now_ms)));
-        let call = self.egress.start_room_composite(&request);
+        let mut request = request::egress_request(start, command_id);
+        // Thumbnails come from a room composite's image output; other kinds may have no video
+        // (LiveKit refuses images then), and get a frame from their file once ready instead.
+        if let (StartRequest::RoomComposite(request), Some(thumbnails)) =
+            (&mut request, self.thumbnails.as_ref())
+        {
+            let images = thumbnails.image_output(request, now_ms);
+            request.image_outputs.extend(images);
+        }
+        let method = request.method();
+        let call = self.egress.start(&request);
         match tokio::time::timeout(left, call).await {
             Ok(Ok(started)) => {
                 self.record_started(client, command_id, start, &started)
@@ -187,8 +192,7 @@ impl CommandProcessor {
             Err(_) => {
                 // LiveKit may have stored the egress and still be answering: storing the failure
                 // stops what it has.
-                let cause =
-                    format!("LiveKit did not answer StartRoomCompositeEgress within {left:?}");
+                let cause = format!("LiveKit did not answer {method} within {left:?}");
                 let reply = self.deadline_exceeded(cause);
                 self.store_failure(client, command_id, start, reply).await
             }
@@ -345,6 +349,7 @@ impl CommandProcessor {
             &Requested {
                 egress_id: info.egress_id.clone(),
                 room_name: start.room_name.clone(),
+                subject: start.subject.clone(),
                 layout: start.layout.clone(),
                 file_format: start.file_format.clone(),
                 audio_only: start.audio_only,

@@ -6,7 +6,7 @@ use roomtape_shared::events::proto::{
 };
 use serde_json::{json, Value};
 
-use roomtape_shared::db::recordings::{EgressUpdate, Status};
+use roomtape_shared::db::recordings::{EgressUpdate, Kind, Status, Subject};
 use roomtape_shared::db::{from_nanos, recordings};
 use roomtape_shared::redact::redact;
 
@@ -86,6 +86,36 @@ fn wanted_tracks(request: Option<&egress_info::Request>) -> WantedTracks {
     }
 }
 
+/// What the egress records, from the request LiveKit reports it started with.
+fn subject_of(request: Option<&egress_info::Request>) -> Subject {
+    let id = |text: &str| Some(text.to_owned()).filter(|t| !t.is_empty());
+    match request {
+        Some(egress_info::Request::Participant(r)) => Subject {
+            kind: Kind::Participant,
+            identity: id(&r.identity),
+            ..Subject::default()
+        },
+        Some(egress_info::Request::TrackComposite(r)) => Subject {
+            kind: Kind::TrackComposite,
+            audio_track_id: id(&r.audio_track_id),
+            video_track_id: id(&r.video_track_id),
+            ..Subject::default()
+        },
+        Some(egress_info::Request::Track(r)) => Subject {
+            kind: Kind::Track,
+            track_id: id(&r.track_id),
+            ..Subject::default()
+        },
+        Some(egress_info::Request::Web(_)) => Subject {
+            kind: Kind::Web,
+            ..Subject::default()
+        },
+        // The unified `StartEgress` and replays: their source is in a nested request this
+        // build does not read; counted as room composites.
+        _ => Subject::default(),
+    }
+}
+
 /// LiveKit's status → ours, and whether the egress finished with files to verify.
 fn status_of(info: &EgressInfo) -> (Status, bool) {
     match EgressStatus::try_from(info.status) {
@@ -140,6 +170,7 @@ pub fn plan(info: &EgressInfo, room_sid: Option<&str>, raw_info: Option<&Value>)
         update: EgressUpdate {
             egress_id: info.egress_id.clone(),
             room_name: info.room_name.clone(),
+            subject: subject_of(info.request.as_ref()),
             room_sid: Some(info.room_id.clone())
                 .filter(|s| !s.is_empty())
                 .or_else(|| room_sid.map(str::to_owned)),
@@ -397,6 +428,34 @@ mod tests {
                 video: false,
                 audio: true
             }
+        );
+    }
+
+    #[test]
+    fn what_an_egress_records_comes_from_its_request() {
+        assert_eq!(plan_of(ENDED).update.subject, Subject::default());
+        let participant = ENDED.replace(
+            r#""roomComposite":{"roomName":"standup","layout":"grid","#,
+            r#""participant":{"roomName":"standup","identity":"alice","screenShare":true,"#,
+        );
+        let plan = plan_of(&participant);
+        assert_eq!(
+            plan.update.subject,
+            Subject {
+                kind: Kind::Participant,
+                identity: Some("alice".into()),
+                ..Subject::default()
+            }
+        );
+        assert_eq!(plan.update.layout, None);
+        let composite = ENDED.replace(
+            r#""roomComposite":{"roomName":"standup","layout":"grid","#,
+            r#""trackComposite":{"roomName":"standup","audioTrackId":"TR_a","#,
+        );
+        let subject = plan_of(&composite).update.subject;
+        assert_eq!(
+            (subject.kind, subject.audio_track_id, subject.video_track_id),
+            (Kind::TrackComposite, Some("TR_a".into()), None)
         );
     }
 

@@ -2,10 +2,13 @@
 //! it starts, once per room session (the command's id is the session's sid). The room's
 //! metadata (`{"record": true, "stream_id": …, "user_id": …}`, set by the app that created the
 //! room) links the recording to the app's stream and user, however the room was matched.
+//! A participant the participant rule names gets a participant recording of its own when it
+//! joins, once per participant session (its sid): one who rejoins gets another. LiveKit ends
+//! it when the participant leaves.
 
-use crate::config::AutoRecordSettings;
+use crate::config::{AutoRecordSettings, ParticipantKind, ParticipantRule};
 use lapin::BasicProperties;
-use roomtape_shared::events::proto::Room;
+use roomtape_shared::events::proto::{ParticipantInfo, Room};
 use roomtape_shared::queue::topology::COMMANDS_EXCHANGE;
 use roomtape_shared::queue::{Outgoing, PublishError};
 use serde_json::{json, Value};
@@ -42,11 +45,51 @@ fn command(room: &Room) -> Value {
     command
 }
 
-/// Publishes the start command (confirmed); its `message_id` makes repeats harmless.
+/// Publishes the room's start command (confirmed); its `message_id` makes repeats harmless.
 pub async fn request(outbox: &impl Outbox, room: &Room) -> Result<(), PublishError> {
-    let body = command(room).to_string();
+    let id = format!("auto:{}:{}", room.name, room.sid);
+    publish(outbox, &id, &command(room)).await
+}
+
+/// LiveKit's own recorders join as egress participants (`EG_…` identities before participant
+/// kinds existed): recording them would record the recording.
+fn is_recorder(participant: &ParticipantInfo) -> bool {
+    participant.kind == ParticipantKind::Egress as i32 || participant.identity.starts_with("EG_")
+}
+
+/// Whether `participant` gets a recording of its own when it joins.
+pub fn participant_wanted(rule: &ParticipantRule, participant: &ParticipantInfo) -> bool {
+    let kind_listed = rule.kinds.iter().any(|k| *k as i32 == participant.kind);
+    let identity_matches = rule
+        .identities
+        .iter()
+        .any(|p| p.matches(&participant.identity));
+    kind_listed && identity_matches && !is_recorder(participant)
+}
+
+/// The participant recording's start command. A rejoin may arrive before the end of the
+/// previous session's egress, which LiveKit is ending: one recording per session is what the
+/// command id (the session) ensures, so the previous one does not refuse it.
+fn participant_command(room_name: &str, participant: &ParticipantInfo) -> Value {
+    json!({"room_name": room_name, "kind": "participant", "identity": participant.identity,
+           "allow_concurrent": true, "metadata": {"auto_record": true}})
+}
+
+/// Publishes the participant's start command; one per participant session (`sid`), so a
+/// re-sent join starts nothing twice and a rejoin starts a new recording.
+pub async fn request_participant(
+    outbox: &impl Outbox,
+    room_name: &str,
+    participant: &ParticipantInfo,
+) -> Result<(), PublishError> {
+    let id = format!("auto:{room_name}:{}", participant.sid);
+    publish(outbox, &id, &participant_command(room_name, participant)).await
+}
+
+async fn publish(outbox: &impl Outbox, message_id: &str, body: &Value) -> Result<(), PublishError> {
+    let body = body.to_string();
     let properties = BasicProperties::default()
-        .with_message_id(format!("auto:{}:{}", room.name, room.sid).into())
+        .with_message_id(message_id.into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
     let command = Outgoing::to_exchange(
@@ -61,6 +104,54 @@ pub async fn request(outbox: &impl Outbox, room: &Room) -> Result<(), PublishErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn participant(identity: &str, kind: ParticipantKind) -> ParticipantInfo {
+        ParticipantInfo {
+            sid: "PA_1".into(),
+            identity: identity.into(),
+            kind: kind as i32,
+            ..ParticipantInfo::default()
+        }
+    }
+
+    #[test]
+    fn participants_are_recorded_by_kind_and_identity_never_recorders() {
+        let rule = |identities: &[&str], kinds: &[ParticipantKind]| ParticipantRule {
+            identities: identities
+                .iter()
+                .map(|p| glob::Pattern::new(p).expect("pattern"))
+                .collect(),
+            kinds: kinds.to_vec(),
+        };
+        let sip_callers = rule(&["*"], &[ParticipantKind::Sip]);
+        assert!(participant_wanted(
+            &sip_callers,
+            &participant("sip_+15551234", ParticipantKind::Sip)
+        ));
+        assert!(!participant_wanted(
+            &sip_callers,
+            &participant("agent-1", ParticipantKind::Agent)
+        ));
+        let guests = rule(&["guest-*"], &[ParticipantKind::Standard]);
+        assert!(participant_wanted(
+            &guests,
+            &participant("guest-ann", ParticipantKind::Standard)
+        ));
+        assert!(!participant_wanted(
+            &guests,
+            &participant("host", ParticipantKind::Standard)
+        ));
+        let everyone = rule(&["*"], &[ParticipantKind::Standard]);
+        assert!(!participant_wanted(
+            &everyone,
+            &participant("EG_abc", ParticipantKind::Standard)
+        ));
+        assert_eq!(
+            participant_command("r", &participant("ann", ParticipantKind::Standard)),
+            json!({"room_name": "r", "kind": "participant", "identity": "ann",
+                   "allow_concurrent": true, "metadata": {"auto_record": true}})
+        );
+    }
 
     fn room(metadata: &str) -> Room {
         Room {

@@ -353,19 +353,29 @@ impl EventProcessor {
         Ok(handled)
     }
 
-    /// Asks for the recording of each matching `room_started`, before the commit: if the commit
-    /// fails, the redelivery asks again, and the command's id makes that harmless.
+    /// Asks for the recording of each matching `room_started`, and of each participant the
+    /// participant rule names in `participant_joined`, before the commit: if the commit fails,
+    /// the redelivery asks again, and the command's id makes that harmless.
     async fn auto_record<O: Outbox>(
         &self,
         events: &[&ParsedEvent],
         outbox: &O,
     ) -> Result<(), HandleError> {
+        let rule = &self.auto_record;
         for parsed in events {
-            if let (Some(room), EventKind::RoomStarted) = (&parsed.event.room, parsed.kind) {
-                if auto_record::wanted(&self.auto_record, room) {
+            let event = &parsed.event;
+            match (parsed.kind, &event.room, &event.participant) {
+                (EventKind::RoomStarted, Some(room), _) if auto_record::wanted(rule, room) => {
                     auto_record::request(outbox, room).await?;
                     tracing::info!(room = %room.name, "auto-record requested");
                 }
+                (EventKind::ParticipantJoined, Some(room), Some(participant))
+                    if auto_record::participant_wanted(&rule.participants, participant) =>
+                {
+                    auto_record::request_participant(outbox, &room.name, participant).await?;
+                    tracing::info!(room = %room.name, identity = %participant.identity, "participant auto-record requested");
+                }
+                _ => {}
             }
         }
         Ok(())

@@ -7,6 +7,7 @@
 mod env;
 mod filepath;
 mod livekit;
+mod retention;
 mod sections;
 mod storage;
 mod thumbnails;
@@ -14,6 +15,7 @@ mod thumbnails;
 pub use env::{ConfigError, Env, Problems};
 pub use filepath::{key_problem, FilepathTemplate};
 pub use livekit::{ApiKeys, LiveKitSettings};
+pub use retention::RetentionRules;
 pub use sections::{
     command_start_deadline, ingestor_url, AmqpSettings, DatabaseSchema, DatabaseSettings,
     LogFormat, TelemetrySettings,

@@ -7,6 +7,7 @@ mod migrate;
 pub mod notifications;
 pub mod prepared;
 pub mod recordings;
+pub mod usage;
 
 pub use migrate::{applied_version, latest_version, migrate, MigrateError};
 

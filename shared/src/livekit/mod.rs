@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::config::LiveKitSettings;
 use crate::events::proto::{
-    EgressInfo, ListEgressRequest, ListEgressResponse, RoomCompositeEgressRequest,
-    StopEgressRequest,
+    egress_info, EgressInfo, ListEgressRequest, ListEgressResponse, ParticipantEgressRequest,
+    RoomCompositeEgressRequest, StopEgressRequest, TrackCompositeEgressRequest, TrackEgressRequest,
 };
 pub use token::TokenError;
 
@@ -114,6 +114,39 @@ struct TwirpError {
     msg: String,
 }
 
+/// One of the Egress API's starts, by the kind of recording (CONTRACTS §4).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartRequest {
+    RoomComposite(RoomCompositeEgressRequest),
+    Participant(ParticipantEgressRequest),
+    TrackComposite(TrackCompositeEgressRequest),
+    Track(TrackEgressRequest),
+}
+
+impl StartRequest {
+    /// The Twirp method of `livekit.Egress` that starts it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::RoomComposite(_) => "StartRoomCompositeEgress",
+            Self::Participant(_) => "StartParticipantEgress",
+            Self::TrackComposite(_) => "StartTrackCompositeEgress",
+            Self::Track(_) => "StartTrackEgress",
+        }
+    }
+}
+
+/// The request as `EgressInfo` reports it.
+impl From<StartRequest> for egress_info::Request {
+    fn from(request: StartRequest) -> Self {
+        match request {
+            StartRequest::RoomComposite(r) => Self::RoomComposite(r),
+            StartRequest::Participant(r) => Self::Participant(r),
+            StartRequest::TrackComposite(r) => Self::TrackComposite(r),
+            StartRequest::Track(r) => Self::Track(r),
+        }
+    }
+}
+
 /// The Egress service of one LiveKit deployment.
 #[derive(Debug, Clone)]
 pub struct EgressClient {
@@ -133,11 +166,14 @@ impl EgressClient {
         Ok(Self { settings, http })
     }
 
-    pub async fn start_room_composite(
-        &self,
-        request: &RoomCompositeEgressRequest,
-    ) -> Result<EgressInfo, EgressError> {
-        self.call("StartRoomCompositeEgress", request).await
+    pub async fn start(&self, request: &StartRequest) -> Result<EgressInfo, EgressError> {
+        let method = request.method();
+        match request {
+            StartRequest::RoomComposite(request) => self.call(method, request).await,
+            StartRequest::Participant(request) => self.call(method, request).await,
+            StartRequest::TrackComposite(request) => self.call(method, request).await,
+            StartRequest::Track(request) => self.call(method, request).await,
+        }
     }
 
     pub async fn stop(&self, egress_id: &str) -> Result<EgressInfo, EgressError> {

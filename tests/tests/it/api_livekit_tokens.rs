@@ -295,7 +295,7 @@ async fn a_room_admin_token_for_r1_deletes_r1s_recordings_only() {
     assert_eq!(
         me,
         json!({"kind": "livekit", "identity": "moderator", "room": "r1",
-               "can": ["read", "delete"]})
+               "can": ["read", "delete", "usage"]})
     );
     assert_forbidden(
         &call(&api, Method::DELETE, "/api/v1/recordings/EG_r2", &admin_r1).await,
@@ -369,12 +369,12 @@ async fn bad_tokens_are_401_other_grants_get_what_they_name_and_static_tokens_ar
     let (_, me) = get(&api, "/api/v1/me", READ).await;
     assert_eq!(
         me,
-        json!({"kind": "static", "identity": "viewer", "room": null, "can": ["read", "rooms"]})
+        json!({"kind": "static", "identity": "viewer", "room": null, "can": ["read", "rooms", "usage"]})
     );
     let (_, me) = get(&api, "/api/v1/me", WRITE).await;
     assert_eq!(
         me["can"],
-        json!(["read", "start", "stop", "delete", "rooms"])
+        json!(["read", "start", "stop", "delete", "rooms", "usage"])
     );
     let (_, page) = get(&api, "/api/v1/recordings", READ).await;
     assert_eq!(egress_ids(&page["items"]), ["EG_r2", "EG_r1"]);

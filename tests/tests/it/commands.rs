@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use roomtape_shared::events::proto::{
-    egress_info, EgressInfo, EgressStatus, RoomCompositeEgressRequest,
-};
+use roomtape_shared::events::proto::{EgressInfo, EgressStatus, RoomCompositeEgressRequest};
 use roomtape_shared::queue::topology::{COMMANDS_QUEUE, DEAD_QUEUE, EVENTS_EXCHANGE};
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::fake_livekit::FakeLiveKit;
@@ -17,7 +15,12 @@ use serde_json::{json, Value};
 
 const START: &str = "StartRoomCompositeEgress";
 
-async fn started(test: &TestEnv, livekit: &FakeLiveKit, extra: &[(&str, &str)]) -> TestApp {
+/// A processor that calls `livekit`, with `extra` settings.
+pub(crate) async fn started(
+    test: &TestEnv,
+    livekit: &FakeLiveKit,
+    extra: &[(&str, &str)],
+) -> TestApp {
     let mut overrides = vec![("LIVEKIT_URL", livekit.url.as_str())];
     overrides.extend_from_slice(extra);
     let processor = spawn_processor(&test.env_with(&overrides)).await;
@@ -287,7 +290,7 @@ async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_
         .execute("INSERT INTO recording_commands (message_id, room_name, state) VALUES ('cmd-crash', 'crashy', 'calling')", &[])
         .await
         .expect("seed");
-    let mut request = roomtape_processor::commands::request::room_composite(
+    let request = roomtape_processor::commands::request::egress_request(
         &match roomtape_shared::commands::parse(
             "recording.start",
             start_command("crashy").to_string().as_bytes(),
@@ -299,12 +302,11 @@ async fn a_crash_between_the_egress_call_and_the_commit_does_not_start_a_second_
         },
         "cmd-crash",
     );
-    request.room_name = "crashy".into();
     livekit.insert(EgressInfo {
         egress_id: "EG_before_crash".into(),
         room_name: "crashy".into(),
         status: EgressStatus::EgressActive as i32,
-        request: Some(egress_info::Request::RoomComposite(request)),
+        request: Some(request.into()),
         ..EgressInfo::default()
     });
 

@@ -847,6 +847,105 @@ async fn the_console_shows_an_endpoint_whose_notifications_are_dead_lettered() {
 }
 
 #[tokio::test]
+async fn the_usage_view_charts_the_known_recordings_and_fits_a_phone() {
+    let chromium = Chromium::launch().await;
+    let test = TestEnv::new().await;
+    let _processor = event_processor(&test.env()).await; // the schema
+                                                         // Three recordings of the last days (60, 30 and 15 minutes) and one ten days old that the
+                                                         // rules make due.
+    test.database
+        .client()
+        .await
+        .batch_execute(
+            "INSERT INTO recordings (egress_id, room_name, user_id, status, ended_at,
+                     duration_seconds, file_size_bytes, storage_provider, is_processed)
+                 VALUES ('EG_u1', 'algebra', 'teacher-1', 'ready', now() - interval '2 days',
+                         3600, 2000000000, 's3', true),
+                        ('EG_u2', 'algebra', 'teacher-1', 'ready', now() - interval '1 day',
+                         1800, 1000000000, 's3', true),
+                        ('EG_u3', 'lobby', 'teacher-2', 'ready', now() - interval '1 day',
+                         900, 500000000, 's3', true),
+                        ('EG_old', 'lobby', NULL, 'ready', now() - interval '10 days',
+                         60, 1000, 's3', true)",
+        )
+        .await
+        .expect("known recordings");
+    let api = spawn_api(&test.env_with(&[
+        ("API_TOKENS", &format!("viewer:{READ}:read")),
+        ("RECORDING_RETENTION", "lobby=7d"),
+        ("USAGE_PRICE_PER_EGRESS_MINUTE", "0.01"),
+    ]));
+    wait_ready(&api).await;
+    let page = chromium.console(&api).await;
+    sign_in(&page, READ).await;
+    wait_until(
+        &page,
+        "the usage charts",
+        "document.querySelectorAll('#chart-minutes rect').length > 0          && document.querySelector('[data-testid=retention-due]').textContent",
+    )
+    .await;
+    // One bar a day; the tallest is the day with 45 minutes, and the bars carry the minutes.
+    let minutes: Vec<f64> = eval(
+        &page,
+        "[...document.querySelectorAll('#chart-minutes rect')].map(r => Number(r.dataset.value))",
+    )
+    .await;
+    assert!(minutes.len() >= 10, "a bar per day: {minutes:?}");
+    let mut recorded: Vec<f64> = minutes.iter().copied().filter(|m| *m > 0.0).collect();
+    recorded.sort_by(f64::total_cmp);
+    assert_eq!(recorded, [1.0, 45.0, 60.0], "minutes per day");
+    let heights: Vec<f64> = eval(
+        &page,
+        "[...document.querySelectorAll('#chart-minutes rect')].map(r => r.getBBox().height)",
+    )
+    .await;
+    let tallest = heights.iter().copied().fold(0.0, f64::max);
+    let tallest_at = heights.iter().position(|h| *h == tallest).expect("a bar");
+    assert_eq!(
+        minutes[tallest_at], 60.0,
+        "the longest day is the tallest bar"
+    );
+    let storage: usize = eval(
+        &page,
+        "[...document.querySelectorAll('#chart-storage rect')].filter(r => r.getBBox().height > 0).length",
+    )
+    .await;
+    assert!(
+        storage >= 2,
+        "storage drawn for the days something was stored"
+    );
+    let rooms: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('[data-testid=top-rooms] tbody tr')].map(r => r.cells[0].textContent)",
+    )
+    .await;
+    assert_eq!(rooms, ["algebra", "lobby"], "by minutes");
+    let due: String = eval(
+        &page,
+        "document.querySelector('[data-testid=retention-due]').textContent",
+    )
+    .await;
+    assert!(due.contains("deletes 1 recording"), "{due}");
+    let rules: String = eval(
+        &page,
+        "document.querySelector('[data-testid=retention-rules]').textContent",
+    )
+    .await;
+    assert!(rules.contains("lobby: kept 7days"), "{rules}");
+
+    viewport(&page, 390, 844, true).await;
+    let sideways: bool = eval(
+        &page,
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth",
+    )
+    .await;
+    assert!(!sideways, "no sideways scroll at 390 px");
+    let no_violations: bool = eval(&page, "window.__cspViolations.length === 0").await;
+    assert!(no_violations, "no Content-Security-Policy violation");
+    chromium.close().await;
+}
+
+#[tokio::test]
 async fn the_console_is_served_without_a_token_and_with_its_security_headers() {
     let test = TestEnv::new().await;
     let api = spawn_api(&test.env_with(&[("API_TOKENS", "admin:a-token:write")]));

@@ -293,8 +293,9 @@ async fn assets_follow_the_start_commands_ids_when_the_egress_finished_first() {
         &Requested {
             egress_id: "EG_early".into(),
             room_name: "standup".into(),
-            layout: "speaker".into(),
-            file_format: "mp4".into(),
+            subject: Default::default(),
+            layout: Some("speaker".into()),
+            file_format: Some("mp4".into()),
             audio_only: false,
             storage_provider: test.bucket.profile.provider.clone(),
             storage_bucket: test.bucket.profile.bucket.clone(),

@@ -141,7 +141,9 @@ fn bad_arguments_are_refused_before_anything_runs() {
     for argv in [
         vec!["roomtape", "recordings", "url", "EG_a", "--expires", "8d"],
         vec!["roomtape", "recordings", "list", "--since", "yesterday-ish"],
-        vec!["roomtape", "recordings", "sweep"],
+        vec!["roomtape", "recordings", "sweep", "--older-than", "soon"],
+        vec!["roomtape", "usage", "--group-by", "week"],
+        vec!["roomtape", "usage", "--from", "01/01/2026"],
     ] {
         assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
     }

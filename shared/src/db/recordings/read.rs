@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use super::{redacted_json, Status};
+use super::{redacted_json, Kind, Status, Subject};
 use crate::db::assets::{self, Asset};
 use crate::db::prepared;
 use crate::redact::redact_opt;
@@ -21,7 +21,19 @@ pub struct Recording {
     pub room_name: String,
     /// The LiveKit room's sid, once an event named it.
     pub room_sid: Option<String>,
+    /// What it records (CONTRACTS §4): `room_composite`, `participant`, `track_composite`,
+    /// `track`, or `web` for a web egress started elsewhere.
+    pub kind: Kind,
+    /// The participant a `participant` recording records.
+    pub identity: Option<String>,
+    /// A `track_composite`'s audio track.
+    pub audio_track_id: Option<String>,
+    /// A `track_composite`'s video track.
+    pub video_track_id: Option<String>,
+    /// The track a `track` recording writes as it is.
+    pub track_id: Option<String>,
     pub status: Status,
+    /// A room composite's layout; `null` for the other kinds.
     pub layout: Option<String>,
     pub file_format: Option<String>,
     pub audio_only: bool,
@@ -64,7 +76,8 @@ pub struct Recording {
 pub(super) const RECORDING_COLUMNS: &str = "id, egress_id, room_name, room_sid, status, layout,
     file_format, audio_only, started_at, ended_at, duration_seconds, file_size_bytes,
     storage_provider, storage_bucket, storage_key, file_url, is_processed, error, stream_id,
-    user_id, thumbnail_url, thumbnail_key, metadata, created_at, updated_at";
+    user_id, thumbnail_url, thumbnail_key, metadata, created_at, updated_at, kind, identity,
+    audio_track_id, video_track_id, track_id";
 
 impl Recording {
     pub(super) fn from_row(row: &tokio_postgres::Row) -> Self {
@@ -73,6 +86,11 @@ impl Recording {
             egress_id: row.get("egress_id"),
             room_name: row.get("room_name"),
             room_sid: row.get("room_sid"),
+            kind: row.get("kind"),
+            identity: row.get("identity"),
+            audio_track_id: row.get("audio_track_id"),
+            video_track_id: row.get("video_track_id"),
+            track_id: row.get("track_id"),
             status: row.get("status"),
             layout: row.get("layout"),
             file_format: row.get("file_format"),
@@ -94,6 +112,17 @@ impl Recording {
             metadata: redacted_json(row.get("metadata")),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
+        }
+    }
+
+    /// What it records, as one value.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            kind: self.kind,
+            identity: self.identity.clone(),
+            audio_track_id: self.audio_track_id.clone(),
+            video_track_id: self.video_track_id.clone(),
+            track_id: self.track_id.clone(),
         }
     }
 
@@ -134,6 +163,9 @@ pub struct Filter {
     /// The app's stream and user the recording is linked to.
     pub stream_id: Option<String>,
     pub user_id: Option<String>,
+    pub kind: Option<Kind>,
+    /// The participant a `participant` recording records.
+    pub identity: Option<String>,
     /// Created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only recordings older than the one with this id (the cursor of the previous page).
@@ -151,6 +183,8 @@ pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Re
                AND ($4::bigint IS NULL OR id < $4)
                AND ($5::text IS NULL OR stream_id = $5)
                AND ($6::text IS NULL OR user_id = $6)
+               AND ($8::text IS NULL OR kind = $8)
+               AND ($9::text IS NULL OR identity = $9)
              ORDER BY id DESC LIMIT $7"
     );
     let rows = prepared::query(
@@ -164,6 +198,8 @@ pub async fn list(client: &impl GenericClient, filter: &Filter) -> Result<Vec<Re
             &filter.stream_id,
             &filter.user_id,
             &filter.limit,
+            &filter.kind.map(Kind::as_str),
+            &filter.identity,
         ],
     )
     .await?;

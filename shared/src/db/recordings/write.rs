@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
 use super::read::{Recording, RECORDING_COLUMNS};
-use super::Status;
+use super::{Status, Subject};
 use crate::db::prepared;
 
 /// Where a finished recording's (first) file is.
@@ -37,6 +37,8 @@ pub struct EgressUpdate {
     pub egress_id: String,
     pub room_name: String,
     pub room_sid: Option<String>,
+    /// What the egress records, from its request (set when the row is created).
+    pub subject: Subject,
     pub status: Status,
     /// LiveKit's `updatedAt` in nanoseconds: the tie-breaker between updates of one status.
     pub updated_ns: i64,
@@ -100,9 +102,10 @@ pub async fn apply(
         "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
                  layout, file_format, audio_only, started_at, ended_at, duration_seconds, error,
                  storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
-                 is_processed, metadata, thumbnail_key, thumbnail_url)
+                 is_processed, metadata, thumbnail_key, thumbnail_url,
+                 kind, identity, audio_track_id, video_track_id, track_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $4 = 'ready' OR $19, $18, $20, $21)
+                 $4 = 'ready' OR $19, $18, $20, $21, $22, $23, $24, $25, $26)
              ON CONFLICT (egress_id) DO UPDATE SET
                  status = EXCLUDED.status,
                  egress_updated_ns = GREATEST(r.egress_updated_ns, EXCLUDED.egress_updated_ns),
@@ -154,6 +157,11 @@ pub async fn apply(
             &update.processed,
             &thumbnail.map(|t| t.key.as_str()),
             &thumbnail.and_then(|t| t.url.as_deref()),
+            &update.subject.kind.as_str(),
+            &update.subject.identity,
+            &update.subject.audio_track_id,
+            &update.subject.video_track_id,
+            &update.subject.track_id,
         ],
     )
     .await?;
@@ -175,8 +183,11 @@ pub async fn apply(
 pub struct Requested {
     pub egress_id: String,
     pub room_name: String,
-    pub layout: String,
-    pub file_format: String,
+    pub subject: Subject,
+    /// A room composite's; `None` for the other kinds.
+    pub layout: Option<String>,
+    /// `None` for a track recording: LiveKit writes the track's own container.
+    pub file_format: Option<String>,
     pub audio_only: bool,
     pub storage_provider: String,
     pub storage_bucket: String,
@@ -191,10 +202,13 @@ pub struct Requested {
 pub async fn requested(client: &impl GenericClient, r: &Requested) -> Result<Recording, Error> {
     let sql = format!(
         "INSERT INTO recordings AS r (egress_id, room_name, status, layout, file_format,
-                 audio_only, storage_provider, storage_bucket, stream_id, user_id, metadata)
-             VALUES ($1, $2, 'starting', $3, $4, $5, $6, $7, $8, $9, $10)
+                 audio_only, storage_provider, storage_bucket, stream_id, user_id, metadata,
+                 kind, identity, audio_track_id, video_track_id, track_id)
+             VALUES ($1, $2, 'starting', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                 $15)
              ON CONFLICT (egress_id) DO UPDATE SET
-                 layout = EXCLUDED.layout, file_format = EXCLUDED.file_format,
+                 layout = EXCLUDED.layout,
+                 file_format = COALESCE(EXCLUDED.file_format, r.file_format),
                  audio_only = EXCLUDED.audio_only,
                  storage_provider = COALESCE(r.storage_provider, EXCLUDED.storage_provider),
                  storage_bucket = COALESCE(r.storage_bucket, EXCLUDED.storage_bucket),
@@ -216,6 +230,11 @@ pub async fn requested(client: &impl GenericClient, r: &Requested) -> Result<Rec
             &r.stream_id,
             &r.user_id,
             &r.metadata,
+            &r.subject.kind.as_str(),
+            &r.subject.identity,
+            &r.subject.audio_track_id,
+            &r.subject.video_track_id,
+            &r.subject.track_id,
         ],
     )
     .await?;
@@ -243,6 +262,36 @@ pub async fn unfinished_in_room(
         "SELECT egress_id FROM recordings
              WHERE room_name = $1 AND status IN ('starting', 'active')",
         &[&room_name],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Egress ids of the room's unfinished recordings of the same subject as `subject`, which a
+/// new start of it would record twice: the room composite of the room, the participant of the
+/// same identity, or a track or track composite sharing one of its tracks.
+pub async fn unfinished_like(
+    client: &impl GenericClient,
+    room_name: &str,
+    subject: &Subject,
+) -> Result<Vec<String>, Error> {
+    let rows = prepared::query(
+        client,
+        "SELECT egress_id FROM recordings
+             WHERE room_name = $1 AND status IN ('starting', 'active')
+               AND CASE
+                   WHEN $2::text = 'participant' THEN kind = 'participant' AND identity = $3
+                   WHEN $2::text IN ('track', 'track_composite')
+                       THEN kind IN ('track', 'track_composite')
+                            AND ARRAY[track_id, audio_track_id, video_track_id] && $4::text[]
+                   ELSE kind = $2::text
+               END",
+        &[
+            &room_name,
+            &subject.kind.as_str(),
+            &subject.identity,
+            &subject.track_ids(),
+        ],
     )
     .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
