@@ -93,6 +93,12 @@ pub async fn usage(
     if from >= to {
         return Err(ApiError::invalid("from", "must be before to"));
     }
+    if to - from > usage::MAX_RANGE {
+        return Err(ApiError::invalid(
+            "from",
+            "the range may be at most 5 years (366 × 5 days)",
+        ));
+    }
     let group_by: GroupBy = params
         .group_by
         .as_deref()
@@ -159,9 +165,12 @@ pub async fn retention(
         .into_iter()
         .filter(|r| room.as_ref().is_none_or(|room| &r.room_name == room))
         .collect();
-    let rules = costs
-        .retention
-        .describe()
+    // A one-room caller sees the rule that keeps its room, not the other rooms' patterns.
+    let rules = match &room {
+        Some(room) => costs.retention.rule_for(room).into_iter().collect(),
+        None => costs.retention.describe(),
+    };
+    let rules = rules
         .into_iter()
         .map(|(pattern, keep)| Rule {
             pattern,

@@ -41,7 +41,7 @@ pub enum CliError {
         "no retention rules: set RECORDING_RETENTION (e.g. class-*=90d,*=30d) or pass --older-than"
     )]
     NoRetention,
-    #[error("--from must be before --to")]
+    #[error("--from must be before --to, and the range at most 5 years")]
     EmptyRange,
     #[error("cannot read the answer")]
     Prompt(#[source] std::io::Error),

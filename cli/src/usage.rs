@@ -37,7 +37,7 @@ pub async fn run(args: &UsageArgs, env: &Env, out: &mut Output<'_>) -> Result<u8
     let prices = Prices::from_env(env)?;
     let to = args.to.unwrap_or_else(Utc::now);
     let from = args.from.unwrap_or(to - chrono::Duration::days(30));
-    if from >= to {
+    if from >= to || to - from > usage::MAX_RANGE {
         return Err(CliError::EmptyRange);
     }
     let records = library(env)?.usage(from, to, args.room.as_deref()).await?;

@@ -72,16 +72,18 @@ impl RecordingSweeper {
             .await?
             .get(0);
         if !taken {
-            tracing::debug!("another processor is sweeping");
+            tracing::info!("another processor is sweeping; skipping this round");
             return Ok(None);
         }
         let swept = self.sweep_locked().await;
-        // The lock is the session's: released here, or when the connection closes.
+        // The lock is the session's: released here, or, when that fails, by closing the
+        // connection rather than handing it back to the pool still holding it.
         if let Err(error) = lock
             .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
             .await
         {
-            tracing::warn!(error = %Chain(&error), "could not release the retention lock");
+            tracing::warn!(error = %Chain(&error), "could not release the retention lock; closing its connection");
+            drop(deadpool_postgres::Object::take(lock));
         }
         swept.map(Some)
     }

@@ -26,6 +26,17 @@ CREATE INDEX recording_usage_room_idx ON recording_usage (room_name);
 CREATE FUNCTION recording_usage_note() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
+        -- A recording deleted before it was final (`delete --force`) still recorded minutes.
+        INSERT INTO recording_usage (egress_id, room_name, kind, identity, stream_id, user_id,
+                status, storage_profile, recorded_at, duration_seconds, bytes_written)
+            VALUES (OLD.egress_id, OLD.room_name, OLD.kind, OLD.identity, OLD.stream_id,
+                OLD.user_id, OLD.status,
+                COALESCE(OLD.metadata ->> 'storage_profile', OLD.storage_provider),
+                COALESCE(OLD.ended_at, now()),
+                COALESCE(OLD.duration_seconds,
+                         EXTRACT(EPOCH FROM now() - OLD.started_at), 0),
+                0)
+            ON CONFLICT (egress_id) DO NOTHING;
         UPDATE recording_usage SET deleted_at = now()
             WHERE egress_id = OLD.egress_id AND deleted_at IS NULL;
         RETURN OLD;

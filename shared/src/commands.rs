@@ -274,7 +274,14 @@ fn start(
             ))
         }
     }
-    let filepath = filepath_for(template, message.filepath, &room_name, &subject)?;
+    let screen_share = message.screen_share.unwrap_or(false);
+    let filepath = filepath_for(
+        template,
+        message.filepath,
+        &room_name,
+        &subject,
+        screen_share,
+    )?;
     let filepath = match &file_format {
         Some(format) => with_extension(&filepath, format),
         None => filepath,
@@ -284,7 +291,7 @@ fn start(
         .transpose()?;
     Ok(Start {
         room_name,
-        screen_share: message.screen_share.unwrap_or(false),
+        screen_share,
         subject,
         layout,
         file_format,
@@ -472,12 +479,14 @@ fn with_extension(filepath: &str, format: &str) -> String {
 /// `filepath` (or the template) checked for `room`: the fixed prefix kept, no absolute key,
 /// no `.`/`..` segment, also once LiveKit puts the room's name in `{room_name}`. Without a
 /// `filepath`, a recording of one participant or track gets the template with its identity or
-/// track id appended, so that two of one room started in the same second do not share a key.
+/// track id appended (and `-screen` for a screen share), so that two of one room started in the
+/// same second do not share a key.
 fn filepath_for(
     template: &FilepathTemplate,
     filepath: Option<String>,
     room: &str,
     subject: &Subject,
+    screen_share: bool,
 ) -> Result<String, InvalidCommand> {
     let filepath = filepath.unwrap_or_else(|| {
         let name = subject
@@ -486,8 +495,9 @@ fn filepath_for(
             .chain(&subject.track_ids())
             .next()
             .cloned();
+        let screen = if screen_share { "-screen" } else { "" };
         match name {
-            Some(name) => format!("{}-{}", template.as_str(), key_safe(&name)),
+            Some(name) => format!("{}-{}{screen}", template.as_str(), key_safe(&name)),
             None => template.as_str().to_owned(),
         }
     });
@@ -747,7 +757,10 @@ mod tests {
         assert_eq!(alice.subject.identity.as_deref(), Some("alice/1"));
         assert!(alice.screen_share);
         assert_eq!(alice.layout, None);
-        assert_eq!(alice.filepath, "recordings/{room_name}/{time}-alice_1.mp4");
+        assert_eq!(
+            alice.filepath,
+            "recordings/{room_name}/{time}-alice_1-screen.mp4"
+        );
 
         let tracks = start_of(
             br#"{"room_name":"r","kind":"track_composite","audio_track_id":"TR_a","file_format":"ogg"}"#,

@@ -295,9 +295,11 @@ impl Library {
         }
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        if let Some(room_name) = recordings::delete(&transaction, egress_id).await? {
-            notifications::recording_deleted(&transaction, egress_id, &room_name, by).await?;
-        }
+        // Deleted meanwhile (another sweep, another delete): not this call's deletion.
+        let Some(room_name) = recordings::delete(&transaction, egress_id).await? else {
+            return Err(LibraryError::NotFound(egress_id.to_owned()));
+        };
+        notifications::recording_deleted(&transaction, egress_id, &room_name, by).await?;
         transaction.commit().await?;
         Ok(deleted)
     }
@@ -310,20 +312,23 @@ impl Library {
         rules: &RetentionRules,
         now: DateTime<Utc>,
     ) -> Result<Vec<Recording>, LibraryError> {
-        let Some(shortest) = rules.shortest() else {
+        // `None`: an age longer than time goes back, which nothing has reached.
+        let before = |age: Duration| {
+            chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| now.checked_sub_signed(age))
+        };
+        let Some(cutoff) = rules.shortest().and_then(before) else {
             return Ok(Vec::new());
         };
-        let before =
-            |age: Duration| now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
         let client = self.pool.get().await?;
-        let candidates = recordings::final_before(&client, before(shortest)).await?;
+        let candidates = recordings::final_before(&client, cutoff).await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
                 let ended = r.ended_at.unwrap_or(r.created_at);
-                rules
-                    .age_for(&r.room_name)
-                    .is_some_and(|age| ended < before(age))
+                let cutoff = rules.age_for(&r.room_name).and_then(before);
+                cutoff.is_some_and(|cutoff| ended < cutoff)
             })
             .collect())
     }

@@ -16,6 +16,9 @@ use crate::db::usage::UsageRecord;
 /// What every estimate says about itself.
 pub const ESTIMATE_NOTE: &str = "estimated from the operator's prices (USAGE_PRICE_PER_EGRESS_MINUTE, USAGE_PRICE_PER_GB_MONTH, USAGE_STORAGE_PRICES): not a bill";
 
+/// The longest range usage sums: it walks every day of it.
+pub const MAX_RANGE: Duration = Duration::days(366 * 5);
+
 const BYTES_PER_GB: f64 = 1e9;
 const DAYS_PER_MONTH: f64 = 30.0;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use roomtape_shared::commands::Start;
-use roomtape_shared::db::recordings::{self, Requested};
+use roomtape_shared::db::recordings::{self, Kind, Requested};
 use roomtape_shared::events::proto::{EgressInfo, EgressStatus, ListEgressRequest};
 use roomtape_shared::livekit::{EgressClient, EgressError, StartRequest};
 use roomtape_shared::Chain;
@@ -66,6 +66,17 @@ async fn stop_started_by(egress: &EgressClient, command_id: &str, room_name: &st
     }
 }
 
+/// What two starts must not check `already_recording` for at once: the room's composite, one
+/// participant of the room, or the room's tracks (tracks overlap in more ways than one key says).
+fn start_scope(start: &Start) -> String {
+    let room = &start.room_name;
+    match (start.subject.kind, &start.subject.identity) {
+        (Kind::Participant, Some(identity)) => format!("{room}/participant/{identity}"),
+        (Kind::Track | Kind::TrackComposite, _) => format!("{room}/tracks"),
+        _ => room.clone(),
+    }
+}
+
 impl CommandProcessor {
     /// Starts the recording at most once per `command_id`, however often the command arrives,
     /// and never after its deadline (counted from `sent`, else from when the command was first
@@ -79,7 +90,9 @@ impl CommandProcessor {
         // One connection holds the command's lock and does the writes: a task never waits for
         // a second connection while holding one.
         let client = self.pool.get().await?;
-        let lock = CommandLock::take_with_room(client, command_id, &start.room_name).await?;
+        // A start that may record twice checks nothing another start could change.
+        let scope = (!start.allow_concurrent).then(|| start_scope(start));
+        let lock = CommandLock::take_scoped(client, command_id, scope.as_deref()).await?;
         let result = self
             .start_locked(lock.client(), command_id, start, sent)
             .await;

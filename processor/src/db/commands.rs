@@ -39,16 +39,16 @@ impl CommandLock {
         Self::take_all(client, vec![format!("roomtape:command:{message_id}")]).await
     }
 
-    /// The command's lock and its room's.
-    pub async fn take_with_room(
+    /// The command's lock and, when given, the lock of what it starts (`scope`: a room's
+    /// composite, one participant of a room, a room's tracks), so two starts of one thing take
+    /// turns while starts of different things do not wait on each other.
+    pub async fn take_scoped(
         client: Object,
         message_id: &str,
-        room_name: &str,
+        scope: Option<&str>,
     ) -> Result<Self, Error> {
-        let keys = vec![
-            format!("roomtape:command:{message_id}"),
-            format!("roomtape:room-start:{room_name}"),
-        ];
+        let mut keys = vec![format!("roomtape:command:{message_id}")];
+        keys.extend(scope.map(|scope| format!("roomtape:room-start:{scope}")));
         Self::take_all(client, keys).await
     }
 

@@ -55,10 +55,15 @@ impl RetentionRules {
 
     /// How long a recording of `room` is kept; `None`: for ever.
     pub fn age_for(&self, room: &str) -> Option<Duration> {
+        self.rule_for(room).map(|(_, age)| age)
+    }
+
+    /// The rule that keeps `room`'s recordings, as people write it; `None`: none does.
+    pub fn rule_for(&self, room: &str) -> Option<(String, Duration)> {
         self.rules
             .iter()
             .find(|(pattern, _)| pattern.matches(room))
-            .map(|(_, age)| *age)
+            .map(|(pattern, age)| (pattern.as_str().to_owned(), *age))
     }
 
     /// The shortest age: nothing that ended more recently is due.
@@ -93,6 +98,7 @@ mod tests {
         assert_eq!(rules.shortest(), Some(30 * DAY));
         let only_classes = RetentionRules::parse("class-*=90d").expect("valid");
         assert_eq!(only_classes.age_for("lobby"), None);
+        assert_eq!(rules.rule_for("lobby"), Some(("*".to_owned(), 30 * DAY)));
         assert!(RetentionRules::parse("").expect("valid").is_empty());
         assert_eq!(
             RetentionRules::every_room(DAY).age_for("anything"),

@@ -106,7 +106,7 @@ async fn each_kind_started_over_the_queue_is_its_own_rpc_and_ends_ready_knowing_
     assert!(request.screen_share);
     assert!(request.options.is_some(), "the preset: {request:?}");
     let (filepath, s3) = encoded_upload(&request.file_outputs);
-    assert_eq!(filepath, "recordings/{room_name}/{time}-alice.mp4");
+    assert_eq!(filepath, "recordings/{room_name}/{time}-alice-screen.mp4");
     assert_upload(&test, s3, "cmd-alice");
 
     // A track composite: bob's microphone with alice's camera, as WebM.

@@ -312,6 +312,7 @@ async fn usage_matches_sums_by_hand_for_every_grouping_a_deleted_recording_inclu
     let prices = [
         ("USAGE_PRICE_PER_EGRESS_MINUTE", "0.01"),
         ("USAGE_PRICE_PER_GB_MONTH", "0.03"),
+        ("RECORDING_RETENTION", "vip-*=365d, lobby=30d, *=7d"),
     ];
     let _processor = event_processor(&test.env()).await; // the schema
     let api = Api::start(&test, &prices).await;
@@ -426,6 +427,7 @@ async fn usage_matches_sums_by_hand_for_every_grouping_a_deleted_recording_inclu
     for (query, field) in [
         ("group_by=week", "group_by"),
         ("from=2026-02-01&to=2026-01-01", "from"),
+        ("from=2000-01-01&to=2026-01-01", "from"),
     ] {
         let (status, refused) = api.get(&format!("/api/v1/usage?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
@@ -451,4 +453,42 @@ async fn usage_matches_sums_by_hand_for_every_grouping_a_deleted_recording_inclu
     let recorder = livekit_token(json!({"roomRecord": true}));
     let (status, _) = get_as(&api, "/api/v1/usage", &recorder).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The retention rules: every one for a static token; for a one-room admin, the one that
+    // keeps its room, not the other rooms' patterns.
+    let (status, all) = api.get("/api/v1/retention").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["rules"].as_array().map(Vec::len), Some(3), "{all}");
+    let (status, own) = get_as(&api, "/api/v1/retention", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(
+        own["rules"],
+        json!([{"pattern": "lobby", "keep": "30days"}])
+    );
+}
+
+#[tokio::test]
+async fn a_recording_deleted_before_it_was_final_still_counts_its_minutes() {
+    let test = TestEnv::new().await;
+    let _processor = event_processor(&test.env()).await; // the schema
+    let client = test.database.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO recordings (egress_id, room_name, status, started_at)
+                 VALUES ('EG_forced', 'class', 'active', now() - interval '40 minutes');
+             DELETE FROM recordings WHERE egress_id = 'EG_forced'",
+        )
+        .await
+        .expect("a recording force-deleted while active");
+    let row = client
+        .query_one(
+            "SELECT duration_seconds, bytes_written, deleted_at IS NOT NULL
+                 FROM recording_usage WHERE egress_id = 'EG_forced'",
+            &[],
+        )
+        .await
+        .expect("a ledger row");
+    let (seconds, bytes, deleted): (f64, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    assert!((2390.0..2500.0).contains(&seconds), "40 minutes: {seconds}");
+    assert_eq!((bytes, deleted), (0, true));
 }

@@ -238,8 +238,17 @@ pub async fn requested(client: &impl GenericClient, r: &Requested) -> Result<Rec
         ],
     )
     .await?;
-    // The egress may have finished (and its assets been written) before this row write, when
-    // the command was retried or adopted: its assets follow the recording.
+    // The egress may have finished (and its assets and usage been written) before this row
+    // write, when the command was retried or adopted: they follow the recording.
+    prepared::execute(
+        client,
+        "UPDATE recording_usage u SET stream_id = r.stream_id, user_id = r.user_id
+             FROM recordings r
+             WHERE u.egress_id = $1 AND r.egress_id = $1
+               AND (u.stream_id, u.user_id) IS DISTINCT FROM (r.stream_id, r.user_id)",
+        &[&r.egress_id],
+    )
+    .await?;
     prepared::execute(
         client,
         "UPDATE assets a SET stream_id = r.stream_id, user_id = r.user_id
