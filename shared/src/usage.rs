@@ -213,7 +213,8 @@ pub fn summarize(
         .into_iter()
         .map(|(key, (mut group, by_profile))| {
             group.key = key;
-            group.gb_months = by_profile.values().sum();
+            // From 0.0: an empty f64 sum is -0.0, which would print as "-0.000".
+            group.gb_months = by_profile.values().fold(0.0, |total, gb| total + gb);
             group.estimated_cost = prices.any().then(|| {
                 let minutes = group.minutes * prices.per_egress_minute.unwrap_or_default();
                 let storage: f64 = by_profile
@@ -343,5 +344,8 @@ mod tests {
         );
         assert_eq!(days.len(), 10, "one group per day of the range");
         assert_eq!(fifth.estimated_cost, None, "no prices, no estimate");
+        let nothing_stored = [record("f", "lobby", 2, 0, None)];
+        let lobby = summarize(&nothing_stored, from, to, GroupBy::Room, &prices);
+        assert!(lobby[0].gb_months.is_sign_positive(), "{lobby:?}");
     }
 }
