@@ -3,8 +3,8 @@
 
 pub use crate::config::FilepathTemplate;
 use crate::config::{key_problem, StorageProfile, StorageProfiles};
-use crate::db::recordings::{Kind, Subject};
 use crate::events::proto::EncodingOptionsPreset;
+use crate::kind::{Kind, Subject};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
