@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
 use roomtape_shared::clock::Clock;
 use roomtape_shared::config::RetentionRules;
 use roomtape_shared::db::notifications::DeletedBy;
@@ -66,25 +66,21 @@ impl RecordingSweeper {
 
     /// Deletes what is due at the clock's now, unless another processor is sweeping (`None`).
     pub async fn sweep(&self) -> Result<Option<Swept>, SweepError> {
-        let lock = self.pool.get().await?;
+        // Guarded from before the lock is asked for: a sweep dropped at any await closes the
+        // connection, so a granted lock never goes back to the pool.
+        let mut lock = SessionLock(Some(self.pool.get().await?));
         let taken: bool = lock
+            .client()
             .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
             .await?
             .get(0);
         if !taken {
+            lock.give_back();
             tracing::info!("another processor is sweeping; skipping this round");
             return Ok(None);
         }
         let swept = self.sweep_locked().await;
-        // The lock is the session's: released here, or, when that fails, by closing the
-        // connection rather than handing it back to the pool still holding it.
-        if let Err(error) = lock
-            .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
-            .await
-        {
-            tracing::warn!(error = %Chain(&error), "could not release the retention lock; closing its connection");
-            drop(deadpool_postgres::Object::take(lock));
-        }
+        lock.release().await;
         swept.map(Some)
     }
 
@@ -106,5 +102,44 @@ impl RecordingSweeper {
             "retention sweep"
         );
         Ok(swept)
+    }
+}
+
+/// A connection that may hold the session-level sweep lock. Dropped without [`Self::release`]
+/// (the sweep's future dropped, a query failed), the connection is closed rather than pooled,
+/// which releases the lock with it.
+struct SessionLock(Option<Object>);
+
+impl SessionLock {
+    fn client(&self) -> &Object {
+        // Only `give_back`, `release` and `drop` take it out, and they end the lock's use.
+        self.0.as_ref().expect("the lock holds its connection")
+    }
+
+    /// The lock was not granted: the connection goes back to the pool as it is.
+    fn give_back(&mut self) {
+        self.0.take();
+    }
+
+    /// Unlocks, and pools the connection; closes it when the unlock fails.
+    async fn release(mut self) {
+        let Some(client) = self.0.take() else {
+            return;
+        };
+        if let Err(error) = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
+            .await
+        {
+            tracing::warn!(error = %Chain(&error), "could not release the retention lock; closing its connection");
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }

@@ -302,6 +302,28 @@ mod tests {
     }
 
     #[test]
+    fn prices_read_as_operators_write_them_and_a_bad_one_is_named() {
+        let prices = Prices::from_env(&Env::from_pairs([
+            ("USAGE_PRICE_PER_EGRESS_MINUTE", "0.005"),
+            ("USAGE_STORAGE_PRICES", "r2=0.015, storj=0.004"),
+        ]))
+        .expect("valid");
+        assert!(prices.any());
+        assert_eq!(prices.storage("r2"), 0.015);
+        assert_eq!(prices.storage("default"), 0.0, "no price: 0");
+        assert!(!Prices::from_env(&Env::default()).expect("none").any());
+        for (var, value, expected) in [
+            ("USAGE_PRICE_PER_GB_MONTH", "-1", "is not a price"),
+            ("USAGE_PRICE_PER_EGRESS_MINUTE", "cheap", "is not a price"),
+            ("USAGE_STORAGE_PRICES", "r2", "is not profile=price"),
+        ] {
+            let error = Prices::from_env(&Env::from_pairs([(var, value)])).expect_err(value);
+            let text = error.to_string();
+            assert!(text.contains(var) && text.contains(expected), "{text}");
+        }
+    }
+
+    #[test]
     fn gb_months_sum_the_bytes_stored_at_each_days_end_over_thirty() {
         let from = Utc
             .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)

@@ -23,21 +23,12 @@ use roomtape_tests::livekit::{now_unix, sign_claims};
 use roomtape_tests::outbox::handle;
 use roomtape_tests::services::{API_KEY, API_SECRET};
 use roomtape_tests::TestEnv;
+
+use crate::recordings::json;
 use serde_json::{json, Value};
 
 const RULES: &str = "class-*=90d, *=30d";
 const DAY: Duration = Duration::from_secs(86_400);
-
-async fn cli(env: &Env, args: &[&str]) -> Value {
-    let mut out = Vec::new();
-    let argv = std::iter::once("roomtape")
-        .chain(args.iter().copied())
-        .chain(["--json"]);
-    let code = execute(Cli::parse_from(argv), env, &mut out, false).await;
-    let out = String::from_utf8(out).expect("utf-8");
-    assert_eq!(code, 0, "{args:?}: {out}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 /// A ready recording of `room` that ended `days_ago`.
 async fn ended(test: &TestEnv, processor: &EventProcessor, id: &str, room: &str, days_ago: u32) {
@@ -123,7 +114,7 @@ async fn the_rules_delete_exactly_what_is_past_its_age_once_however_many_process
     let env = test.env_with(&[("RECORDING_RETENTION", RULES)]);
 
     // The dry run lists what the rules would delete now, with its total, and deletes nothing.
-    let dry = cli(&env, &["recordings", "sweep", "--dry-run"]).await;
+    let dry = json(&env, &["recordings", "sweep", "--dry-run"]).await;
     assert_eq!(ids(&dry["would_delete"]), ["EG_class_old", "EG_lobby_old"]);
     assert_eq!(
         dry["bytes"],
@@ -408,7 +399,7 @@ async fn usage_matches_sums_by_hand_for_every_grouping_a_deleted_recording_inclu
 
     // The CLI's figures are the same.
     let env = test.env_with(&prices);
-    let cli_rooms = cli(
+    let cli_rooms = json(
         &env,
         &[
             "usage",

@@ -19,7 +19,8 @@ async fn run(env: &Env, args: &[&str]) -> (u8, String) {
     (code, String::from_utf8(out).expect("utf-8"))
 }
 
-async fn json(env: &Env, args: &[&str]) -> Value {
+/// `roomtape ARGS --json`, which must exit 0: its JSON.
+pub(crate) async fn json(env: &Env, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
     let (code, out) = run(env, &args).await;
