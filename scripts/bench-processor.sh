@@ -20,7 +20,8 @@
 #           it holds every event: events/s from the first row visible to the last; with
 #           BENCH_PROBE=both (the default) once with RECORDING_PROBE=off, the processor stopped
 #           and the tables emptied, then again with it on (fill and drain each time);
-#   e2e     starts the ingestor as well and sends signed webhooks of the same kind at
+#   e2e     starts the ingestor as well, puts the run's recording files in the bucket
+#           (unmeasured: LiveKit's egress writes them), and sends signed webhooks of the same kind at
 #           BENCH_RATE/s for BENCH_RATE_SECONDS s (open loop); for each, the time from the 200
 #           to its row being visible (one poller, every BENCH_POLL_MS ms): p50/p90/p99/max,
 #           and per event type (egress_ended's row is written with its recording `ready`);
@@ -48,7 +49,12 @@
 # on alternating; with more than one, labels end in -r<round> and a closing summary gives each
 # round's drain ratio and egress_ended p99 difference), BENCH_THUMBNAILS (off: RECORDING_THUMBNAILS
 # of the processors; on adds an image look-up per ready recording, see docs/benchmarks.md),
-# and PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set.
+# PROCESSOR_CONCURRENCY / PROCESSOR_PREFETCH, passed to the processor when set, and BENCH_BIN: a
+# folder holding another build's roomtape-processor and roomtape-ingestor to measure in place of
+# this checkout's (the load generator is always this checkout's; scripts/bench-compare.sh uses it
+# to run a baseline beside the current code). Each measured phase also prints
+# `CPUPER label=… processor=… ingestor=… rabbitmq=… postgres=… s3s-fs=… load=… pipeline=…`, µs
+# of CPU per event (pipeline: every group but the load generator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,6 +94,10 @@ log "building the release ingestor, processor and roomtape-bench"
 cargo build --release --locked --bin roomtape-ingestor --bin roomtape-processor \
   --bin roomtape-bench >&2
 bin="$CARGO_TARGET_DIR/release"
+tested="${BENCH_BIN:-$bin}" # where the processor and ingestor under test come from
+for app in roomtape-processor roomtape-ingestor; do
+  [ -x "$tested/$app" ] || { log "BENCH_BIN: no $app in $tested"; exit 2; }
+done
 
 admin_url="$ROOMTAPE_TEST_DATABASE_URL"
 database_url="${admin_url%/*}/$NAME"
@@ -144,7 +154,7 @@ mgmt -X PUT -H 'content-type: application/json' -d '{"configure":".*","write":".
 psql "$admin_url" -qtAc "CREATE DATABASE $NAME" >/dev/null
 created_db=1
 created_bucket=1 # roomtape-bench fill creates it
-"$bin/roomtape-processor" migrate >&2
+"$tested/roomtape-processor" migrate >&2
 
 # CPU accounting, in clock ticks: the whole machine (non-idle), given processes, and this shell's
 # reaped children (the load generator).
@@ -200,15 +210,19 @@ cpu_end() { # label, events
   awk -v t0="$t0" -v t1="$t1" -v hz="$HZ" -v cpus="$(nproc)" -v busy=$((busy1 - busy0)) \
     -v used="$line" -v total="$total" -v client="$client" -v label="$1" -v events="$2" 'BEGIN {
     wall = t1 - t0; pct = 100 / (wall * hz); n = split(used, parts, " ")
-    out = ""; per = ""
-    for (i = 1; i <= n; i++) { split(parts[i], kv, "="); if (kv[1] == "ingestor" && kv[2] == 0) continue
+    out = ""; per = ""; machine = ""; pipeline = 0
+    for (i = 1; i <= n; i++) { split(parts[i], kv, "="); us = kv[2] / hz * 1e6 / events
+      pipeline += us; machine = machine sprintf(" %s=%.1f", kv[1], us)
+      if (kv[1] == "ingestor" && kv[2] == 0) continue
       out = out sprintf("%s %.0f, ", kv[1], kv[2] * pct)
-      if (kv[2] > 0) per = per sprintf("%s %.0f, ", kv[1], kv[2] / hz * 1e6 / events) }
+      if (kv[2] > 0) per = per sprintf("%s %.0f, ", kv[1], us) }
     other = busy - total - client; if (other < 0) other = 0
     printf "  cpu, %% of one core over %.1f s: %sload generator %.0f, other %.0f (machine %.0f%% busy of %d cores)\n",
       wall, out, client * pct, other * pct, busy * pct / cpus, cpus
     printf "  cpu per event, µs: %sload generator %.0f\n", per, client / hz * 1e6 / events
-    printf "CPU label=%s other=%.0f\n", label, other * pct }' | tee -a "$work/results"
+    printf "CPU label=%s other=%.0f\n", label, other * pct
+    printf "CPUPER label=%s%s load=%.1f pipeline=%.1f\n", label, machine, client / hz * 1e6 / events, pipeline }' |
+    tee -a "$work/results"
   # The biggest consumers outside the groups (exited processes cannot be seen).
   all_ticks >"$work/all1"
   groups | awk '{ for (i = 2; i <= NF; i++) print $i }' >"$work/known"
@@ -234,7 +248,7 @@ processor_env=() # extra settings of the processors started next (the notify pha
 start_processor() { # port, log file → started_pid
   env "${processor_env[@]}" PROCESSOR_BIND="127.0.0.1:$1" LIVEKIT_URL=http://127.0.0.1:9 RECORDING_PROBE="$probe" \
     RECORDING_THUMBNAILS="$THUMBNAILS" RECONCILE_INTERVAL=0s RUST_LOG=info LOG_FORMAT=json \
-    "$bin/roomtape-processor" >"$2" 2>&1 &
+    "$tested/roomtape-processor" >"$2" 2>&1 &
   started_pid=$!
 }
 
@@ -283,7 +297,7 @@ done
 # --- end to end at a steady rate ----------------------------------------------------------------
 log "starting the ingestor"
 env INGESTOR_BIND=127.0.0.1:0 RUST_LOG=info LOG_FORMAT=json \
-  "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
+  "$tested/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
 ingestor_pid=$!
 port=""
 deadline=$((SECONDS + READY_TIMEOUT))
@@ -295,6 +309,20 @@ until [ -n "$port" ]; do
 done
 wait_ready "$ingestor_pid" "$port" ingestor
 wait_ready "$processor_pid" "$processor_port" processor
+# Puts the files the run's egress_ended events report (LiveKit's egress writes them, not part of
+# what is measured), then sends the webhooks at a steady rate and measures.
+e2e_phase() { # label, rate, requests, run id
+  "$bin/roomtape-bench" put --requests "$3" --run-id "$4" --label "$1" | tee -a "$work/results"
+  log "$1: $3 webhooks at $2/s to 127.0.0.1:$port"
+  cpu_begin
+  timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$2" \
+    --requests "$3" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
+    --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "$4" --label "$1" \
+    "${bench_args[@]}" | tee -a "$work/results"
+  cpu_end "$1" "$3"
+  memory processor "$processor_pid"
+  memory ingestor "$ingestor_pid"
+}
 requests=$((RATE * RATE_SECONDS))
 for round in $(seq "$PROBE_ROUNDS"); do
 for mode in $PROBE_MODES; do
@@ -308,28 +336,11 @@ for mode in $PROBE_MODES; do
     processor_pid=$started_pid
     wait_ready "$processor_pid" "$processor_port" processor
   fi
-  log "$label: $requests webhooks at $RATE/s to 127.0.0.1:$port"
-  cpu_begin
-  timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$RATE" \
-    --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
-    --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2e$mode$round$$" --label "$label" \
-    "${bench_args[@]}" | tee -a "$work/results"
-  cpu_end "$label" "$requests"
-  memory processor "$processor_pid"
-  memory ingestor "$ingestor_pid"
+  e2e_phase "$label" "$RATE" "$requests" "e2e$mode$round$$"
 done
 done
 
-requests=$((HIGH_RATE * RATE_SECONDS))
-log "e2e: $requests webhooks at $HIGH_RATE/s to 127.0.0.1:$port"
-cpu_begin
-timeout $((RATE_SECONDS + E2E_GRACE + 60)) "$bin/roomtape-bench" e2e --rate "$HIGH_RATE" \
-  --requests "$requests" --url "http://127.0.0.1:$port/webhooks/livekit" --metrics "$metrics" \
-  --poll-ms "$POLL_MS" --timeout "$E2E_GRACE" --run-id "e2eh$$" --label "e2e-$HIGH_RATE" \
-  "${bench_args[@]}" | tee -a "$work/results"
-cpu_end "e2e-$HIGH_RATE" "$requests"
-memory processor "$processor_pid"
-memory ingestor "$ingestor_pid"
+e2e_phase "e2e-$HIGH_RATE" "$HIGH_RATE" $((HIGH_RATE * RATE_SECONDS)) "e2eh$$"
 
 # --- a join storm, two processors ----------------------------------------------------------------
 processor2_port="$(free_port)"

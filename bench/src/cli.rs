@@ -13,8 +13,10 @@ the processor (room sessions with a recording; the bucket is the S3_* profile's)
   fill          put the recordings in the bucket, then publish --requests events straight to
                 livekit.events with confirms (run while no processor consumes)
   drain         poll the database until webhook_events has --requests rows; report the rate
+  put           put the recordings an e2e run of --requests (same --run-id) reports in the
+                bucket: run it first, so that what e2e measures is the load alone
   e2e           signed webhooks to the ingestor at --rate; report each one's delay from the
-                200 to its row being visible in the database
+                200 to its row being visible in the database (the files: see put)
   storm         --requests joins through the ingestor for one room (or --participants rooms),
                 then their leaves; report how long after the last 200 the count shows them
   clean-bucket  delete every object of the bucket, then the bucket
@@ -51,6 +53,7 @@ pub enum Mode {
     Direct,
     Fill,
     Drain,
+    Put,
     E2e,
     Storm,
     CleanBucket,
@@ -64,6 +67,7 @@ impl Mode {
             Self::Direct => "direct",
             Self::Fill => "fill",
             Self::Drain => "drain",
+            Self::Put => "put",
             Self::E2e => "e2e",
             Self::Storm => "storm",
             Self::CleanBucket => "clean-bucket",
@@ -102,6 +106,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Ar
         Some("direct") => Mode::Direct,
         Some("fill") => Mode::Fill,
         Some("drain") => Mode::Drain,
+        Some("put") => Mode::Put,
         Some("e2e") => Mode::E2e,
         Some("storm") => Mode::Storm,
         Some("clean-bucket") => Mode::CleanBucket,

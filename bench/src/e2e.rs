@@ -140,14 +140,9 @@ async fn poll(
     }
 }
 
-/// `e2e`: the bucket's files first, then the load with the poller beside it.
-pub async fn run(args: &Args) -> anyhow::Result<()> {
-    let rate = args.rate.context("e2e needs --rate")?;
-    let url = args
-        .database_url
-        .as_deref()
-        .context("e2e needs --database or DATABASE_URL")?;
-    let client = pg::connect(url).await?;
+/// `put`: the files the `egress_ended` events of an e2e run report, in the bucket (LiveKit's
+/// egress would have written them, elsewhere: not part of what e2e measures).
+pub async fn put(args: &Args) -> anyhow::Result<()> {
     let profile = objects::profile_from_env()?;
     let mix = Mix::new(args.run_id.clone(), &profile);
     let bucket = Bucket::new(&profile);
@@ -159,6 +154,19 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         "{}: put {files} recording files in bucket {}",
         args.label, profile.bucket
     );
+    Ok(())
+}
+
+/// `e2e`: the load with the poller beside it (the files are put first: [`put`]).
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let rate = args.rate.context("e2e needs --rate")?;
+    let url = args
+        .database_url
+        .as_deref()
+        .context("e2e needs --database or DATABASE_URL")?;
+    let client = pg::connect(url).await?;
+    let profile = objects::profile_from_env()?;
+    let mix = Mix::new(args.run_id.clone(), &profile);
 
     let before = metrics_now(args).await?;
     let tracker = Shared::default();

@@ -70,6 +70,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Mode::Fill => processor::fill(&args).await,
         Mode::Drain => processor::drain(&args).await,
+        Mode::Put => e2e::put(&args).await,
         Mode::E2e => e2e::run(&args).await,
         Mode::Storm => storm::storm(&args).await,
         Mode::Sink => sink::run(&args).await,

@@ -191,6 +191,7 @@ impl Application {
                 amqp: settings.amqp,
                 prefetch: settings.prefetch,
                 concurrency: settings.concurrency,
+                batch_wait: settings.batch_wait,
             },
             metrics: processor_metrics,
             consuming,

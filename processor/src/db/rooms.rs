@@ -132,18 +132,26 @@ pub async fn presence(client: &impl GenericClient, batch: &[Presence]) -> Result
     let joins: Vec<Option<DateTime<Utc>>> = batch.iter().map(|p| p.joined_at).collect();
     let leaves: Vec<Option<DateTime<Utc>>> = batch.iter().map(|p| p.left_at).collect();
     // `before` and the upsert both read the snapshot from before the statement, and the room
-    // locks keep every other writer of these rows out.
-    prepared::execute(
+    // locks keep every other writer of these rows out. Returns each session's room and whether
+    // it is live.
+    let rows = prepared::query(
         client,
         "WITH batch AS (
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                                       $5::timestamptz[], $6::timestamptz[])
                      AS b(room_name, room_sid, participant_sid, identity, joined_at, left_at)
              ), before AS (
-                 SELECT rp.room_name, rp.room_sid,
-                        count(*) FILTER (WHERE rp.joined_at IS NOT NULL AND rp.left_at IS NULL) AS n
-                 FROM room_participants rp JOIN batch USING (room_name, room_sid, participant_sid)
-                 GROUP BY rp.room_name, rp.room_sid
+                 -- A look-up per participant (LATERAL … LIMIT 1): a join would be planned once,
+                 -- on a table still small, as a scan of all of it.
+                 SELECT b.room_name, b.room_sid, count(*) FILTER (WHERE rp.present) AS n
+                 FROM batch b CROSS JOIN LATERAL (
+                     SELECT p.joined_at IS NOT NULL AND p.left_at IS NULL AS present
+                     FROM room_participants p
+                     WHERE p.room_name = b.room_name AND p.room_sid = b.room_sid
+                       AND p.participant_sid = b.participant_sid
+                     LIMIT 1
+                 ) rp
+                 GROUP BY b.room_name, b.room_sid
              ), after AS (
                  INSERT INTO room_participants AS rp
                      (room_name, room_sid, participant_sid, identity, joined_at, left_at)
@@ -169,19 +177,30 @@ pub async fn presence(client: &impl GenericClient, batch: &[Presence]) -> Result
                      ELSE r.max_participants END,
                  updated_at = now()
              FROM changes c
-             WHERE r.room_name = c.room_name AND r.room_sid = c.room_sid",
+             WHERE r.room_name = c.room_name AND r.room_sid = c.room_sid
+               AND r.room_name = ANY($1)
+             RETURNING r.room_name, r.room_sid, r.status = 'active'",
         &[&names, &sids, &participants, &identities, &joins, &leaves],
     )
     .await?;
+    let (finished_names, finished_sids): (Vec<&str>, Vec<&str>) = rows
+        .iter()
+        .filter(|row| !row.get::<_, bool>(2))
+        .map(|row| (row.get::<_, &str>(0), row.get::<_, &str>(1)))
+        .unzip();
+    if finished_names.is_empty() {
+        return Ok(());
+    }
     // A statement's functions read the snapshot from before it: the true peak of a finished
     // session is recomputed in a statement of its own, which sees this batch's rows (a late
     // join and its leave arriving together would otherwise not count).
     prepared::execute(
         client,
         "UPDATE rooms AS r SET max_participants = room_peak(r.room_name, r.room_sid)
-             FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(room_name, room_sid)
-             WHERE r.room_name = b.room_name AND r.room_sid = b.room_sid AND r.status <> 'active'",
-        &[&names, &sids],
+             FROM unnest($1::text[], $2::text[]) AS b(room_name, room_sid)
+             WHERE r.room_name = b.room_name AND r.room_sid = b.room_sid
+               AND r.room_name = ANY($1)",
+        &[&finished_names, &finished_sids],
     )
     .await
     .map(drop)

@@ -1,8 +1,10 @@
 //! `roomtape.events`: LiveKit events → rows. An event's effects and its `webhook_events` row
-//! commit in one transaction, so a redelivered or re-sent event changes nothing. Egress events
-//! go through the egress lifecycle one at a time (their HEADs outside any transaction); room
-//! and participant events are applied a room at a time: what the prefetch holds is grouped by
-//! room and each group is one transaction, split into single events if it fails.
+//! commit in one transaction, so a redelivered or re-sent event changes nothing. What the
+//! prefetch holds is one batch: its egress events first come to a verdict each, at once (a
+//! finished egress's HEADs and probe outside any transaction); then the whole batch is one
+//! transaction: every event recorded in one statement, room and participant events applied a
+//! room at a time, then the egress changes. A batch that fails is split: a room at a time and
+//! an egress event at a time, and a room that fails alone an event at a time.
 
 pub mod auto_record;
 pub mod rooms;
@@ -15,7 +17,7 @@ use roomtape_shared::events::proto::WebhookEvent;
 use roomtape_shared::events::{event_id, EventKind};
 use roomtape_shared::queue::topology::EVENTS_QUEUE;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures_util::{stream, StreamExt};
 
@@ -142,17 +144,39 @@ impl Handler for EventProcessor {
             }
         }
         // Futures made up front: a closure in the stream would not be `Send` for every lifetime.
-        let egress_work: Vec<_> = egress
+        let verdicts: Vec<_> = egress
             .iter()
-            .map(|(index, event)| self.indexed_egress(*index, event, outbox))
+            .map(|(index, event)| self.indexed_verdict(*index, event))
             .collect();
-        let handled: Vec<(usize, Result<Handled, HandleError>)> = stream::iter(egress_work)
+        let verdicts: Vec<_> = stream::iter(verdicts)
             .buffer_unordered(self.egress_concurrency)
             .collect()
             .await;
-        results.extend(handled);
-        if !by_room.is_empty() {
-            results.extend(self.room_batch(&by_room, outbox).await);
+        let mut writes = Vec::with_capacity(verdicts.len());
+        for (index, event, verdict) in verdicts {
+            match verdict {
+                Err(error) => results.push((index, Err(error))),
+                Ok(Verdict::Duplicate) => {
+                    results.push((index, Ok(Handled::new(event.name(), DUPLICATE))));
+                }
+                Ok(Verdict::Unchanged) => writes.push((
+                    index,
+                    EgressWrite {
+                        event,
+                        change: None,
+                    },
+                )),
+                Ok(Verdict::Change(change)) => writes.push((
+                    index,
+                    EgressWrite {
+                        event,
+                        change: Some(*change),
+                    },
+                )),
+            }
+        }
+        if !by_room.is_empty() || !writes.is_empty() {
+            results.extend(self.batch(&by_room, writes, outbox).await);
         }
         results.sort_by_key(|(index, _)| *index);
         results.into_iter().map(|(_, result)| result).collect()
@@ -165,7 +189,7 @@ impl Handler for EventProcessor {
         &self,
         message: &Message,
         error: &HandleError,
-        _outbox: &O,
+        outbox: &O,
     ) -> Result<Option<Handled>, HandleError> {
         let event = Event::read(message)?;
         let (Some(egress), HandleError::Files(unconfirmed)) = (event.egress(), error) else {
@@ -173,7 +197,10 @@ impl Handler for EventProcessor {
         };
         let attempts = message.attempt.number;
         match self.egress.given_up(egress, unconfirmed, attempts).await? {
-            Some(change) => self.commit(&event, Some(&change)).await.map(Some),
+            Some(change) => self
+                .commit_egress(&event, Some(change), outbox)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -181,6 +208,12 @@ impl Handler for EventProcessor {
 
 /// A room's events of a batch, in delivery order.
 type RoomGroup<'a> = (&'a str, Vec<&'a Event>);
+
+/// An egress event to record, and what it changes (none: only recorded).
+struct EgressWrite<'a> {
+    event: &'a Event,
+    change: Option<RecordingChange>,
+}
 
 fn group<'a>(room: &'a str, events: &'a [(usize, Event)]) -> RoomGroup<'a> {
     (room, events.iter().map(|(_, event)| event).collect())
@@ -211,29 +244,40 @@ impl EventProcessor {
         }
     }
 
-    /// The room events of a batch, all rooms in one transaction; if that fails, a room at a
-    /// time, and a room that fails alone, an event at a time: one poison event holds back no
-    /// other. Results by the events' index in the batch.
-    async fn room_batch<O: Outbox>(
+    /// A batch's room events and egress writes in one transaction; if that fails, a room at a
+    /// time and an egress event at a time, and a room that fails alone, an event at a time: one
+    /// poison event holds back no other. Results by the events' index in the batch.
+    async fn batch<O: Outbox>(
         &self,
         by_room: &BTreeMap<String, Vec<(usize, Event)>>,
+        writes: Vec<(usize, EgressWrite<'_>)>,
         outbox: &O,
     ) -> Vec<(usize, Result<Handled, HandleError>)> {
         let all: Vec<RoomGroup<'_>> = by_room.iter().map(|(r, e)| group(r, e)).collect();
-        let error = match self.commit_rooms(&all, outbox).await {
+        let (write_indices, writes): (Vec<usize>, Vec<EgressWrite<'_>>) =
+            writes.into_iter().unzip();
+        let error = match self.commit_batch(&all, &writes, outbox).await {
             Ok(handled) => {
                 let order = by_room.values().flat_map(|events| indices(events));
+                let order = order.chain(write_indices);
                 return order.zip(handled.into_iter().map(Ok)).collect();
             }
             Err(error) => error,
         };
-        tracing::warn!(error = %Chain(&error), rooms = by_room.len(), "a batch of room events failed; applying it a room, then an event, at a time");
+        tracing::warn!(error = %Chain(&error), rooms = by_room.len(), egress_events = writes.len(), "a batch of events failed; applying it a room, then an event, at a time");
         let mut results = Vec::new();
+        for (index, write) in write_indices.into_iter().zip(writes) {
+            let EgressWrite { event, change } = write;
+            results.push((index, self.commit_egress(event, change, outbox).await));
+        }
         for (room, events) in by_room {
-            // A lone room has just failed: straight to its events.
-            let one_room = match by_room.len() {
+            // A lone room (and nothing else) has just failed: straight to its events.
+            let one_room = match by_room.len() + results.len() {
                 1 => None,
-                _ => self.commit_rooms(&[group(room, events)], outbox).await.ok(),
+                _ => self
+                    .commit_batch(&[group(room, events)], &[], outbox)
+                    .await
+                    .ok(),
             };
             match one_room {
                 Some(handled) => results.extend(indices(events).zip(handled.into_iter().map(Ok))),
@@ -247,13 +291,16 @@ impl EventProcessor {
         results
     }
 
-    async fn indexed_egress<O: Outbox>(
+    async fn indexed_verdict<'e>(
         &self,
         index: usize,
-        event: &Event,
-        outbox: &O,
-    ) -> (usize, Result<Handled, HandleError>) {
-        (index, self.handle_egress(event, outbox).await)
+        event: &'e Event,
+    ) -> (usize, &'e Event, Result<Verdict, HandleError>) {
+        let verdict = match event.egress() {
+            Some(egress) => self.egress.verdict(egress).await.map_err(HandleError::from),
+            None => Ok(Verdict::Unchanged),
+        };
+        (index, event, verdict)
     }
 
     async fn handle_egress<O: Outbox>(
@@ -265,34 +312,24 @@ impl EventProcessor {
             return self.one_room_event(event, outbox).await;
         };
         let change = match self.egress.verdict(egress).await? {
-            Verdict::Duplicate => return Ok(Handled::new(event.name(), "duplicate")),
+            Verdict::Duplicate => return Ok(Handled::new(event.name(), DUPLICATE)),
             Verdict::Unchanged => None,
             Verdict::Change(change) => Some(*change),
         };
-        self.commit(event, change.as_ref()).await
+        self.commit_egress(event, change, outbox).await
     }
 
     /// Records an egress event and applies `change` (none: nothing to write) in one
     /// transaction.
-    async fn commit(
+    async fn commit_egress<O: Outbox>(
         &self,
         event: &Event,
-        change: Option<&RecordingChange>,
+        change: Option<RecordingChange>,
+        outbox: &O,
     ) -> Result<Handled, HandleError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        if webhook_events::record_many(&tx, &[event.recorded()])
-            .await?
-            .is_empty()
-        {
-            tx.rollback().await?;
-            return Ok(Handled::new(event.name(), "duplicate"));
-        }
-        if let Some(change) = change {
-            change.write(&tx).await?;
-        }
-        tx.commit().await?;
-        Ok(Handled::new(event.name(), "applied"))
+        let write = EgressWrite { event, change };
+        let mut handled = self.commit_batch(&[], &[write], outbox).await?;
+        Ok(handled.remove(0))
     }
 
     async fn one_room_event<O: Outbox>(
@@ -301,25 +338,29 @@ impl EventProcessor {
         outbox: &O,
     ) -> Result<Handled, HandleError> {
         let mut handled = self
-            .commit_rooms(&[(event.room_name(), vec![event])], outbox)
+            .commit_batch(&[(event.room_name(), vec![event])], &[], outbox)
             .await?;
         Ok(handled.remove(0))
     }
 
-    /// Records the events of a batch's rooms in one statement (duplicates dropped there) and
-    /// applies the new ones room by room, in one transaction; one result per event, in the order
-    /// of `groups`. Rooms are locked in the order given, sorted by name, so two processors
-    /// never wait on each other. Auto-record commands go to `outbox`.
-    async fn commit_rooms<O: Outbox>(
+    /// Records the events of a batch in one statement (duplicates dropped there), applies the
+    /// new room events room by room, then the new egress events' changes, in one transaction;
+    /// one result per event, the rooms' in the order of `groups`, then the egress writes' in
+    /// theirs. Rooms are locked in the order given, sorted by name, and recordings in egress id
+    /// order, so two processors never wait on each other in a cycle. Auto-record commands go
+    /// to `outbox`.
+    async fn commit_batch<O: Outbox>(
         &self,
         groups: &[RoomGroup<'_>],
+        writes: &[EgressWrite<'_>],
         outbox: &O,
     ) -> Result<Vec<Handled>, HandleError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let recorded: Vec<Recorded<'_>> = groups
-            .iter()
-            .flat_map(|(_, events)| events.iter().map(|event| event.recorded()))
+        let room_events = groups.iter().flat_map(|(_, events)| events.iter().copied());
+        let recorded: Vec<Recorded<'_>> = room_events
+            .chain(writes.iter().map(|write| write.event))
+            .map(Event::recorded)
             .collect();
         let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
         let mut handled = Vec::with_capacity(recorded.len());
@@ -327,27 +368,34 @@ impl EventProcessor {
         for (room, events) in groups {
             let mut new = Vec::with_capacity(events.len());
             for event in events {
-                // An id twice in the batch is new only the first time.
-                let outcome = match new_ids.remove(&event.id) {
-                    true => {
-                        new.push(&event.parsed);
-                        "applied"
-                    }
-                    false => "duplicate",
-                };
-                handled.push(Handled::new(event.name(), outcome));
+                if is_new(&mut new_ids, event, &mut handled) {
+                    new.push(&event.parsed);
+                }
             }
             if !new.is_empty() {
                 fresh.push((room, new));
             }
         }
-        if fresh.is_empty() {
+        let mut changes: Vec<&RecordingChange> = Vec::with_capacity(writes.len());
+        for write in writes {
+            if is_new(&mut new_ids, write.event, &mut handled) {
+                changes.extend(write.change.as_ref());
+            }
+        }
+        if handled.iter().all(|h| h.outcome == DUPLICATE) {
             tx.rollback().await?;
             return Ok(handled);
         }
-        rooms::apply(&tx, &fresh).await?;
-        for (_, events) in &fresh {
-            self.auto_record(events, outbox).await?;
+        if !fresh.is_empty() {
+            rooms::apply(&tx, &fresh).await?;
+            for (_, events) in &fresh {
+                self.auto_record(events, outbox).await?;
+            }
+        }
+        // Stable: an egress's events keep their delivery order.
+        changes.sort_by(|a, b| a.update.egress_id.cmp(&b.update.egress_id));
+        for change in changes {
+            change.write(&tx).await?;
         }
         tx.commit().await?;
         Ok(handled)
@@ -380,6 +428,18 @@ impl EventProcessor {
         }
         Ok(())
     }
+}
+
+/// The outcome of an event whose id was recorded before (or earlier in its batch).
+const DUPLICATE: &str = "duplicate";
+
+/// Whether `event` is new (an id twice in a batch is new only the first time); its outcome goes
+/// to `handled`.
+fn is_new(new_ids: &mut HashSet<String>, event: &Event, handled: &mut Vec<Handled>) -> bool {
+    let new = new_ids.remove(&event.id);
+    let outcome = if new { "applied" } else { DUPLICATE };
+    handled.push(Handled::new(event.name(), outcome));
+    new
 }
 
 fn record_span_fields(id: &str, event: &WebhookEvent) {

@@ -1,9 +1,10 @@
 //! Room and participant events → `rooms` and `room_participants`, a batch at a time: the
-//! batch's rooms are locked in one statement, and the joins and leaves between room events are
-//! written in one statement that moves each session's count by the change it makes. In a join
-//! storm (no room events), a batch is two statements, however many rooms it spans.
+//! batch's rooms are locked in one statement, and joins and leaves are gathered, across rooms,
+//! until a room event of a room they touch, then written in one statement that moves each
+//! session's count by the change it makes. In a join storm (no room events), a batch is two
+//! statements, however many rooms it spans.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -43,13 +44,14 @@ pub async fn apply(
             let at = from_secs(event.created_at);
             match kind {
                 EventKind::RoomStarted => {
-                    // What came before it (of any room) is written first: order within a room.
-                    run.flush(client).await?;
+                    // What came before it in this room is written first: order within a room
+                    // (other rooms' joins and leaves may wait for the next flush).
+                    run.flush_before(client, room_name).await?;
                     let started = from_secs(room.creation_time).or(at);
                     rooms::started(client, room_name, &room.sid, started).await?;
                 }
                 EventKind::RoomFinished => {
-                    run.flush(client).await?;
+                    run.flush_before(client, room_name).await?;
                     if let Some(ended) = rooms::finished(client, room_name, &room.sid, at).await? {
                         notifications::room_finished(client, &ended).await?;
                     }
@@ -75,12 +77,15 @@ pub async fn apply(
     run.flush(client).await
 }
 
-/// Joins and leaves not written yet, one entry per participant of a room session.
+/// Joins and leaves not written yet, one entry per participant of a room session, written
+/// together in one statement.
 #[derive(Default)]
 struct Run {
     entries: Vec<Presence>,
     /// (room, sid, participant sid) → index in `entries`.
     index: HashMap<(String, String, String), usize>,
+    /// The rooms with entries.
+    rooms: HashSet<String>,
 }
 
 impl Run {
@@ -102,6 +107,9 @@ impl Run {
             room_sid.to_owned(),
             participant.sid.clone(),
         );
+        if !self.rooms.contains(room_name) {
+            self.rooms.insert(room_name.to_owned());
+        }
         let slot = *self.index.entry(key).or_insert_with(|| {
             self.entries.push(Presence {
                 room_name: room_name.to_owned(),
@@ -118,6 +126,18 @@ impl Run {
         entry.left_at = earliest(entry.left_at, left_at);
     }
 
+    /// Writes what is pending if `room_name` has entries: a room event of that room comes next.
+    async fn flush_before(
+        &mut self,
+        client: &impl GenericClient,
+        room_name: &str,
+    ) -> Result<(), Error> {
+        match self.rooms.contains(room_name) {
+            true => self.flush(client).await,
+            false => Ok(()),
+        }
+    }
+
     async fn flush(&mut self, client: &impl GenericClient) -> Result<(), Error> {
         if self.entries.is_empty() {
             return Ok(());
@@ -125,6 +145,7 @@ impl Run {
         rooms::presence(client, &self.entries).await?;
         self.entries.clear();
         self.index.clear();
+        self.rooms.clear();
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! ack only after the work is committed, reconnects with backoff, and a graceful stop that
 //! finishes in-flight work and acks nothing unfinished.
 
+mod acks;
 mod handler;
 mod message;
 mod settle;
@@ -31,6 +32,7 @@ use tracing::Instrument;
 
 use crate::error::{Disposition, HandleError};
 use crate::metrics::ProcessorMetrics;
+use acks::Acks;
 pub use handler::{Handled, Handler, Outbox};
 pub use message::{Attempt, Message};
 
@@ -57,6 +59,10 @@ pub struct ConsumerSettings {
     pub prefetch: u16,
     /// Messages (or batches) handled at once; each holds a database connection while it runs.
     pub concurrency: usize,
+    /// For a queue handled in batches: how long a batch that is not full waits for more after
+    /// its first message (`PROCESSOR_BATCH_WAIT`). At a steady rate this is what makes batches:
+    /// one transaction, one ack and one round of statements for several events.
+    pub batch_wait: Duration,
 }
 
 /// What becomes of a message the handler is done with.
@@ -214,6 +220,8 @@ async fn session<H: Handler>(
     ready.store(true, Ordering::SeqCst);
     tracing::info!(queue = handler.queue(), "consuming");
 
+    // A queue handled in batches is acked in batches.
+    let acks = (handler.batch_limit() > 1).then(|| Arc::new(Acks::new(channel.clone())));
     let limit = Arc::new(Semaphore::new(handler.tasks(settings.concurrency).max(1)));
     let mut in_flight = JoinSet::new();
     let outcome = loop {
@@ -237,16 +245,16 @@ async fn session<H: Handler>(
             Some(Err(error)) => break Err(error.into()),
             None => break Err(SessionError::Cancelled),
         };
-        // What else the prefetch already holds, without waiting for more.
-        while batch.len() < handler.batch_limit() {
-            match consumer.next().now_or_never() {
-                Some(Some(Ok(delivery))) => batch.push(delivery),
-                _ => break,
-            }
+        let ended = fill(&mut consumer, &mut batch, handler.batch_limit(), settings).await;
+        if let Some(acks) = &acks {
+            batch
+                .iter()
+                .for_each(|delivery| acks.received(delivery.delivery_tag));
         }
         let work = Work {
             handler: handler.clone(),
             publisher: publisher.clone(),
+            acks: acks.clone(),
             retry_delays: settings.amqp.retry_delays.clone(),
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
@@ -269,6 +277,9 @@ async fn session<H: Handler>(
         );
         // Reap finished tasks so the set does not grow.
         while in_flight.try_join_next().is_some() {}
+        if let Some(ended) = ended {
+            break Err(ended);
+        }
     };
     ready.store(false, Ordering::SeqCst);
     // Stop deliveries first, then let what is in flight finish and ack.
@@ -284,10 +295,45 @@ async fn session<H: Handler>(
     outcome
 }
 
+/// Adds to `batch` what the prefetch holds, up to `limit`; a batch of a queue handled in batches
+/// waits up to `batch_wait` from now for more. What ended the consumer meanwhile, if anything,
+/// is returned once the batch is complete.
+async fn fill(
+    consumer: &mut Consumer,
+    batch: &mut Vec<Delivery>,
+    limit: usize,
+    settings: &ConsumerSettings,
+) -> Option<SessionError> {
+    let wait = if limit > 1 {
+        settings.batch_wait
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + wait;
+    while batch.len() < limit {
+        let next = match consumer.next().now_or_never() {
+            Some(next) => next,
+            None if wait.is_zero() => return None,
+            None => match tokio::time::timeout_at(deadline, consumer.next()).await {
+                Ok(next) => next,
+                Err(_) => return None,
+            },
+        };
+        match next {
+            Some(Ok(delivery)) => batch.push(delivery),
+            Some(Err(error)) => return Some(error.into()),
+            None => return Some(SessionError::Cancelled),
+        }
+    }
+    None
+}
+
 /// Everything one task needs to handle and settle its deliveries.
 struct Work<H> {
     handler: Arc<H>,
     publisher: Channel,
+    /// The consuming channel's ack window, for a queue acked in batches.
+    acks: Option<Arc<Acks>>,
     retry_delays: Vec<Duration>,
     metrics: ProcessorMetrics,
     shutdown: Shutdown,
@@ -319,8 +365,16 @@ impl<H: Handler> Work<H> {
                 match decide(self.handler.as_ref(), &message, result, &self.publisher).await {
                     Step::Settle(settlement) => {
                         gauge.dec();
-                        settle::settle(&self.publisher, queue, &delivery, &message, settlement)
-                            .await;
+                        let acks = self.acks.as_deref();
+                        settle::settle(
+                            &self.publisher,
+                            queue,
+                            &delivery,
+                            &message,
+                            settlement,
+                            acks,
+                        )
+                        .await;
                     }
                     Step::Hold(error) => {
                         tracing::warn!(error = %Chain(&error), retry_in = ?hold, "holding the message until it can be handled");
@@ -328,6 +382,7 @@ impl<H: Handler> Work<H> {
                     }
                 }
             }
+            self.flush_acks().await;
             if held.is_empty() {
                 return;
             }
@@ -341,6 +396,19 @@ impl<H: Handler> Work<H> {
             }
             hold = (hold * 2).min(HOLD.max);
             (deliveries, messages) = held.into_iter().unzip();
+        }
+    }
+
+    /// Sends the acks this batch's settling made possible (see [`Acks`]), bounded like any
+    /// other settling.
+    async fn flush_acks(&self) {
+        let Some(acks) = &self.acks else { return };
+        match tokio::time::timeout(settle::SETTLE_TIMEOUT, acks.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not ack the batch"),
+            Err(_) => {
+                tracing::warn!(timeout = ?settle::SETTLE_TIMEOUT, "could not ack the batch: lapin never completed the ack")
+            }
         }
     }
 

@@ -14,16 +14,19 @@ use roomtape_shared::queue::{headers, publish_confirmed, Outgoing, PublishError,
 use roomtape_shared::Chain;
 use serde_json::Value;
 
+use super::acks::Acks;
 use super::{Message, Settlement};
 use crate::error::HandleError;
 
-/// Carries out `settlement` for `delivery`, whose decoded form is `message`.
+/// Carries out `settlement` for `delivery`, whose decoded form is `message`. With `acks`, an
+/// ack is only noted there, for the batch's [`Acks::flush`]; a nack is sent at once.
 pub async fn settle(
     channel: &Channel,
     queue: &str,
     delivery: &Delivery,
     message: &Message,
     settlement: Settlement,
+    acks: Option<&Acks>,
 ) {
     let settlement = match settlement {
         Settlement::Ack(handled) => match &handled.reply {
@@ -63,15 +66,23 @@ pub async fn settle(
         }
     };
     let settling = async {
-        match moved {
-            Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-            Err(error) => {
+        match (moved, acks) {
+            (Ok(()), Some(acks)) => {
+                acks.settled(delivery.delivery_tag);
+                Ok(true)
+            }
+            (Ok(()), None) => delivery.ack(BasicAckOptions::default()).await,
+            (Err(error), _) => {
                 tracing::error!(error = %Chain(&error), "could not move the message; returning it to its queue");
                 let requeue = BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
                 };
-                delivery.nack(requeue).await
+                let nacked = delivery.nack(requeue).await;
+                if let Some(acks) = acks {
+                    acks.done(delivery.delivery_tag);
+                }
+                nacked
             }
         }
     };
@@ -94,7 +105,7 @@ pub async fn settle(
 /// anything holds the connection's handles, which the waiting task itself does (lapin 4.12.3).
 /// Unbounded, that task never ends, and the consuming session waiting for it never reconnects
 /// nor lets the process stop.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes `reply` to the message's `reply_to` (a requester that has gone away is not an
 /// error) with its `correlation_id`.

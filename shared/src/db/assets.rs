@@ -35,9 +35,9 @@ pub async fn upsert(
              ON CONFLICT (egress_id, storage_key) DO NOTHING",
         &[
             &asset.egress_id,
-            &recording.id,
-            &recording.stream_id,
-            &recording.user_id,
+            &recording.recording.id,
+            &recording.recording.stream_id,
+            &recording.recording.user_id,
             &asset.room_name,
             &asset.bucket,
             &asset.key,

@@ -11,8 +11,9 @@ use deadpool_postgres::GenericClient;
 use serde_json::{json, Value};
 use tokio_postgres::Error;
 
+use super::assets;
 use super::prepared;
-use super::recordings::{self, Applied, Standing, Status};
+use super::recordings::{self, Applied, RecordingDetails, Standing, Status};
 
 /// The notification types of CONTRACTS §8; each is also the routing key on the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +70,23 @@ pub fn transition(before: Option<Standing>, after: Standing) -> Option<Kind> {
 }
 
 /// Writes the notification an applied update makes, if it made one (see [`transition`]): the
-/// recording as the API shows it, read in the caller's transaction after the change (and its
-/// assets) were written.
+/// recording as the API shows it after the change, from the update's own row. Its assets are
+/// read only for `recording.ready`: they are written by the update that makes a recording ready,
+/// and nothing moves a recording after that, so any other transition has none.
 pub async fn recording_moved(client: &impl GenericClient, applied: &Applied) -> Result<(), Error> {
-    match transition(applied.before, applied.after) {
-        Some(kind) => recording_changed(client, kind, &applied.egress_id).await,
-        None => Ok(()),
-    }
+    let Some(kind) = transition(applied.before, applied.after) else {
+        return Ok(());
+    };
+    let recording = &applied.recording;
+    let assets = match applied.after.status {
+        Status::Ready => assets::of_recording(client, &recording.egress_id).await?,
+        _ => Vec::new(),
+    };
+    let details = RecordingDetails {
+        recording: recording.clone(),
+        assets,
+    };
+    notify_details(client, kind, &details).await
 }
 
 /// Writes `kind` about `egress_id`'s recording, whose `data` is the recording with its files
@@ -85,12 +96,20 @@ pub async fn recording_changed(
     kind: Kind,
     egress_id: &str,
 ) -> Result<(), Error> {
-    let Some(details) = recordings::details(client, egress_id).await? else {
-        return Ok(());
-    };
+    match recordings::details(client, egress_id).await? {
+        Some(details) => notify_details(client, kind, &details).await,
+        None => Ok(()),
+    }
+}
+
+async fn notify_details(
+    client: &impl GenericClient,
+    kind: Kind,
+    details: &RecordingDetails,
+) -> Result<(), Error> {
     let at = details.recording.updated_at;
-    let data = serde_json::to_value(&details).unwrap_or(Value::Null);
-    let id = format!("{}:{egress_id}", kind.as_str());
+    let data = serde_json::to_value(details).unwrap_or(Value::Null);
+    let id = format!("{}:{}", kind.as_str(), details.recording.egress_id);
     insert(client, &id, kind, at, data).await
 }
 

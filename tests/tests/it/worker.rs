@@ -37,6 +37,7 @@ impl Consuming {
             amqp,
             prefetch,
             concurrency,
+            batch_wait: Duration::ZERO,
         };
         let mut registry = roomtape_shared::metrics::registry();
         let metrics = ProcessorMetrics::register(&mut registry);

@@ -70,36 +70,82 @@ pub struct Standing {
 /// update created it). The two say which transition it made (`notifications::transition`).
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub id: i64,
-    pub egress_id: String,
-    pub stream_id: Option<String>,
-    pub user_id: Option<String>,
+    pub recording: Recording,
     pub before: Option<Standing>,
     pub after: Standing,
 }
 
-/// Applies `update` if it moves the recording forward; `None` if it changed nothing. In a
-/// transaction, the row stays locked from reading where it stood to the write, so `before` is
-/// exact however many processors apply events of the egress at once; outside one, it may be
-/// stale (the outbox's notification ids still keep a transition from being reported twice).
+/// Applies `update` if it moves the recording forward; `None` if it changed nothing. One
+/// statement: where the row stood is read from the statement's snapshot, so a writer that
+/// committed meanwhile (the upsert waits for its row lock) may make `before` older than the row
+/// the update applied to. That only ever reports a transition again, and a notification's id is
+/// fixed by its transition, so the repeat adds nothing (`notifications`): statuses only move
+/// forward, so a stale `before` equal to `after` means the newer row was there too.
 pub async fn apply(
     client: &impl GenericClient,
     update: &EgressUpdate,
 ) -> Result<Option<Applied>, Error> {
-    let before = prepared::query_opt(
-        client,
-        "SELECT status, is_processed FROM recordings WHERE egress_id = $1 FOR UPDATE",
-        &[&update.egress_id],
-    )
-    .await?
-    .map(|row| Standing {
-        status: row.get(0),
-        processed: row.get(1),
-    });
     let (file, thumbnail) = (update.file.as_ref(), update.thumbnail.as_ref());
     let row = prepared::query_opt(
         client,
-        "INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
+        &APPLY,
+        &[
+            &update.egress_id,
+            &update.room_name,
+            &update.room_sid,
+            &update.status.as_str(),
+            &update.updated_ns,
+            &update.layout,
+            &update.file_format,
+            &update.audio_only,
+            &update.started_at,
+            &update.ended_at,
+            &update.duration_seconds,
+            &update.error,
+            &file.map(|f| f.provider.as_str()),
+            &file.and_then(|f| f.bucket.as_deref()),
+            &file.map(|f| f.key.as_str()),
+            &file.and_then(|f| f.url.as_deref()),
+            &file.map(|f| f.size_bytes),
+            &update.metadata,
+            &update.processed,
+            &thumbnail.map(|t| t.key.as_str()),
+            &thumbnail.and_then(|t| t.url.as_deref()),
+            &update.subject.kind.as_str(),
+            &update.subject.identity,
+            &update.subject.audio_track_id,
+            &update.subject.video_track_id,
+            &update.subject.track_id,
+        ],
+    )
+    .await?;
+    Ok(row.map(|row| {
+        let before = row
+            .get::<_, Option<Status>>("before_status")
+            .map(|status| Standing {
+                status,
+                processed: row.get("before_processed"),
+            });
+        let recording = Recording::from_row(&row);
+        let after = Standing {
+            status: recording.status,
+            processed: recording.is_processed,
+        };
+        Applied {
+            recording,
+            before,
+            after,
+        }
+    }))
+}
+
+/// [`apply`]'s statement: the upsert, the row after it and where it stood before.
+static APPLY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH before AS (
+             SELECT status, is_processed FROM recordings WHERE egress_id = $1
+         ), applied AS (
+             INSERT INTO recordings AS r (egress_id, room_name, room_sid, status, egress_updated_ns,
                  layout, file_format, audio_only, started_at, ended_at, duration_seconds, error,
                  storage_provider, storage_bucket, storage_key, file_url, file_size_bytes,
                  is_processed, metadata, thumbnail_key, thumbnail_url,
@@ -134,49 +180,12 @@ pub async fn apply(
                AND (recording_status_rank(EXCLUDED.status) > recording_status_rank(r.status)
                     OR (EXCLUDED.status = r.status
                         AND EXCLUDED.egress_updated_ns > r.egress_updated_ns))
-             RETURNING id, stream_id, user_id, status, is_processed",
-        &[
-            &update.egress_id,
-            &update.room_name,
-            &update.room_sid,
-            &update.status.as_str(),
-            &update.updated_ns,
-            &update.layout,
-            &update.file_format,
-            &update.audio_only,
-            &update.started_at,
-            &update.ended_at,
-            &update.duration_seconds,
-            &update.error,
-            &file.map(|f| f.provider.as_str()),
-            &file.and_then(|f| f.bucket.as_deref()),
-            &file.map(|f| f.key.as_str()),
-            &file.and_then(|f| f.url.as_deref()),
-            &file.map(|f| f.size_bytes),
-            &update.metadata,
-            &update.processed,
-            &thumbnail.map(|t| t.key.as_str()),
-            &thumbnail.and_then(|t| t.url.as_deref()),
-            &update.subject.kind.as_str(),
-            &update.subject.identity,
-            &update.subject.audio_track_id,
-            &update.subject.video_track_id,
-            &update.subject.track_id,
-        ],
+             RETURNING {RECORDING_COLUMNS}
+         )
+         SELECT applied.*, before.status AS before_status, before.is_processed AS before_processed
+         FROM applied LEFT JOIN before ON true"
     )
-    .await?;
-    Ok(row.map(|row| Applied {
-        id: row.get(0),
-        egress_id: update.egress_id.clone(),
-        stream_id: row.get(1),
-        user_id: row.get(2),
-        before,
-        after: Standing {
-            status: row.get(3),
-            processed: row.get(4),
-        },
-    }))
-}
+});
 
 /// What a start command knows about the recording it asked for.
 #[derive(Debug, Clone, PartialEq)]
