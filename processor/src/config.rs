@@ -28,7 +28,7 @@ pub struct ProcessorSettings {
     /// `PROCESSOR_CONCURRENCY` (default 16): messages handled at once by each consumer (events,
     /// commands); each holds one database connection while it runs.
     pub concurrency: usize,
-    /// `PROCESSOR_BATCH_WAIT` (default `5ms`, `0s` turns it off): how long a batch of events
+    /// `PROCESSOR_BATCH_WAIT` (default `2ms`, `0s` turns it off): how long a batch of events
     /// that is not full waits for more after its first; adds at most this to an event's delay,
     /// and at a steady rate makes the batches that cut the CPU each event costs.
     pub batch_wait: Duration,
@@ -144,7 +144,7 @@ impl ProcessorSettings {
             livekit: LiveKitSettings::from_env(env),
             storage: StorageProfiles::from_env(env),
             prefetch: env.parse_or("PROCESSOR_PREFETCH", 512),
-            batch_wait: env.duration_or("PROCESSOR_BATCH_WAIT", Duration::from_millis(5)),
+            batch_wait: env.duration_or("PROCESSOR_BATCH_WAIT", Duration::from_millis(2)),
             auto_record: AutoRecordSettings::from_env(env),
             reconcile_interval: env.duration_or("RECONCILE_INTERVAL", Duration::from_secs(60)),
             reconcile_after: env.duration_or("RECONCILE_AFTER", Duration::from_secs(300)),

@@ -8,6 +8,9 @@ use roomtape_shared::clock::Clock;
 use roomtape_shared::config::{DatabaseSettings, Env, TelemetrySettings};
 use roomtape_shared::{db, shutdown, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let env = Env::from_process();

@@ -1,6 +1,8 @@
 //! `webhook_events`: one row per LiveKit event id processed, the dedupe record.
 
+use bytes::BufMut;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Error;
 
 use roomtape_shared::db::prepared;
@@ -29,7 +31,29 @@ pub struct Recorded<'a> {
     pub event_id: &'a str,
     pub event: &'a str,
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub payload: &'a serde_json::Value,
+    pub payload: JsonText<'a>,
+}
+
+/// A JSON document as its text (already checked to be JSON), sent as `json`/`jsonb` as it is:
+/// PostgreSQL parses it once, and it is not parsed and serialized again on the way.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonText<'a>(pub &'a [u8]);
+
+impl ToSql for JsonText<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.put_u8(1); // jsonb's binary format: a version byte, then the text
+        }
+        out.put_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    accepts!(JSON, JSONB);
+    to_sql_checked!();
 }
 
 /// Records a batch in one statement; returns the ids it inserted. An id already recorded, or
@@ -42,7 +66,7 @@ pub async fn record_many(
     let names: Vec<&str> = events.iter().map(|e| e.event).collect();
     let created: Vec<Option<chrono::DateTime<chrono::Utc>>> =
         events.iter().map(|e| e.created_at).collect();
-    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| e.payload).collect();
+    let payloads: Vec<JsonText<'_>> = events.iter().map(|e| e.payload).collect();
     let rows = prepared::query(
         client,
         "INSERT INTO webhook_events (event_id, event, created_at, payload)

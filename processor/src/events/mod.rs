@@ -23,7 +23,7 @@ use futures_util::{stream, StreamExt};
 
 use roomtape_shared::Chain;
 
-use crate::db::webhook_events::{self, Recorded};
+use crate::db::webhook_events::{self, JsonText, Recorded};
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
 use crate::error::HandleError;
 use crate::worker::{Handled, Handler, Message, Outbox};
@@ -38,14 +38,16 @@ pub struct EventProcessor {
     egress_concurrency: usize,
 }
 
-/// A parsed event and its id.
-struct Event {
+/// A parsed event, its id and its body.
+struct Event<'m> {
     id: String,
     parsed: ParsedEvent,
+    /// The body as it came: stored as the payload as it is (not serialized again).
+    body: &'m [u8],
 }
 
-impl Event {
-    fn read(message: &Message) -> Result<Self, HandleError> {
+impl<'m> Event<'m> {
+    fn read(message: &'m Message) -> Result<Self, HandleError> {
         let parsed = parse::parse(&message.body)?;
         let event = &parsed.event;
         let id = event_id(
@@ -58,7 +60,11 @@ impl Event {
         if !parsed.dropped.is_empty() {
             tracing::warn!(dropped = ?parsed.dropped, "ignored values this build does not know");
         }
-        Ok(Self { id, parsed })
+        Ok(Self {
+            id,
+            parsed,
+            body: &message.body,
+        })
     }
 
     fn name(&self) -> &str {
@@ -79,7 +85,7 @@ impl Event {
             event_id: &self.id,
             event: self.name(),
             created_at: from_secs(self.parsed.event.created_at),
-            payload: &self.parsed.raw,
+            payload: JsonText(self.body),
         }
     }
 
@@ -131,7 +137,7 @@ impl Handler for EventProcessor {
         outbox: &O,
     ) -> Vec<Result<Handled, HandleError>> {
         let mut results = Vec::with_capacity(messages.len());
-        let mut by_room: BTreeMap<String, Vec<(usize, Event)>> = BTreeMap::new();
+        let mut by_room: BTreeMap<String, Vec<(usize, Event<'_>)>> = BTreeMap::new();
         let mut egress = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             match Event::read(message) {
@@ -143,41 +149,18 @@ impl Handler for EventProcessor {
                     .push((index, event)),
             }
         }
-        // Futures made up front: a closure in the stream would not be `Send` for every lifetime.
-        let verdicts: Vec<_> = egress
+        // An `egress_ended` may wait on its bucket (HEADs, the probe): those come to their
+        // verdicts and commit beside the rest of the batch, so no room event waits on a bucket.
+        let (ended, quick): (Vec<_>, Vec<_>) = egress
             .iter()
-            .map(|(index, event)| self.indexed_verdict(*index, event))
-            .collect();
-        let verdicts: Vec<_> = stream::iter(verdicts)
-            .buffer_unordered(self.egress_concurrency)
-            .collect()
-            .await;
-        let mut writes = Vec::with_capacity(verdicts.len());
-        for (index, event, verdict) in verdicts {
-            match verdict {
-                Err(error) => results.push((index, Err(error))),
-                Ok(Verdict::Duplicate) => {
-                    results.push((index, Ok(Handled::new(event.name(), DUPLICATE))));
-                }
-                Ok(Verdict::Unchanged) => writes.push((
-                    index,
-                    EgressWrite {
-                        event,
-                        change: None,
-                    },
-                )),
-                Ok(Verdict::Change(change)) => writes.push((
-                    index,
-                    EgressWrite {
-                        event,
-                        change: Some(*change),
-                    },
-                )),
-            }
-        }
-        if !by_room.is_empty() || !writes.is_empty() {
-            results.extend(self.batch(&by_room, writes, outbox).await);
-        }
+            .partition(|(_, event)| event.parsed.kind == EventKind::EgressEnded);
+        let no_rooms = BTreeMap::new();
+        let (batch, ended) = futures_util::join!(
+            self.with_verdicts(&by_room, &quick, outbox),
+            self.with_verdicts(&no_rooms, &ended, outbox),
+        );
+        results.extend(batch);
+        results.extend(ended);
         results.sort_by_key(|(index, _)| *index);
         results.into_iter().map(|(_, result)| result).collect()
     }
@@ -207,20 +190,20 @@ impl Handler for EventProcessor {
 }
 
 /// A room's events of a batch, in delivery order.
-type RoomGroup<'a> = (&'a str, Vec<&'a Event>);
+type RoomGroup<'a> = (&'a str, Vec<&'a Event<'a>>);
 
 /// An egress event to record, and what it changes (none: only recorded).
 struct EgressWrite<'a> {
-    event: &'a Event,
+    event: &'a Event<'a>,
     change: Option<RecordingChange>,
 }
 
-fn group<'a>(room: &'a str, events: &'a [(usize, Event)]) -> RoomGroup<'a> {
+fn group<'a>(room: &'a str, events: &'a [(usize, Event<'a>)]) -> RoomGroup<'a> {
     (room, events.iter().map(|(_, event)| event).collect())
 }
 
 /// Where each event stands in its batch.
-fn indices(events: &[(usize, Event)]) -> impl Iterator<Item = usize> + '_ {
+fn indices<'a>(events: &'a [(usize, Event<'_>)]) -> impl Iterator<Item = usize> + 'a {
     events.iter().map(|(index, _)| *index)
 }
 
@@ -244,12 +227,56 @@ impl EventProcessor {
         }
     }
 
+    /// Brings `egress` events to their verdicts (`egress_concurrency` at once), then writes
+    /// what they change together with `by_room`'s events ([`Self::batch`]). Results by the
+    /// events' index in the batch.
+    async fn with_verdicts<O: Outbox>(
+        &self,
+        by_room: &BTreeMap<String, Vec<(usize, Event<'_>)>>,
+        egress: &[&(usize, Event<'_>)],
+        outbox: &O,
+    ) -> Vec<(usize, Result<Handled, HandleError>)> {
+        // Futures made up front: a closure in the stream would not be `Send` for every lifetime.
+        let verdicts: Vec<_> = egress
+            .iter()
+            .map(|(index, event)| self.indexed_verdict(*index, event))
+            .collect();
+        let verdicts: Vec<_> = stream::iter(verdicts)
+            .buffer_unordered(self.egress_concurrency)
+            .collect()
+            .await;
+        let mut results = Vec::with_capacity(verdicts.len());
+        let mut writes = Vec::with_capacity(verdicts.len());
+        for (index, event, verdict) in verdicts {
+            let change = match verdict {
+                Err(error) => {
+                    results.push((index, Err(error)));
+                    continue;
+                }
+                Ok(Verdict::Duplicate) => {
+                    results.push((index, Ok(Handled::new(event.name(), DUPLICATE))));
+                    continue;
+                }
+                Ok(Verdict::Unchanged) => None,
+                Ok(Verdict::Change(change)) => Some(*change),
+            };
+            writes.push((index, EgressWrite { event, change }));
+        }
+        // In delivery order (the verdicts came in as they finished): an egress's events are
+        // applied in the order they came.
+        writes.sort_by_key(|(index, _)| *index);
+        if !by_room.is_empty() || !writes.is_empty() {
+            results.extend(self.batch(by_room, writes, outbox).await);
+        }
+        results
+    }
+
     /// A batch's room events and egress writes in one transaction; if that fails, a room at a
     /// time and an egress event at a time, and a room that fails alone, an event at a time: one
     /// poison event holds back no other. Results by the events' index in the batch.
     async fn batch<O: Outbox>(
         &self,
-        by_room: &BTreeMap<String, Vec<(usize, Event)>>,
+        by_room: &BTreeMap<String, Vec<(usize, Event<'_>)>>,
         writes: Vec<(usize, EgressWrite<'_>)>,
         outbox: &O,
     ) -> Vec<(usize, Result<Handled, HandleError>)> {
@@ -294,8 +321,8 @@ impl EventProcessor {
     async fn indexed_verdict<'e>(
         &self,
         index: usize,
-        event: &'e Event,
-    ) -> (usize, &'e Event, Result<Verdict, HandleError>) {
+        event: &'e Event<'e>,
+    ) -> (usize, &'e Event<'e>, Result<Verdict, HandleError>) {
         let verdict = match event.egress() {
             Some(egress) => self.egress.verdict(egress).await.map_err(HandleError::from),
             None => Ok(Verdict::Unchanged),
@@ -305,7 +332,7 @@ impl EventProcessor {
 
     async fn handle_egress<O: Outbox>(
         &self,
-        event: &Event,
+        event: &Event<'_>,
         outbox: &O,
     ) -> Result<Handled, HandleError> {
         let Some(egress) = event.egress() else {
@@ -323,7 +350,7 @@ impl EventProcessor {
     /// transaction.
     async fn commit_egress<O: Outbox>(
         &self,
-        event: &Event,
+        event: &Event<'_>,
         change: Option<RecordingChange>,
         outbox: &O,
     ) -> Result<Handled, HandleError> {
@@ -334,7 +361,7 @@ impl EventProcessor {
 
     async fn one_room_event<O: Outbox>(
         &self,
-        event: &Event,
+        event: &Event<'_>,
         outbox: &O,
     ) -> Result<Handled, HandleError> {
         let mut handled = self
@@ -435,7 +462,7 @@ const DUPLICATE: &str = "duplicate";
 
 /// Whether `event` is new (an id twice in a batch is new only the first time); its outcome goes
 /// to `handled`.
-fn is_new(new_ids: &mut HashSet<String>, event: &Event, handled: &mut Vec<Handled>) -> bool {
+fn is_new(new_ids: &mut HashSet<String>, event: &Event<'_>, handled: &mut Vec<Handled>) -> bool {
     let new = new_ids.remove(&event.id);
     let outcome = if new { "applied" } else { DUPLICATE };
     handled.push(Handled::new(event.name(), outcome));

@@ -37,10 +37,12 @@ pub fn parse(body: &[u8]) -> Result<ParsedEvent, ParseError> {
     if !raw.get("event").is_some_and(Value::is_string) {
         return Err(ParseError::NoEventName);
     }
-    let mut value = raw.clone();
+    // A copy to repair only once a value needs removing: most bodies deserialize as they are.
+    let mut repaired: Option<Value> = None;
     let mut dropped = Vec::new();
     loop {
-        match serde_path_to_error::deserialize::<_, WebhookEvent>(&value) {
+        let value = repaired.as_ref().unwrap_or(&raw);
+        match serde_path_to_error::deserialize::<_, WebhookEvent>(value) {
             Ok(event) => {
                 return Ok(ParsedEvent {
                     kind: EventKind::of(&event.event),
@@ -51,10 +53,12 @@ pub fn parse(body: &[u8]) -> Result<ParsedEvent, ParseError> {
             }
             Err(error) => {
                 let path = error.path().clone();
+                let mut value = repaired.take().unwrap_or_else(|| raw.clone());
                 if dropped.len() >= MAX_REPAIRS || !remove_at(&mut value, &path) {
                     return Err(ParseError::Invalid(error.to_string()));
                 }
                 dropped.push(path.to_string());
+                repaired = Some(value);
             }
         }
     }

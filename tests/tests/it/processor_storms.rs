@@ -10,7 +10,7 @@ use roomtape_processor::events::EventProcessor;
 use roomtape_processor::worker::{Handler, Message};
 use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_EXCHANGE};
 use roomtape_tests::apps::{event_processor, wait_ready};
-use roomtape_tests::fixtures::room_event;
+use roomtape_tests::fixtures::{room_event, Egress, STARTED_NS};
 use roomtape_tests::outbox::RecordingOutbox;
 use roomtape_tests::proxy::{ProxiedLinks, TcpProxy};
 use roomtape_tests::{eventually, spawn_processor, TestEnv};
@@ -260,6 +260,62 @@ async fn a_poison_event_in_a_batch_holds_none_of_the_others_back() {
         }
     }
     assert_eq!(test.database.room("poisoned").await.1, 9);
+}
+
+/// A batch's egress events commit in the batch's one transaction with its room events; one that
+/// cannot be written fails alone, and the room's events and the other egress's still apply.
+#[tokio::test]
+async fn a_poison_egress_event_in_a_batch_holds_none_of_the_others_back() {
+    let test = TestEnv::new().await;
+    let processor = event_processor(&test.env()).await;
+    let good = Egress::new("EG_good", "mixed", &test.bucket.profile);
+    let poison = Egress::new("EG_poison", "mixed", &test.bucket.profile);
+    let bodies = [
+        room_event("room_started", "EV_m_start", "mixed", "RM_test"),
+        good.started("EV_m_good_started"),
+        presence("mixed", "RM_test", "EV_m_join", 1, true, EPOCH * 1000),
+        // PostgreSQL refuses NUL in text: this event can never be written.
+        poison
+            .updated("EV_m_poison", "EGRESS_ACTIVE", STARTED_NS)
+            .replace("\"roomId\":\"RM_test\"", "\"roomId\":\"RM\\u0000x\""),
+        good.updated("EV_m_good_active", "EGRESS_ACTIVE", STARTED_NS + 1),
+    ];
+    let messages: Vec<Message> = bodies
+        .iter()
+        .map(|body| Message::new(body.as_str(), "livekit.event"))
+        .collect();
+    let results = processor
+        .handle_batch(&messages, &RecordingOutbox::default())
+        .await;
+    for (n, result) in results.iter().enumerate() {
+        match (n, result) {
+            (3, Err(error)) => assert_eq!(error.outcome(), "database_error", "{error}"),
+            (3, Ok(handled)) => panic!("the poison was applied: {handled:?}"),
+            (_, Ok(handled)) => assert_eq!(handled.outcome, "applied", "event {n}"),
+            (_, Err(error)) => panic!("event {n} held back: {error}"),
+        }
+    }
+    let recording = test
+        .database
+        .recording("EG_good")
+        .await
+        .expect("EG_good's row");
+    assert_eq!(recording["status"], "active", "{recording}");
+    assert!(test.database.recording("EG_poison").await.is_none());
+    assert_eq!(test.database.room("mixed").await.1, 1, "the join counted");
+    let outbox = test.database.client().await;
+    let started: i64 = outbox
+        .query_one(
+            "SELECT count(*) FROM notification_outbox WHERE notification_id = 'recording.started:EG_good'",
+            &[],
+        )
+        .await
+        .expect("outbox")
+        .get(0);
+    assert_eq!(
+        started, 1,
+        "recording.started written once, in the batch's transaction"
+    );
 }
 
 /// Joins for `rooms` rooms, `per_room` each, published before any processor consumes them.
