@@ -5,7 +5,8 @@
 //! transaction that marks it relayed.
 //!
 //! A batch is taken with `FOR UPDATE SKIP LOCKED` (every processor runs a relay; each takes
-//! rows the others do not hold), published one by one, marked relayed, and committed. A relay
+//! rows the others do not hold), published (in order, the confirms awaited together), marked
+//! relayed, and committed. A relay
 //! that dies between a publish and the commit leaves its rows unrelayed: the next relay
 //! publishes them again with the same `message_id` (at least once, with a stable id for
 //! consumers to drop a repeat). The relay looks for new rows every [`POLL`]: one indexed query,
@@ -113,9 +114,9 @@ impl Relay {
         if batch.is_empty() {
             return Ok(0);
         }
-        for notification in &batch {
-            publish(channel, notification).await?;
-        }
+        // All published before any confirm is awaited (in order: each future publishes when
+        // first polled), so a batch costs one wait for the broker, not one per notification.
+        futures_util::future::try_join_all(batch.iter().map(|n| publish(channel, n))).await?;
         let (outbox_ids, endpoints): (Vec<i64>, Vec<&str>) = batch
             .iter()
             .flat_map(|n| self.endpoints.wanting(&n.kind).map(move |e| (n.id, e)))
