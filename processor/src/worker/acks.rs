@@ -7,6 +7,9 @@
 //!
 //! A message that is nacked (returned to its queue) is sent on its own and marked done; a
 //! `multiple` ack never names a delivery that is not outstanding, so it never fails on one.
+//! A flush dropped before its frame left (a timeout, a stop) loses nothing: the next flush's
+//! `multiple` ack covers those deliveries too, and without one the channel's close returns them
+//! to the queue, where dedupe makes the redelivery harmless.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

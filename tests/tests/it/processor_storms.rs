@@ -226,6 +226,26 @@ async fn a_reused_room_name_never_loses_a_viewer_of_its_new_session() {
     }
 }
 
+/// Hands `bodies` to `processor` as one batch: the one at `poison` fails with a database error,
+/// every other event applies.
+async fn only_the_poison_fails(processor: &EventProcessor, bodies: &[String], poison: usize) {
+    let messages: Vec<Message> = bodies
+        .iter()
+        .map(|body| Message::new(body.as_str(), "livekit.event"))
+        .collect();
+    let results = processor
+        .handle_batch(&messages, &RecordingOutbox::default())
+        .await;
+    for (n, result) in results.iter().enumerate() {
+        match (n == poison, result) {
+            (true, Err(error)) => assert_eq!(error.outcome(), "database_error", "{error}"),
+            (true, Ok(handled)) => panic!("the poison was applied: {handled:?}"),
+            (false, Ok(handled)) => assert_eq!(handled.outcome, "applied", "event {n}"),
+            (false, Err(error)) => panic!("event {n} held back: {error}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_poison_event_in_a_batch_holds_none_of_the_others_back() {
     let test = TestEnv::new().await;
@@ -244,21 +264,7 @@ async fn a_poison_event_in_a_batch_holds_none_of_the_others_back() {
         .collect();
     // PostgreSQL refuses NUL in text: this event can never be applied.
     bodies[4] = bodies[4].replace("viewer-4", "viewer\\u00004");
-    let messages: Vec<Message> = bodies
-        .iter()
-        .map(|body| Message::new(body.as_str(), "participant.joined"))
-        .collect();
-    let results = processor
-        .handle_batch(&messages, &RecordingOutbox::default())
-        .await;
-    for (n, result) in results.iter().enumerate() {
-        match (n, result) {
-            (4, Err(error)) => assert_eq!(error.outcome(), "database_error", "{error}"),
-            (4, Ok(handled)) => panic!("the poison was applied: {handled:?}"),
-            (_, Ok(handled)) => assert_eq!(handled.outcome, "applied"),
-            (_, Err(error)) => panic!("event {n} held back: {error}"),
-        }
-    }
+    only_the_poison_fails(&processor, &bodies, 4).await;
     assert_eq!(test.database.room("poisoned").await.1, 9);
 }
 
@@ -280,21 +286,7 @@ async fn a_poison_egress_event_in_a_batch_holds_none_of_the_others_back() {
             .replace("\"roomId\":\"RM_test\"", "\"roomId\":\"RM\\u0000x\""),
         good.updated("EV_m_good_active", "EGRESS_ACTIVE", STARTED_NS + 1),
     ];
-    let messages: Vec<Message> = bodies
-        .iter()
-        .map(|body| Message::new(body.as_str(), "livekit.event"))
-        .collect();
-    let results = processor
-        .handle_batch(&messages, &RecordingOutbox::default())
-        .await;
-    for (n, result) in results.iter().enumerate() {
-        match (n, result) {
-            (3, Err(error)) => assert_eq!(error.outcome(), "database_error", "{error}"),
-            (3, Ok(handled)) => panic!("the poison was applied: {handled:?}"),
-            (_, Ok(handled)) => assert_eq!(handled.outcome, "applied", "event {n}"),
-            (_, Err(error)) => panic!("event {n} held back: {error}"),
-        }
-    }
+    only_the_poison_fails(&processor, &bodies, 3).await;
     let recording = test
         .database
         .recording("EG_good")
