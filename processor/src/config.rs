@@ -32,6 +32,10 @@ pub struct ProcessorSettings {
     /// that is not full waits for more after its first; adds at most this to an event's delay,
     /// and at a steady rate makes the batches that cut the CPU each event costs.
     pub batch_wait: Duration,
+    /// `PROCESSOR_THREADS` (default 1): threads of the async runtime. One is the cheapest per
+    /// event; a processor on one thread drains several thousand events a second, and more
+    /// processors (or threads) take more cores.
+    pub threads: usize,
     pub auto_record: AutoRecordSettings,
     /// `RECONCILE_INTERVAL` (default `1m`, `0s` turns it off): how often recordings that are not
     /// final are checked against LiveKit's `ListEgress`.
@@ -145,6 +149,7 @@ impl ProcessorSettings {
             storage: StorageProfiles::from_env(env),
             prefetch: env.parse_or("PROCESSOR_PREFETCH", 512),
             batch_wait: env.duration_or("PROCESSOR_BATCH_WAIT", Duration::from_millis(2)),
+            threads: env.count_or("PROCESSOR_THREADS", 1),
             auto_record: AutoRecordSettings::from_env(env),
             reconcile_interval: env.duration_or("RECONCILE_INTERVAL", Duration::from_secs(60)),
             reconcile_after: env.duration_or("RECONCILE_AFTER", Duration::from_secs(300)),
