@@ -19,10 +19,12 @@ use roomtape_shared::queue::topology::EVENTS_QUEUE;
 
 use std::collections::{BTreeMap, HashSet};
 
+use futures_util::future::try_join;
 use futures_util::{stream, StreamExt};
 
 use roomtape_shared::Chain;
 
+use crate::db::transaction::Transaction;
 use crate::db::webhook_events::{self, JsonText, Recorded};
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
 use crate::error::HandleError;
@@ -382,14 +384,26 @@ impl EventProcessor {
         writes: &[EgressWrite<'_>],
         outbox: &O,
     ) -> Result<Vec<Handled>, HandleError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let transaction = Transaction::new(self.pool.get().await?);
+        let client = transaction.client();
         let room_events = groups.iter().flat_map(|(_, events)| events.iter().copied());
         let recorded: Vec<Recorded<'_>> = room_events
             .chain(writes.iter().map(|write| write.event))
             .map(Event::recorded)
             .collect();
-        let mut new_ids = webhook_events::record_many(&tx, &recorded).await?;
+        let parsed: Vec<(&str, Vec<&ParsedEvent>)> = groups
+            .iter()
+            .map(|(room, events)| (*room, events.iter().map(|e| &e.parsed).collect()))
+            .collect();
+        let sessions = rooms::sessions(&parsed);
+        // The rooms are locked beside the record, before it says which events are new (a
+        // duplicate's room is locked too): one round trip for BEGIN, the record and the locks.
+        let (mut new_ids, ()) = transaction
+            .begin_with(try_join(
+                webhook_events::record_many(client, &recorded),
+                rooms::lock(client, &sessions),
+            ))
+            .await?;
         let mut handled = Vec::with_capacity(recorded.len());
         let mut fresh: Vec<(&str, Vec<&ParsedEvent>)> = Vec::with_capacity(groups.len());
         for (room, events) in groups {
@@ -410,11 +424,11 @@ impl EventProcessor {
             }
         }
         if handled.iter().all(|h| h.outcome == DUPLICATE) {
-            tx.rollback().await?;
+            transaction.rollback().await?;
             return Ok(handled);
         }
         if !fresh.is_empty() {
-            rooms::apply(&tx, &fresh).await?;
+            rooms::apply(client, &fresh).await?;
             for (_, events) in &fresh {
                 self.auto_record(events, outbox).await?;
             }
@@ -422,9 +436,9 @@ impl EventProcessor {
         // Stable: an egress's events keep their delivery order.
         changes.sort_by(|a, b| a.update.egress_id.cmp(&b.update.egress_id));
         for change in changes {
-            change.write(&tx).await?;
+            change.write(client).await?;
         }
-        tx.commit().await?;
+        transaction.commit().await?;
         Ok(handled)
     }
 

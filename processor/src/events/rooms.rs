@@ -17,25 +17,34 @@ use tokio_postgres::Error;
 
 use crate::db::rooms::{self, Presence};
 
-/// Applies the events of each room (in delivery order per room) in the caller's transaction.
-/// Events of other kinds change nothing.
+/// The room sessions (name, sid) that `rooms_events` name, to be [locked](lock) before they are
+/// applied; a room none of whose events carries it is left out.
+pub fn sessions<'a>(rooms_events: &[(&'a str, Vec<&'a ParsedEvent>)]) -> Vec<(&'a str, &'a str)> {
+    rooms_events
+        .iter()
+        .filter_map(|(name, events)| {
+            let room = events
+                .iter()
+                .find_map(|parsed| parsed.event.room.as_ref())?;
+            Some((*name, room.sid.as_str()))
+        })
+        .collect()
+}
+
+/// Locks the rooms of `sessions` (in name order), creating those not seen yet.
+pub async fn lock(client: &impl GenericClient, sessions: &[(&str, &str)]) -> Result<(), Error> {
+    match sessions.is_empty() {
+        true => Ok(()),
+        false => rooms::lock(client, sessions).await,
+    }
+}
+
+/// Applies the events of each room (in delivery order per room) in the caller's transaction,
+/// which has [locked](lock) their rooms. Events of other kinds change nothing.
 pub async fn apply(
     client: &impl GenericClient,
     rooms_events: &[(&str, Vec<&ParsedEvent>)],
 ) -> Result<(), Error> {
-    let locked: Vec<(&str, &str)> = rooms_events
-        .iter()
-        .filter_map(|(name, events)| {
-            let sid = events
-                .iter()
-                .find_map(|parsed| parsed.event.room.as_ref())?;
-            Some((*name, sid.sid.as_str()))
-        })
-        .collect();
-    if locked.is_empty() {
-        return Ok(());
-    }
-    rooms::lock(client, &locked).await?;
     let mut run = Run::default();
     for (room_name, events) in rooms_events {
         for parsed in events {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lapin::types::AMQPValue;
+use roomtape_processor::db::transaction::Transaction;
 use roomtape_shared::queue::topology::{DEAD_QUEUE, EVENTS_EXCHANGE, EVENTS_QUEUE};
 use roomtape_tests::apps::{counter_sum, wait_ready};
 use roomtape_tests::fixtures::{participant_event, Egress};
@@ -353,4 +354,58 @@ async fn stopping_mid_stream_and_starting_again_loses_nothing() {
         .await,
         EVENTS
     );
+}
+
+/// A transaction that never ends (an error, a dropped future) must not go back to the pool: the
+/// next user of the connection would run, and commit, inside it.
+#[tokio::test]
+async fn an_unfinished_transaction_writes_nothing_and_leaves_the_pool() {
+    let test = TestEnv::new().await;
+    let client = test.database.client().await;
+    client
+        .batch_execute("CREATE TABLE marks (id int)")
+        .await
+        .expect("table");
+    let pool = roomtape_shared::db::pool(&test.database.settings).expect("pool");
+
+    let unfinished = Transaction::new(pool.get().await.expect("connection"));
+    unfinished
+        .begin_with(insert_mark(unfinished.client(), 1))
+        .await
+        .expect("begun with the insert");
+    drop(unfinished);
+    assert_eq!(pool.status().size, 0, "its connection left the pool");
+
+    let committed = Transaction::new(pool.get().await.expect("connection"));
+    committed
+        .begin_with(insert_mark(committed.client(), 2))
+        .await
+        .expect("begun with the insert");
+    committed.commit().await.expect("committed");
+    assert_eq!(
+        pool.status().size,
+        1,
+        "a finished transaction's connection goes back"
+    );
+    let ids: Vec<i32> = client
+        .query("SELECT id FROM marks", &[])
+        .await
+        .expect("marks")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        ids,
+        [2],
+        "the unfinished transaction's insert was rolled back"
+    );
+}
+
+async fn insert_mark(
+    client: &tokio_postgres::Client,
+    id: i32,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute("INSERT INTO marks VALUES ($1)", &[&id])
+        .await
 }
