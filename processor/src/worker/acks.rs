@@ -5,6 +5,13 @@
 //! the channel is settled too (a batch finishing early waits for the batches before it: their
 //! ack covers it).
 //!
+//! Settled deliveries wait up to [`ACK_DELAY`] for the next batches to settle, so that at a
+//! steady rate, where batches are one or two events, one frame acks several of them: every
+//! quorum-queue settle is a raft command the broker writes and syncs, and every ack wakes
+//! lapin's I/O thread. An ack only ever follows its commit; a crash in the delay redelivers
+//! those events, which the `webhook_events` record makes no-ops. A stopping worker acks what
+//! is settled at once ([`Acks::flush`]).
+//!
 //! A message that is nacked (returned to its queue) is sent on its own and marked done; a
 //! `multiple` ack never names a delivery that is not outstanding, so it never fails on one.
 //! A flush dropped before its frame left (a timeout, a stop) loses nothing: the next flush's
@@ -12,10 +19,17 @@
 //! to the queue, where dedupe makes the redelivery harmless.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lapin::options::BasicAckOptions;
 use lapin::Channel;
+
+use super::settle::SETTLE_TIMEOUT;
+
+/// How long settled deliveries wait for the next to be acked with them.
+pub const ACK_DELAY: Duration = Duration::from_millis(10);
 
 /// Where each delivery of the channel stands, oldest first, from the first that is not acked.
 #[derive(Debug, Default)]
@@ -69,6 +83,8 @@ pub struct Acks {
     /// The last tag acked: held across the send, so `multiple` acks leave in tag order (an
     /// older one after a newer would name a delivery already acked, which closes the channel).
     sent: tokio::sync::Mutex<u64>,
+    /// Whether a delayed flush is on its way.
+    scheduled: AtomicBool,
 }
 
 impl Acks {
@@ -77,6 +93,7 @@ impl Acks {
             channel,
             window: Mutex::new(Window::default()),
             sent: tokio::sync::Mutex::new(0),
+            scheduled: AtomicBool::new(false),
         }
     }
 
@@ -95,8 +112,32 @@ impl Acks {
         self.lock().mark(tag, Mark::Done);
     }
 
-    /// Acks every settled delivery that nothing older holds back, in one frame.
-    pub async fn flush(&self) -> lapin::Result<()> {
+    /// Flushes in [`ACK_DELAY`], unless a flush is already on its way (it will take these too).
+    pub fn flush_soon(self: &Arc<Self>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let acks = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ACK_DELAY).await;
+            acks.scheduled.store(false, Ordering::Release);
+            acks.flush().await;
+        });
+    }
+
+    /// Acks every settled delivery that nothing older holds back, in one frame, within
+    /// [`SETTLE_TIMEOUT`] (a failure is logged: the channel's close returns those deliveries).
+    pub async fn flush(&self) {
+        match tokio::time::timeout(SETTLE_TIMEOUT, self.send_settled()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not ack settled deliveries"),
+            Err(_) => {
+                tracing::warn!(timeout = ?SETTLE_TIMEOUT, "could not ack settled deliveries: lapin never completed the ack")
+            }
+        }
+    }
+
+    async fn send_settled(&self) -> lapin::Result<()> {
         let mut sent = self.sent.lock().await;
         let Some(upto) = self.lock().take_settled() else {
             return Ok(());

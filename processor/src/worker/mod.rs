@@ -287,6 +287,9 @@ async fn session<H: Handler>(
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
         .await;
     while in_flight.join_next().await.is_some() {}
+    if let (Some(acks), Ok(())) = (&acks, &outcome) {
+        acks.flush().await; // what is settled, now rather than after the delay
+    }
     // Deliveries prefetched but not started are returned to the queue by the close. Bounded
     // like an ack (see `settle::SETTLE_TIMEOUT`): a close queued just as the connection fails
     // would never complete.
@@ -382,7 +385,9 @@ impl<H: Handler> Work<H> {
                     }
                 }
             }
-            self.flush_acks().await;
+            if let Some(acks) = &self.acks {
+                acks.flush_soon();
+            }
             if held.is_empty() {
                 return;
             }
@@ -396,19 +401,6 @@ impl<H: Handler> Work<H> {
             }
             hold = (hold * 2).min(HOLD.max);
             (deliveries, messages) = held.into_iter().unzip();
-        }
-    }
-
-    /// Sends the acks this batch's settling made possible (see [`Acks`]), bounded like any
-    /// other settling.
-    async fn flush_acks(&self) {
-        let Some(acks) = &self.acks else { return };
-        match tokio::time::timeout(settle::SETTLE_TIMEOUT, acks.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "could not ack the batch"),
-            Err(_) => {
-                tracing::warn!(timeout = ?settle::SETTLE_TIMEOUT, "could not ack the batch: lapin never completed the ack")
-            }
         }
     }
 
