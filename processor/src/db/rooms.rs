@@ -15,8 +15,12 @@ use roomtape_shared::db::notifications::FinishedRoom;
 use roomtape_shared::db::prepared;
 
 /// Locks the rows of `rooms` (name, sid of its first event), creating a room that is new
-/// (active, for that sid). In name order, so two writers never wait on each other.
+/// (active, for that sid). In name order, so two writers never wait on each other. No rooms:
+/// no statement.
 pub async fn lock(client: &impl GenericClient, rooms: &[(&str, &str)]) -> Result<(), Error> {
+    if rooms.is_empty() {
+        return Ok(());
+    }
     let mut sorted = rooms.to_vec();
     sorted.sort_unstable();
     sorted.dedup_by_key(|(name, _)| *name);

@@ -24,6 +24,7 @@ use futures_util::{stream, StreamExt};
 
 use roomtape_shared::Chain;
 
+use crate::db;
 use crate::db::transaction::Transaction;
 use crate::db::webhook_events::{self, JsonText, Recorded};
 use crate::egress::{EgressEvent, EgressLifecycle, RecordingChange, Verdict};
@@ -391,17 +392,17 @@ impl EventProcessor {
             .chain(writes.iter().map(|write| write.event))
             .map(Event::recorded)
             .collect();
-        let parsed: Vec<(&str, Vec<&ParsedEvent>)> = groups
-            .iter()
-            .map(|(room, events)| (*room, events.iter().map(|e| &e.parsed).collect()))
-            .collect();
-        let sessions = rooms::sessions(&parsed);
+        let sessions = rooms::sessions(
+            groups
+                .iter()
+                .map(|(room, events)| (*room, events.iter().map(|e| &e.parsed))),
+        );
         // The rooms are locked beside the record, before it says which events are new (a
         // duplicate's room is locked too): one round trip for BEGIN, the record and the locks.
         let (mut new_ids, ()) = transaction
             .begin_with(try_join(
                 webhook_events::record_many(client, &recorded),
-                rooms::lock(client, &sessions),
+                db::rooms::lock(client, &sessions),
             ))
             .await?;
         let mut handled = Vec::with_capacity(recorded.len());

@@ -17,30 +17,28 @@ use tokio_postgres::Error;
 
 use crate::db::rooms::{self, Presence};
 
-/// The room sessions (name, sid) that `rooms_events` name, to be [locked](lock) before they are
-/// applied; a room none of whose events carries it is left out.
-pub fn sessions<'a>(rooms_events: &[(&'a str, Vec<&'a ParsedEvent>)]) -> Vec<(&'a str, &'a str)> {
+/// The room sessions (name, sid) that each room's events name, to be locked
+/// ([`rooms::lock`]) before they are applied; a room none of whose events carries it is left
+/// out.
+pub fn sessions<'a, E>(
+    rooms_events: impl IntoIterator<Item = (&'a str, E)>,
+) -> Vec<(&'a str, &'a str)>
+where
+    E: IntoIterator<Item = &'a ParsedEvent>,
+{
     rooms_events
-        .iter()
+        .into_iter()
         .filter_map(|(name, events)| {
             let room = events
-                .iter()
+                .into_iter()
                 .find_map(|parsed| parsed.event.room.as_ref())?;
-            Some((*name, room.sid.as_str()))
+            Some((name, room.sid.as_str()))
         })
         .collect()
 }
 
-/// Locks the rooms of `sessions` (in name order), creating those not seen yet.
-pub async fn lock(client: &impl GenericClient, sessions: &[(&str, &str)]) -> Result<(), Error> {
-    match sessions.is_empty() {
-        true => Ok(()),
-        false => rooms::lock(client, sessions).await,
-    }
-}
-
 /// Applies the events of each room (in delivery order per room) in the caller's transaction,
-/// which has [locked](lock) their rooms. Events of other kinds change nothing.
+/// which has locked their rooms ([`rooms::lock`]). Events of other kinds change nothing.
 pub async fn apply(
     client: &impl GenericClient,
     rooms_events: &[(&str, Vec<&ParsedEvent>)],
