@@ -43,6 +43,7 @@ fn a_complete_processor_environment_loads_with_defaults() {
         ("default", "s3")
     );
     assert!(default.force_path_style);
+    assert_eq!(settings.threads, 1, "one runtime thread");
     assert_eq!(
         settings.database.pool_size,
         2 * 16 + 4,
@@ -82,6 +83,8 @@ fn malformed_values_are_named() {
         ("LIVEKIT_URL", "ftp://x"),
         ("PROCESSOR_BIND", "nowhere"),
         ("PROCESSOR_PREFETCH", "-1"),
+        ("PROCESSOR_THREADS", "0"),
+        ("PROCESSOR_THREADS", "two"),
         ("RETRY_DELAYS", "1s,soon"),
         ("S3_FORCE_PATH_STYLE", "maybe"),
         ("LOG_FORMAT", "xml"),
