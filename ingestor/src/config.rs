@@ -30,6 +30,11 @@ pub struct IngestorSettings {
     /// confirm-mode channels publishes are spread over. One channel caps the ingestor at what
     /// one broker channel process confirms.
     pub publish_channels: usize,
+    /// `INGESTOR_PUBLISH_LINGER` (default `10ms`, `0s` turns it off): publishes wait for the
+    /// end of a shared tick this wide, so those that arrive close together reach the broker
+    /// together and share its sync (`queue::linger`); not while 32 or more are in flight. A
+    /// webhook's answer waits at most this much longer.
+    pub publish_linger: Duration,
     /// `INGESTOR_MAX_IN_FLIGHT` (default 1024): authenticated requests being read or published at
     /// once; past it, requests are answered 503 with `Retry-After` at once. Bounds the memory
     /// bodies can hold to this × `WEBHOOK_MAX_BODY_BYTES`.
@@ -53,6 +58,7 @@ impl IngestorSettings {
             dedupe_window: env.seconds_or("WEBHOOK_DEDUPE_WINDOW_SECS", Duration::from_secs(300)),
             workers: env.count_or("INGESTOR_WORKERS", cpus),
             publish_channels: publish_channels(env, workers),
+            publish_linger: env.duration_or("INGESTOR_PUBLISH_LINGER", Duration::from_millis(10)),
             max_in_flight: env.count_or("INGESTOR_MAX_IN_FLIGHT", 1024),
             body_timeout: env
                 .positive_duration_or("INGESTOR_BODY_TIMEOUT", Duration::from_secs(10)),
@@ -111,11 +117,14 @@ mod tests {
         let defaults = IngestorSettings::from_env(&ingestor_env(&[])).expect("valid");
         assert_eq!(defaults.confirm_timeout, Duration::from_secs(5));
         assert_eq!(defaults.dedupe_window, Duration::from_secs(300));
+        assert_eq!(defaults.publish_linger, Duration::from_millis(10));
         let set = IngestorSettings::from_env(&ingestor_env(&[
             ("PUBLISH_CONFIRM_TIMEOUT_MS", "750"),
             ("WEBHOOK_DEDUPE_WINDOW_SECS", "60"),
+            ("INGESTOR_PUBLISH_LINGER", "0s"),
         ]))
         .expect("valid");
+        assert_eq!(set.publish_linger, Duration::ZERO);
         assert_eq!(set.confirm_timeout, Duration::from_millis(750));
         assert_eq!(set.dedupe_window, Duration::from_secs(60));
         let error =

@@ -29,11 +29,22 @@ pub struct IngestorMetrics {
 
 /// Decrements the in-flight gauge when the publish ends, however it ends.
 #[derive(Debug)]
-pub struct InFlight(Gauge);
+pub struct InFlight {
+    gauge: Gauge,
+    /// Publishes already in flight when this one started.
+    ahead: i64,
+}
+
+impl InFlight {
+    /// How many publishes were in flight when this one started.
+    pub fn ahead(&self) -> usize {
+        usize::try_from(self.ahead).unwrap_or(0)
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
     }
 }
 
@@ -115,8 +126,10 @@ impl IngestorMetrics {
     }
 
     pub fn publish_started(&self) -> InFlight {
-        self.publishes_in_flight.inc();
-        InFlight(self.publishes_in_flight.clone())
+        InFlight {
+            ahead: self.publishes_in_flight.inc(),
+            gauge: self.publishes_in_flight.clone(),
+        }
     }
 
     pub fn webhook_started(&self) {

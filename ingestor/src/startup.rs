@@ -43,6 +43,7 @@ impl Application {
         let publisher = Arc::new(Publisher::new(
             settings.amqp.clone(),
             settings.confirm_timeout,
+            settings.publish_linger,
             settings.publish_channels,
             workers,
             ingestor_metrics.clone(),

@@ -3,4 +3,5 @@
 
 pub mod alarm;
 pub mod confirm;
+pub mod linger;
 pub mod publish;

@@ -27,6 +27,7 @@ use roomtape_shared::shutdown::Shutdown;
 
 use super::alarm::BrokerAlarm;
 use super::confirm::{ChannelError, Confirm};
+use super::linger::Linger;
 use crate::metrics::IngestorMetrics;
 use lanes::{Lane, Slot};
 
@@ -72,6 +73,7 @@ pub struct EventMessage<'a> {
 pub struct Publisher {
     settings: AmqpSettings,
     confirm_timeout: Duration,
+    linger: Linger,
     lanes: Box<[Lane]>,
     slots: Box<[Slot]>,
     /// `x-livekit-key`, built once.
@@ -92,10 +94,12 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// A pool of `channels` confirm channels for `workers` HTTP workers (both at least 1), not
-    /// connected until the workers [attach](Publisher::attach_worker).
+    /// connected until the workers [attach](Publisher::attach_worker). Each publish waits for
+    /// the end of the current `linger` tick before it goes out ([`Linger`]).
     pub fn new(
         settings: AmqpSettings,
         confirm_timeout: Duration,
+        linger: Duration,
         channels: usize,
         workers: usize,
         metrics: IngestorMetrics,
@@ -108,6 +112,7 @@ impl Publisher {
         Self {
             settings,
             confirm_timeout,
+            linger: Linger::new(linger),
             lanes,
             slots,
             key_header: FieldName::try_from("x-livekit-key").expect("a short field name"),
@@ -153,7 +158,8 @@ impl Publisher {
     /// confirming hands the event to the next usable one: the broker may then hold it twice,
     /// which consumers tolerate (they dedupe by event id), while a 503 would be a retry anyway.
     pub async fn publish(&self, event: EventMessage<'_>) -> Result<Published, PublishError> {
-        let _in_flight = self.metrics.publish_started();
+        let in_flight = self.metrics.publish_started();
+        self.linger.wait(in_flight.ahead()).await;
         let started = Instant::now();
         let result = self.publish_on_pool(event).await;
         self.metrics.observe_confirm(started.elapsed());

@@ -252,6 +252,7 @@ async fn publishes_given_up_while_the_broker_reads_nothing_leave_every_later_con
     let publisher = Arc::new(Publisher::new(
         settings.amqp.clone(),
         Duration::from_millis(1_500),
+        Duration::ZERO,
         1,
         1,
         metrics,
