@@ -36,7 +36,9 @@
 # BENCH_THREADS (client threads, default: CPUs), BENCH_WORKERS (the ingestor's INGESTOR_WORKERS;
 # default: the CPUs the ingestor may use), BENCH_CHANNELS (the ingestor's
 # INGESTOR_PUBLISH_CHANNELS and the pool baseline's channels; default: the workers),
-# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256).
+# BENCH_STORM (10000), BENCH_STORM_CONCURRENCY (256), BENCH_BIN (a folder holding another build's
+# roomtape-ingestor to measure in place of this checkout's; the load generator is always this
+# checkout's).
 # Pinning, for a machine with more cores (taskset CPU lists, e.g. 0-5; unset = not pinned):
 # BENCH_BROKER_CPUS pins every thread of the running RabbitMQ (beam.smp) and restores it to all
 # CPUs at the end; BENCH_INGESTOR_CPUS and BENCH_LOAD_CPUS start the ingestor and the load
@@ -77,6 +79,8 @@ VHOST="roomtape-bench-$$"
 log "building the release ingestor and roomtape-bench"
 cargo build --release --locked --bin roomtape-ingestor --bin roomtape-bench >&2
 bin="$CARGO_TARGET_DIR/release"
+tested="${BENCH_BIN:-$bin}" # where the ingestor under test comes from
+[ -x "$tested/roomtape-ingestor" ] || { log "BENCH_BIN: no roomtape-ingestor in $tested"; exit 1; }
 
 work="$(mktemp -d)"
 ingestor_pid=""
@@ -127,7 +131,7 @@ ${ingestor_prefix[@]+"${ingestor_prefix[@]}"} env LIVEKIT_API_KEY="$API_KEY" LIV
   AMQP_URL="$amqp_url" INGESTOR_BIND=127.0.0.1:0 INGESTOR_WORKERS="$WORKERS" \
   INGESTOR_PUBLISH_CHANNELS="$CHANNELS" \
   RUST_LOG=info LOG_FORMAT=json \
-  "$bin/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
+  "$tested/roomtape-ingestor" >"$work/ingestor.log" 2>&1 &
 ingestor_pid=$!
 
 port=""
